@@ -1,0 +1,233 @@
+package dev.puzzlefs.oci;
+
+import dev.puzzlefs.format.Digest;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * An OCI image layout directory: {@code oci-layout}, {@code index.json} and {@code
+ * blobs/sha256/<hex>}. Blobs are written to a temporary file and renamed, so a reader never sees a
+ * partial blob; an existing blob is never rewritten.
+ */
+public final class OciLayout {
+  private static final byte[] LAYOUT_MARKER =
+      "{\"imageLayoutVersion\":\"1.0.0\"}".getBytes(StandardCharsets.UTF_8);
+
+  private final Path root;
+
+  private OciLayout(Path root) {
+    this.root = root;
+  }
+
+  /** Opens an existing layout; fails with a clear message if {@code dir} is not one. */
+  public static OciLayout open(Path dir) throws OciException {
+    if (!Files.isDirectory(dir)) {
+      throw new OciException(dir + ": no such OCI image directory");
+    }
+    if (!Files.isRegularFile(dir.resolve("index.json"))) {
+      throw new OciException(dir + " is not an OCI image layout: it has no index.json");
+    }
+    return new OciLayout(dir);
+  }
+
+  /** Opens {@code dir} as a layout, creating an empty one if it does not exist yet. */
+  public static OciLayout openOrCreate(Path dir) throws IOException {
+    Files.createDirectories(dir.resolve("blobs").resolve(Digest.ALGORITHM));
+    if (!Files.exists(dir.resolve("oci-layout"))) {
+      writeAtomically(dir.resolve("oci-layout"), LAYOUT_MARKER);
+    }
+    if (!Files.exists(dir.resolve("index.json"))) {
+      writeAtomically(
+          dir.resolve("index.json"), Json.write(new ImageIndex(2, null, List.of(), null)));
+    }
+    return new OciLayout(dir);
+  }
+
+  /** The layout's directory. */
+  public Path root() {
+    return root;
+  }
+
+  /** Where the blob {@code digest} lives (it may not exist). */
+  public Path blobPath(Digest digest) {
+    return root.resolve("blobs").resolve(Digest.ALGORITHM).resolve(digest.hex());
+  }
+
+  /** True when the blob is present. */
+  public boolean hasBlob(Digest digest) {
+    return Files.isRegularFile(blobPath(digest));
+  }
+
+  /**
+   * Stores {@code data[0, len)} as a blob and returns its digest. An existing blob is not
+   * rewritten, but its bytes must hash to its name.
+   */
+  public Digest putBlob(byte[] data, int len) throws IOException {
+    Digest digest = Digest.sha256(data, 0, len);
+    Path target = blobPath(digest);
+    if (Files.exists(target)) {
+      checkExisting(digest, target, len);
+      return digest;
+    }
+    Path dir = target.getParent();
+    Files.createDirectories(dir);
+    Path tmp = Files.createTempFile(dir, ".tmp-" + digest.hex().substring(0, 12), "");
+    try {
+      try (var out = Files.newOutputStream(tmp)) {
+        out.write(data, 0, len);
+      }
+      move(tmp, target);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+    return digest;
+  }
+
+  /** Stores all of {@code data} as a blob. */
+  public Digest putBlob(byte[] data) throws IOException {
+    return putBlob(data, data.length);
+  }
+
+  private void checkExisting(Digest digest, Path path, long len) throws IOException {
+    if (Files.size(path) != len || !Digest.sha256(Files.readAllBytes(path)).equals(digest)) {
+      throw new OciException(
+          "blob "
+              + path
+              + " exists but its bytes do not hash to its name "
+              + digest
+              + "; refusing to overwrite it (remove it by hand if the store is corrupt)");
+    }
+  }
+
+  /** Reads a whole blob and checks that its bytes hash to {@code digest}. */
+  public byte[] readBlob(Digest digest) throws IOException {
+    Path path = blobPath(digest);
+    byte[] data;
+    try {
+      data = Files.readAllBytes(path);
+    } catch (NoSuchFileException e) {
+      throw new OciException("blob " + digest + " is missing from " + root, e);
+    }
+    Digest actual = Digest.sha256(data);
+    if (!actual.equals(digest)) {
+      throw new OciException(
+          "blob " + path + " is corrupt: expected " + digest + ", its bytes hash to " + actual);
+    }
+    return data;
+  }
+
+  /** Streams a blob without verifying it (callers verify as they read). */
+  public InputStream openBlob(Digest digest) throws IOException {
+    try {
+      return Files.newInputStream(blobPath(digest));
+    } catch (NoSuchFileException e) {
+      throw new OciException("blob " + digest + " is missing from " + root, e);
+    }
+  }
+
+  /** The parsed {@code index.json}. */
+  public ImageIndex index() throws IOException {
+    Path path = root.resolve("index.json");
+    ImageIndex index = Json.read(Files.readAllBytes(path), ImageIndex.class, path.toString());
+    if (index.manifests() == null) {
+      throw new OciException(path + " has no \"manifests\" list");
+    }
+    return index;
+  }
+
+  /** The index entry carrying {@code tag}, if any. */
+  public Optional<Descriptor> findTag(String tag) throws IOException {
+    for (Descriptor d : index().manifests()) {
+      if (tag.equals(d.annotation(MediaTypes.REF_NAME))) {
+        return Optional.of(d);
+      }
+    }
+    return Optional.empty();
+  }
+
+  /** The manifest descriptor for {@code tag}; a clear error lists the tags that do exist. */
+  public Descriptor resolveTag(String tag) throws IOException {
+    Optional<Descriptor> found = findTag(tag);
+    if (found.isPresent()) {
+      return found.get();
+    }
+    List<String> tags = new ArrayList<>();
+    for (Descriptor d : index().manifests()) {
+      String name = d.annotation(MediaTypes.REF_NAME);
+      if (name != null) {
+        tags.add(name);
+      }
+    }
+    throw new OciException(
+        "tag '"
+            + tag
+            + "' does not exist in "
+            + root
+            + " (tags: "
+            + (tags.isEmpty() ? "none" : String.join(", ", tags))
+            + ")");
+  }
+
+  /** Reads and parses the manifest behind {@code tag}. */
+  public ImageManifest manifest(String tag) throws IOException {
+    Descriptor d = resolveTag(tag);
+    byte[] bytes = readBlob(d.digestValue());
+    return Json.read(bytes, ImageManifest.class, "manifest " + d.digest() + " of tag " + tag);
+  }
+
+  /**
+   * Points {@code tag} at {@code manifest}, replacing an older entry with the same tag. The index
+   * is replaced atomically, so it always names complete images.
+   */
+  public synchronized void tag(String tag, Descriptor manifest) throws IOException {
+    List<Descriptor> entries = new ArrayList<>();
+    for (Descriptor d : index().manifests()) {
+      if (!tag.equals(d.annotation(MediaTypes.REF_NAME))) {
+        entries.add(d);
+      }
+    }
+    entries.add(manifest.withAnnotations(Map.of(MediaTypes.REF_NAME, tag)));
+    writeAtomically(root.resolve("index.json"), Json.write(new ImageIndex(2, null, entries, null)));
+  }
+
+  /** Writes {@code data} to {@code target} through a temporary file and a rename. */
+  public static void writeAtomically(Path target, byte[] data) throws IOException {
+    Path dir = target.toAbsolutePath().getParent();
+    Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+    try {
+      Files.write(tmp, data);
+      move(tmp, target);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+  }
+
+  private static void move(Path from, Path to) throws IOException {
+    try {
+      Files.move(from, to, StandardCopyOption.ATOMIC_MOVE);
+    } catch (AtomicMoveNotSupportedException e) {
+      Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
+    }
+  }
+
+  /** Hashes a stream fully; used to check blobs too large to hold. */
+  static Digest sha256(InputStream in) throws IOException {
+    MessageDigest md = Digest.newSha256();
+    byte[] buf = new byte[1 << 16];
+    for (int n; (n = in.read(buf)) > 0; ) {
+      md.update(buf, 0, n);
+    }
+    return Digest.of(md.digest());
+  }
+}

@@ -1,0 +1,18 @@
+package dev.puzzlefs.reader;
+
+import dev.puzzlefs.format.Digest;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * Supplies the stored bytes of chunk blobs. Every implementation completes only with bytes whose
+ * sha256 equals {@code blob} (and whose fs-verity digest matches, when the source was asked to
+ * check it); anything else completes exceptionally with an {@link java.io.IOException} naming the
+ * blob and the cause. Futures may complete on any thread; callers must not block an event loop.
+ */
+public interface ChunkSource extends AutoCloseable {
+  /** The verified stored bytes of {@code blob}. The array must not be modified. */
+  CompletableFuture<byte[]> fetch(Digest blob);
+
+  @Override
+  default void close() {}
+}
