@@ -4,12 +4,14 @@ import dev.puzzlefs.format.Digest;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.security.MessageDigest;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -70,15 +72,24 @@ public final class OciLayout {
   }
 
   /**
-   * Stores {@code data[0, len)} as a blob and returns its digest. An existing blob is not
-   * rewritten, but its bytes must hash to its name.
+   * Stores {@code data[0, len)} as a blob and returns its digest. An existing blob is not rewritten,
+   * but its bytes must hash to its name.
    */
   public Digest putBlob(byte[] data, int len) throws IOException {
     Digest digest = Digest.sha256(data, 0, len);
+    putBlob(digest, data, len);
+    return digest;
+  }
+
+  /**
+   * Stores {@code data[0, len)} under {@code digest}, which the caller has just computed from
+   * these bytes. Returns false when the blob was already present (and intact).
+   */
+  public boolean putBlob(Digest digest, byte[] data, int len) throws IOException {
     Path target = blobPath(digest);
     if (Files.exists(target)) {
       checkExisting(digest, target, len);
-      return digest;
+      return false;
     }
     Path dir = target.getParent();
     Files.createDirectories(dir);
@@ -91,7 +102,7 @@ public final class OciLayout {
     } finally {
       Files.deleteIfExists(tmp);
     }
-    return digest;
+    return true;
   }
 
   /** Stores all of {@code data} as a blob. */
@@ -191,6 +202,15 @@ public final class OciLayout {
    * is replaced atomically, so it always names complete images.
    */
   public synchronized void tag(String tag, Descriptor manifest) throws IOException {
+    try (FileChannel lock =
+            FileChannel.open(
+                root.resolve(".index.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        FileLock held = lock.lock()) {
+      replaceTag(tag, manifest);
+    }
+  }
+
+  private void replaceTag(String tag, Descriptor manifest) throws IOException {
     List<Descriptor> entries = new ArrayList<>();
     for (Descriptor d : index().manifests()) {
       if (!tag.equals(d.annotation(MediaTypes.REF_NAME))) {
@@ -219,15 +239,5 @@ public final class OciLayout {
     } catch (AtomicMoveNotSupportedException e) {
       Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
     }
-  }
-
-  /** Hashes a stream fully; used to check blobs too large to hold. */
-  static Digest sha256(InputStream in) throws IOException {
-    MessageDigest md = Digest.newSha256();
-    byte[] buf = new byte[1 << 16];
-    for (int n; (n = in.read(buf)) > 0; ) {
-      md.update(buf, 0, n);
-    }
-    return Digest.of(md.digest());
   }
 }

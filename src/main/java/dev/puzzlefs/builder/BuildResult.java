@@ -1,0 +1,22 @@
+package dev.puzzlefs.builder;
+
+import dev.puzzlefs.format.Digest;
+
+/**
+ * What a build produced: the manifest's sha256 and fs-verity digest, and counts for the summary.
+ */
+public record BuildResult(
+    Digest manifest,
+    byte[] manifestVerity,
+    long inodes,
+    long files,
+    long bytes,
+    int chunks,
+    int chunksWritten,
+    long storedBytes) {
+
+  /** The manifest's fs-verity digest in lowercase hex, as {@code mount --digest} takes it. */
+  public String manifestVerityHex() {
+    return java.util.HexFormat.of().formatHex(manifestVerity);
+  }
+}

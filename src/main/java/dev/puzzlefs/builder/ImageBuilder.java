@@ -1,0 +1,221 @@
+package dev.puzzlefs.builder;
+
+import dev.puzzlefs.format.Chunker;
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.format.FastCdc;
+import dev.puzzlefs.format.FileChunk;
+import dev.puzzlefs.format.FsVerity;
+import dev.puzzlefs.format.Inode;
+import dev.puzzlefs.format.InodeKind;
+import dev.puzzlefs.format.Rootfs;
+import dev.puzzlefs.format.RootfsCodec;
+import dev.puzzlefs.format.VerityData;
+import dev.puzzlefs.oci.Descriptor;
+import dev.puzzlefs.oci.ImageManifest;
+import dev.puzzlefs.oci.Json;
+import dev.puzzlefs.oci.MediaTypes;
+import dev.puzzlefs.oci.OciLayout;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/**
+ * Builds a PuzzleFS image from a directory tree into an OCI layout.
+ *
+ * <p>The steps: walk the tree (inode numbers), stream every regular file's bytes in ino order
+ * through one FastCDC chunker (chunks span file boundaries, so shared runs of bytes dedupe across
+ * files and images), store each chunk as a blob, then write the rootfs blob, the empty config and
+ * the manifest, and only then point the tag at the manifest. An interrupted build leaves unnamed
+ * blobs at most, never a tag on an incomplete image.
+ */
+public final class ImageBuilder {
+  private static final byte[] EMPTY_CONFIG = {'{', '}'};
+  private static final int READ_BUFFER = 1 << 20;
+
+  private final int threads;
+
+  /** A builder hashing and writing chunks on {@code threads} worker threads. */
+  public ImageBuilder(int threads) {
+    this.threads = Math.max(1, threads);
+  }
+
+  /** Builds {@code rootfs} into {@code layout} and tags the image {@code tag}. */
+  public BuildResult build(Path rootfs, OciLayout layout, String tag) throws IOException {
+    List<SourceNode> nodes = TreeWalker.walk(rootfs);
+
+    List<SourceNode> files = new ArrayList<>();
+    for (SourceNode n : nodes) {
+      if (n.kind == InodeKind.FILE) {
+        files.add(n);
+      }
+    }
+    long[] lengths = new long[files.size()];
+    List<ChunkWriter.StoredChunk> chunks;
+    ExecutorService workers = Executors.newFixedThreadPool(threads, BuildThreads.FACTORY);
+    try {
+      ChunkWriter writer = new ChunkWriter(layout, workers, threads * 4);
+      Chunker chunker = new Chunker(FastCdc.PUZZLEFS, writer);
+      byte[] buf = new byte[READ_BUFFER];
+      for (int i = 0; i < files.size(); i++) {
+        lengths[i] = stream(files.get(i).path, chunker, buf);
+      }
+      chunker.finish();
+      chunks = writer.finish();
+    } finally {
+      workers.shutdownNow();
+    }
+
+    Map<Long, List<FileChunk>> fileChunks = assignChunks(files, lengths, chunks);
+    List<Inode> inodes = new ArrayList<>(nodes.size());
+    for (SourceNode n : nodes) {
+      inodes.add(toInode(n, fileChunks.get(n.ino)));
+    }
+    Map<Digest, byte[]> verity = new TreeMap<>();
+    Set<Digest> chunkOrder = new LinkedHashSet<>();
+    long stored = 0;
+    int written = 0;
+    for (ChunkWriter.StoredChunk c : chunks) {
+      verity.put(c.digest(), c.verity());
+      if (chunkOrder.add(c.digest())) {
+        stored += c.length();
+      }
+      written += c.written() ? 1 : 0;
+    }
+    List<VerityData> verityList = new ArrayList<>();
+    verity.forEach((d, v) -> verityList.add(new VerityData(d, v)));
+
+    Rootfs model = new Rootfs(List.of(inodes), verityList, Rootfs.MANIFEST_VERSION);
+    byte[] rootfsBlob = RootfsCodec.encode(model);
+    Digest rootfsDigest = layout.putBlob(rootfsBlob);
+    layout.putBlob(EMPTY_CONFIG);
+
+    List<Descriptor> layers = new ArrayList<>();
+    layers.add(
+        Descriptor.of(MediaTypes.ROOTFS, rootfsDigest, rootfsBlob.length)
+            .withAnnotations(
+                Map.of(
+                    MediaTypes.VERITY_ROOT_HASH, HexFormat.of().formatHex(FsVerity.digest(rootfsBlob)))));
+    Map<Digest, Integer> sizes = new TreeMap<>();
+    for (ChunkWriter.StoredChunk c : chunks) {
+      sizes.put(c.digest(), c.length());
+    }
+    for (Digest d : chunkOrder) {
+      layers.add(Descriptor.of(MediaTypes.FILEDATA, d, sizes.get(d)));
+    }
+    ImageManifest manifest = new ImageManifest(2, MediaTypes.MANIFEST, emptyConfig(), layers, null);
+    byte[] manifestBytes = Json.write(manifest);
+    Digest manifestDigest = layout.putBlob(manifestBytes);
+    layout.tag(
+        tag,
+        Descriptor.of(MediaTypes.MANIFEST, manifestDigest, manifestBytes.length)
+            .withPlatform(new Descriptor.Platform(architecture(), "linux")));
+
+    long totalBytes = 0;
+    for (long l : lengths) {
+      totalBytes += l;
+    }
+    return new BuildResult(
+        manifestDigest,
+        FsVerity.digest(manifestBytes),
+        nodes.size(),
+        files.size(),
+        totalBytes,
+        chunkOrder.size(),
+        written,
+        stored);
+  }
+
+  /** The OCI empty descriptor, with its bytes inlined as the spec shows it. */
+  static Descriptor emptyConfig() {
+    return new Descriptor(
+        MediaTypes.EMPTY, Digest.sha256(EMPTY_CONFIG).toString(), 2, null, null, "e30=");
+  }
+
+  private static long stream(Path file, Chunker chunker, byte[] buf) throws IOException {
+    long total = 0;
+    try (InputStream in = Files.newInputStream(file)) {
+      for (int n; (n = in.read(buf)) > 0; ) {
+        chunker.write(buf, 0, n);
+        total += n;
+      }
+    } catch (IOException e) {
+      throw new IOException("cannot read " + file + ": " + e.getMessage(), e);
+    }
+    return total;
+  }
+
+  /**
+   * Cuts each file's span of the stream along the chunk boundaries: a file's pieces are (chunk,
+   * offset inside the chunk, bytes taken from it).
+   */
+  private static Map<Long, List<FileChunk>> assignChunks(
+      List<SourceNode> files, long[] lengths, List<ChunkWriter.StoredChunk> chunks) {
+    Map<Long, List<FileChunk>> out = new java.util.HashMap<>();
+    int ci = 0;
+    long chunkStart = 0;
+    long pos = 0;
+    for (int i = 0; i < files.size(); i++) {
+      List<FileChunk> pieces = new ArrayList<>();
+      long left = lengths[i];
+      while (left > 0) {
+        ChunkWriter.StoredChunk c = chunks.get(ci);
+        long offset = pos - chunkStart;
+        long take = Math.min(left, c.length() - offset);
+        pieces.add(new FileChunk(c.digest(), offset, false, take));
+        pos += take;
+        left -= take;
+        if (pos == chunkStart + c.length()) {
+          chunkStart += c.length();
+          ci++;
+        }
+      }
+      out.put(files.get(i).ino, pieces);
+    }
+    return out;
+  }
+
+  private static Inode toInode(SourceNode n, List<FileChunk> chunks) {
+    long major = 0;
+    long minor = 0;
+    if (n.kind == InodeKind.CHR || n.kind == InodeKind.BLK) {
+      major = ((n.rdev >>> 8) & 0xfff) | ((n.rdev >>> 32) & ~0xfffL);
+      minor = (n.rdev & 0xff) | ((n.rdev >>> 12) & ~0xffL);
+    }
+    // The walk adds directory entries in name order already.
+    return new Inode(
+        n.ino,
+        n.kind,
+        n.uid,
+        n.gid,
+        n.permissions,
+        major,
+        minor,
+        n.entries,
+        chunks,
+        n.xattrs,
+        n.symlinkTarget);
+  }
+
+  private static String architecture() {
+    String arch = System.getProperty("os.arch");
+    switch (arch) {
+      case "amd64":
+      case "x86_64":
+        return "amd64";
+      case "aarch64":
+        return "arm64";
+      default:
+        return arch;
+    }
+  }
+}

@@ -1,0 +1,46 @@
+package dev.puzzlefs.cli;
+
+import dev.puzzlefs.builder.BuildResult;
+import dev.puzzlefs.builder.ImageBuilder;
+import dev.puzzlefs.oci.OciLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code puzzlefs build ROOTFS OCI_DIR TAG}. */
+@Command(name = "build", description = "Build a PuzzleFS image from a directory tree.")
+final class BuildCommand implements Callable<Integer> {
+  @Parameters(index = "0", paramLabel = "ROOTFS", description = "the directory tree to build")
+  Path rootfs;
+
+  @Parameters(index = "1", paramLabel = "OCI_DIR", description = "OCI layout to add the image to")
+  Path ociDir;
+
+  @Parameters(index = "2", paramLabel = "TAG", description = "tag to give the image")
+  String tag;
+
+  @Option(
+      names = "--threads",
+      description = "threads hashing and writing chunks (default: available processors)")
+  int threads = Runtime.getRuntime().availableProcessors();
+
+  @Override
+  public Integer call() throws Exception {
+    if (!Files.isDirectory(rootfs)) {
+      throw new java.io.IOException(
+          "root filesystem " + rootfs + (Files.exists(rootfs) ? " is not a directory" : " does not exist"));
+    }
+    Tags.check(tag);
+    long start = System.nanoTime();
+    BuildResult r = new ImageBuilder(threads).build(rootfs, OciLayout.openOrCreate(ociDir), tag);
+    double secs = (System.nanoTime() - start) / 1e9;
+    System.err.printf(
+        "built %s:%s from %s: %d inodes, %d files, %d bytes in %d chunks (%d new), %.1fs%n",
+        ociDir, tag, rootfs, r.inodes(), r.files(), r.bytes(), r.chunks(), r.chunksWritten(), secs);
+    System.out.println("puzzlefs image manifest digest: " + r.manifestVerityHex());
+    return 0;
+  }
+}
