@@ -16,8 +16,8 @@ import java.util.concurrent.Semaphore;
 
 /**
  * Receives the chunks the chunker cuts from the data stream and stores them: hashing (sha256 and
- * fs-verity) and writing run on worker threads while the caller goes on reading files, with a
- * bound on chunks in flight so memory stays flat.
+ * fs-verity) and writing run on worker threads while the caller goes on reading files, with a bound
+ * on chunks in flight so memory stays flat.
  */
 final class ChunkWriter implements Chunker.ChunkSink {
   /** A stored chunk: its name, its fs-verity digest and its length in the stream. */

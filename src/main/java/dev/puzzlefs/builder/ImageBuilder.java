@@ -104,7 +104,8 @@ public final class ImageBuilder {
         Descriptor.of(MediaTypes.ROOTFS, rootfsDigest, rootfsBlob.length)
             .withAnnotations(
                 Map.of(
-                    MediaTypes.VERITY_ROOT_HASH, HexFormat.of().formatHex(FsVerity.digest(rootfsBlob)))));
+                    MediaTypes.VERITY_ROOT_HASH,
+                    HexFormat.of().formatHex(FsVerity.digest(rootfsBlob)))));
     Map<Digest, Integer> sizes = new TreeMap<>();
     for (ChunkWriter.StoredChunk c : chunks) {
       sizes.put(c.digest(), c.length());

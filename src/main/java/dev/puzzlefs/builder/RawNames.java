@@ -8,15 +8,13 @@ import java.nio.file.Path;
 
 /**
  * The raw bytes of file names. The JDK keeps a Unix path as the bytes the kernel gave it but only
- * hands out a decoded {@code String}, which loses bytes that are not valid in the platform
- * charset. With {@code --add-opens java.base/sun.nio.fs=ALL-UNNAMED} (which bin/puzzlefs passes)
- * we read the kept bytes; without it we re-encode the string, exact for valid UTF-8 names under a
- * UTF-8 locale.
+ * hands out a decoded {@code String}, which loses bytes that are not valid in the platform charset.
+ * With {@code --add-opens java.base/sun.nio.fs=ALL-UNNAMED} (which bin/puzzlefs passes) we read the
+ * kept bytes; without it we re-encode the string, exact for valid UTF-8 names under a UTF-8 locale.
  */
 public final class RawNames {
   private static final MethodHandle AS_BYTES = findAsByteArray();
-  private static final Charset JNU =
-      Charset.forName(System.getProperty("sun.jnu.encoding", "UTF-8"), Charset.defaultCharset());
+  private static final Charset JNU = platformCharset();
 
   private RawNames() {}
 
@@ -29,6 +27,14 @@ public final class RawNames {
           .asType(MethodType.methodType(byte[].class, Path.class));
     } catch (ReflectiveOperationException | RuntimeException e) {
       return null;
+    }
+  }
+
+  private static Charset platformCharset() {
+    try {
+      return Charset.forName(System.getProperty("sun.jnu.encoding", "UTF-8"));
+    } catch (IllegalArgumentException e) {
+      return Charset.defaultCharset();
     }
   }
 

@@ -11,9 +11,8 @@ import jnr.ffi.annotations.In;
 import jnr.ffi.annotations.Out;
 
 /**
- * Reads every extended attribute of a path without following symlinks, in every namespace
- * ({@code user.}, {@code security.}, {@code trusted.}); the JDK's attribute view sees only
- * {@code user.}.
+ * Reads every extended attribute of a path without following symlinks, in every namespace ({@code
+ * user.}, {@code security.}, {@code trusted.}); the JDK's attribute view sees only {@code user.}.
  */
 final class Xattrs {
   /** The libc calls we need; names and values are raw bytes. */
@@ -95,7 +94,8 @@ final class Xattrs {
         return Arrays.copyOf(buf, (int) got);
       }
       if (RUNTIME.getLastError() != ERANGE) {
-        throw error("read extended attribute " + new String(key) + " of", path, RUNTIME.getLastError());
+        throw error(
+            "read extended attribute " + new String(key) + " of", path, RUNTIME.getLastError());
       }
     }
     throw new IOException("extended attribute of " + path + " kept changing while read");

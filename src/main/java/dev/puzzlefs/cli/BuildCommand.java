@@ -31,7 +31,9 @@ final class BuildCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     if (!Files.isDirectory(rootfs)) {
       throw new java.io.IOException(
-          "root filesystem " + rootfs + (Files.exists(rootfs) ? " is not a directory" : " does not exist"));
+          "root filesystem "
+              + rootfs
+              + (Files.exists(rootfs) ? " is not a directory" : " does not exist"));
     }
     Tags.check(tag);
     long start = System.nanoTime();

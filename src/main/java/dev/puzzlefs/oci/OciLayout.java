@@ -3,9 +3,9 @@ package dev.puzzlefs.oci;
 import dev.puzzlefs.format.Digest;
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -72,8 +72,8 @@ public final class OciLayout {
   }
 
   /**
-   * Stores {@code data[0, len)} as a blob and returns its digest. An existing blob is not rewritten,
-   * but its bytes must hash to its name.
+   * Stores {@code data[0, len)} as a blob and returns its digest. An existing blob is not
+   * rewritten, but its bytes must hash to its name.
    */
   public Digest putBlob(byte[] data, int len) throws IOException {
     Digest digest = Digest.sha256(data, 0, len);
@@ -82,8 +82,8 @@ public final class OciLayout {
   }
 
   /**
-   * Stores {@code data[0, len)} under {@code digest}, which the caller has just computed from
-   * these bytes. Returns false when the blob was already present (and intact).
+   * Stores {@code data[0, len)} under {@code digest}, which the caller has just computed from these
+   * bytes. Returns false when the blob was already present (and intact).
    */
   public boolean putBlob(Digest digest, byte[] data, int len) throws IOException {
     Path target = blobPath(digest);

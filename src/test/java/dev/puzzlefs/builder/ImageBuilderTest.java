@@ -128,7 +128,8 @@ class ImageBuilderTest {
     assertArrayEquals(small, reassemble(layout, c));
     // Every chunk is listed once in the manifest and has its fs-verity digest recorded.
     ImageManifest m = layout.manifest("t");
-    long chunkLayers = m.layers().stream().filter(d -> d.mediaType().equals(MediaTypes.FILEDATA)).count();
+    long chunkLayers =
+        m.layers().stream().filter(d -> d.mediaType().equals(MediaTypes.FILEDATA)).count();
     assertEquals(chunkLayers, m.layers().stream().map(Descriptor::digest).distinct().count() - 1);
     assertEquals(chunkLayers, r.verity().size());
     for (var v : r.verity()) {
@@ -192,8 +193,7 @@ class ImageBuilderTest {
     OciLayout layout = OciLayout.openOrCreate(tmp.resolve("oci"));
     IOException e =
         assertThrows(
-            IOException.class,
-            () -> new ImageBuilder(1).build(tmp.resolve("absent"), layout, "t"));
+            IOException.class, () -> new ImageBuilder(1).build(tmp.resolve("absent"), layout, "t"));
     assertTrue(e.getMessage().contains("absent"), e.getMessage());
     assertTrue(e.getMessage().contains("does not exist"), e.getMessage());
     assertFalse(layout.findTag("t").isPresent());

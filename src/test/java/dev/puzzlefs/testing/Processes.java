@@ -64,8 +64,7 @@ public final class Processes {
       p.destroyForcibly();
       throw new IOException(String.join(" ", cmd) + " did not finish within " + seconds + "s");
     }
-    return new Result(
-        p.exitValue(), out.join(), new String(err.join(), StandardCharsets.UTF_8));
+    return new Result(p.exitValue(), out.join(), new String(err.join(), StandardCharsets.UTF_8));
   }
 
   private static CompletableFuture<byte[]> drain(InputStream in) {

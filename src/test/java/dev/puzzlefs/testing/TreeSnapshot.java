@@ -77,7 +77,8 @@ public final class TreeSnapshot {
             entries.put(rel, sb.toString());
           }
         });
-    fileKeys.forEach((rel, k) -> entries.put(rel, entries.get(rel) + " group=" + linkGroups.get(k)));
+    fileKeys.forEach(
+        (rel, k) -> entries.put(rel, entries.get(rel) + " group=" + linkGroups.get(k)));
     return new TreeSnapshot(entries, xattrs(root));
   }
 
