@@ -1,0 +1,210 @@
+package dev.puzzlefs.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.puzzlefs.oci.OciLayout;
+import dev.puzzlefs.testing.Processes;
+import dev.puzzlefs.testing.TestRegistry;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The commands as a user runs them: exit codes, messages, readiness, and bad input. */
+class CliTest {
+  @TempDir Path tmp;
+  private Path src;
+  private Path oci;
+  private Path mnt;
+
+  @BeforeEach
+  void smallImage() throws Exception {
+    src = Files.createDirectories(tmp.resolve("src"));
+    Files.writeString(src.resolve("hello"), "hello\n");
+    Files.createDirectories(src.resolve("dir"));
+    Files.write(src.resolve("dir/data"), new byte[200_000]);
+    oci = tmp.resolve("oci");
+    Cli.ok("build", src.toString(), oci.toString(), "v1");
+    mnt = Files.createDirectories(tmp.resolve("mnt"));
+  }
+
+  @AfterEach
+  void unmount() {
+    Cli.unmountQuietly(mnt);
+  }
+
+  private boolean mounted() throws Exception {
+    return !Files.getAttribute(tmp, "unix:dev").equals(Files.getAttribute(mnt, "unix:dev"));
+  }
+
+  private static String fail(String... args) throws Exception {
+    Processes.Result r = Cli.run(args);
+    assertNotEquals(0, r.exit(), "expected failure of " + String.join(" ", args));
+    return r.stderr();
+  }
+
+  @Test
+  void mount_background_returnsOnlyWhenReady() throws Exception {
+    Cli.ok("mount", oci.toString(), "v1", mnt.toString());
+    assertTrue(mounted());
+    assertEquals("hello\n", Files.readString(mnt.resolve("hello")));
+    Cli.ok("umount", mnt.toString());
+    assertFalse(mounted());
+  }
+
+  @Test
+  void mount_foregroundWithFifo_writesSThenExitsZeroOnUnmount() throws Exception {
+    Path fifo = tmp.resolve("ready");
+    Processes.run(10, "mkfifo", fifo.toString());
+    Process p = foreground(fifo, oci.toString(), "v1", mnt.toString());
+    try (InputStream in = Files.newInputStream(fifo)) {
+      assertEquals('s', in.read());
+    }
+    assertTrue(mounted());
+    Cli.ok("umount", mnt.toString());
+    assertTrue(p.waitFor(30, TimeUnit.SECONDS), "foreground mount exits after unmount");
+    assertEquals(0, p.exitValue());
+  }
+
+  @Test
+  void mount_foregroundWithFifo_writesFOnFailure() throws Exception {
+    Path fifo = tmp.resolve("ready");
+    Processes.run(10, "mkfifo", fifo.toString());
+    Process p = foreground(fifo, oci.toString(), "no-such-tag", mnt.toString());
+    try (InputStream in = Files.newInputStream(fifo)) {
+      assertEquals('f', in.read());
+    }
+    assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+    assertNotEquals(0, p.exitValue());
+    assertFalse(mounted());
+  }
+
+  private static Process foreground(Path fifo, String... args) throws Exception {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    cmd.add("--enable-native-access=ALL-UNNAMED");
+    cmd.add("-cp");
+    cmd.add(System.getProperty("java.class.path"));
+    cmd.add("dev.puzzlefs.cli.Main");
+    cmd.add("mount");
+    cmd.add("-f");
+    cmd.add("-i");
+    cmd.add(fifo.toString());
+    cmd.addAll(List.of(args));
+    return new ProcessBuilder(cmd)
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+        .redirectError(ProcessBuilder.Redirect.DISCARD)
+        .start();
+  }
+
+  @Test
+  void build_missingRootfs_namesItAndCreatesNothing() throws Exception {
+    Path out = tmp.resolve("never");
+    String err = fail("build", tmp.resolve("absent").toString(), out.toString(), "t");
+    assertTrue(err.contains("absent") && err.contains("does not exist"), err);
+    assertFalse(Files.exists(out));
+  }
+
+  @Test
+  void mount_tagThatDoesNotExist_listsTheTagsAndDoesNotMount() throws Exception {
+    String err = fail("mount", oci.toString(), "v2", mnt.toString());
+    assertTrue(err.contains("'v2' does not exist") && err.contains("v1"), err);
+    assertFalse(mounted());
+  }
+
+  @Test
+  void corruptIndexJson_mountAndBuildFailNamingTheFile_andLoseNothing() throws Exception {
+    Path index = oci.resolve("index.json");
+    Files.writeString(index, "{\"schemaVersion\":2,\"manifests\":[{\"digest\":");
+    String err = fail("mount", oci.toString(), "v1", mnt.toString());
+    assertTrue(err.contains(index.toString()), err);
+    assertFalse(mounted());
+
+    String buildErr = fail("build", src.toString(), oci.toString(), "v2");
+    assertTrue(buildErr.contains(index.toString()), buildErr);
+    assertEquals(
+        "{\"schemaVersion\":2,\"manifests\":[{\"digest\":",
+        Files.readString(index),
+        "the corrupt index is left for the user, not overwritten");
+  }
+
+  @Test
+  void truncatedRootfsBlob_mountFailsNamingTheBlob() throws Exception {
+    var layout = OciLayout.open(oci);
+    var rootfs = layout.manifest("v1").layers().get(0);
+    Path blob = layout.blobPath(rootfs.digestValue());
+    byte[] bytes = Files.readAllBytes(blob);
+    Files.write(blob, java.util.Arrays.copyOf(bytes, bytes.length / 2));
+    String err = fail("mount", oci.toString(), "v1", mnt.toString());
+    assertTrue(err.contains(rootfs.digestValue().hex()), err);
+    assertFalse(mounted());
+  }
+
+  @Test
+  void mount_wrongDigest_refusesTheImage() throws Exception {
+    String err = fail("mount", "--digest", "00".repeat(32), oci.toString(), "v1", mnt.toString());
+    assertTrue(err.contains("digest"), err);
+    assertFalse(mounted());
+  }
+
+  @Test
+  void registryReferences_thatDoNotResolve_failWithClearErrors() throws Exception {
+    try (TestRegistry registry = TestRegistry.launch()) {
+      String missing = "docker://" + registry.hostPort() + "/nothing/here:v1";
+      String err = fail("mount", "--plain-http", missing, mnt.toString());
+      assertTrue(err.contains("nothing/here") && err.contains("v1"), err);
+      assertFalse(mounted());
+
+      int closedPort;
+      try (var s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+        closedPort = s.getLocalPort();
+      }
+      String unreachable = "docker://127.0.0.1:" + closedPort + "/x/y:v1";
+      String err2 =
+          fail("mount", "--plain-http", "--retries", "1", unreachable, mnt.toString());
+      assertTrue(err2.contains("127.0.0.1:" + closedPort), err2);
+
+      String bad = fail("mount", "docker://", mnt.toString());
+      assertTrue(bad.contains("docker://"), bad);
+    }
+  }
+
+  @Test
+  void push_twice_skipsEveryBlobTheSecondTime() throws Exception {
+    try (TestRegistry registry = TestRegistry.launch()) {
+      String ref = "docker://" + registry.hostPort() + "/cli/push:v1";
+      String first = Cli.ok("push", "--plain-http", oci.toString(), "v1", ref).stderr();
+      String second = Cli.ok("push", "--plain-http", oci.toString(), "v1", ref).stderr();
+      assertTrue(first.contains("uploaded"), first);
+      assertTrue(second.contains("0 uploaded"), second);
+    }
+  }
+
+  @Test
+  void push_withoutPlainHttp_usesHttpsAndFailsAgainstAPlainRegistry() throws Exception {
+    try (TestRegistry registry = TestRegistry.launch()) {
+      String ref = "docker://" + registry.hostPort() + "/cli/tls:v1";
+      String err = fail("push", "--retries", "1", oci.toString(), "v1", ref);
+      assertTrue(err.contains(registry.hostPort()), err);
+    }
+  }
+
+  @Test
+  void help_listsEveryCommand() throws Exception {
+    String out = Cli.ok("--help").out();
+    for (String c : List.of("build", "mount", "umount", "push")) {
+      assertTrue(out.contains(c), out);
+    }
+    assertTrue(new String(out.getBytes(StandardCharsets.UTF_8), StandardCharsets.UTF_8).length() > 0);
+  }
+}
