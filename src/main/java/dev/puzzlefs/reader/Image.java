@@ -57,6 +57,7 @@ public final class Image implements AutoCloseable {
   private final long[] inos;
   private final Inode[] inodes;
   private final int[] nlinks;
+  private final long[] parents;
   private final long[] sizes;
   private final long totalBytes;
   private final AtomicReferenceArray<long[]> chunkEnds;
@@ -69,6 +70,7 @@ public final class Image implements AutoCloseable {
     this.inos = inos;
     this.inodes = inodes;
     this.nlinks = new int[inos.length];
+    this.parents = new long[inos.length];
     this.sizes = new long[inos.length];
     this.chunkEnds = new AtomicReferenceArray<>(inos.length);
     this.lastReadEnd = new AtomicLongArray(inos.length);
@@ -77,8 +79,13 @@ public final class Image implements AutoCloseable {
     this.deadlineNanos = readDeadline.toNanos();
     long total = 0;
     for (int i = 0; i < inodes.length; i++) {
-      sizes[i] = inodes[i].size();
-      total += sizes[i];
+      Inode inode = inodes[i];
+      if (inode.kind() == InodeKind.LNK && inode.symlinkTarget() != null) {
+        sizes[i] = inode.symlinkTarget().length;
+      } else {
+        sizes[i] = inode.size();
+        total += sizes[i];
+      }
     }
     this.totalBytes = total;
     countLinks();
@@ -119,7 +126,10 @@ public final class Image implements AutoCloseable {
     return new Image(inos, inodes, source, readDeadline);
   }
 
-  /** Counts, per inode, the directory entries that name it, and per directory its subdirs. */
+  /**
+   * Counts, per inode, the directory entries that name it, and per directory its subdirectories;
+   * notes each directory's parent (the first directory found to list it; the root is its own).
+   */
   private void countLinks() {
     int[] subdirs = new int[inos.length];
     for (int d = 0; d < inodes.length; d++) {
@@ -132,6 +142,9 @@ public final class Image implements AutoCloseable {
           log.debug("directory ino {} names missing ino {}", inos[d], entry.ino());
         } else if (inodes[child].kind() == InodeKind.DIR) {
           subdirs[d]++;
+          if (parents[child] == 0) {
+            parents[child] = inos[d];
+          }
         } else {
           nlinks[child]++;
         }
@@ -140,6 +153,9 @@ public final class Image implements AutoCloseable {
     for (int i = 0; i < inodes.length; i++) {
       if (inodes[i].kind() == InodeKind.DIR) {
         nlinks[i] = 2 + subdirs[i];
+        if (parents[i] == 0) {
+          parents[i] = inos[i];
+        }
       } else if (nlinks[i] == 0) {
         nlinks[i] = 1;
       }
@@ -173,7 +189,18 @@ public final class Image implements AutoCloseable {
     return nlinks[require(ino)];
   }
 
-  /** The file size in bytes (sum of its chunk lengths); 0 for anything but a regular file. */
+  /**
+   * The ino of the directory that lists directory {@code ino}: what {@code ..} names. The root, and
+   * a directory no other directory lists, are their own parent.
+   */
+  public long parent(long ino) throws NoSuchFileException {
+    return parents[require(ino)];
+  }
+
+  /**
+   * What {@code st_size} shows: for a regular file the sum of its chunk lengths, for a symlink the
+   * length of its target, 0 for anything else.
+   */
   public long size(long ino) throws NoSuchFileException {
     return sizes[require(ino)];
   }

@@ -165,6 +165,17 @@ class ImageTest {
   }
 
   @Test
+  void size_symlink_isTargetLength() throws Exception {
+    FakeImage fake = new FakeImage(100);
+    fake.file("/f", random(10, 12));
+    long link = fake.symlink("/l", utf8("some/target"));
+    Image image = fake.open();
+
+    assertEquals(11, image.size(link));
+    assertEquals(10, image.totalBytes());
+  }
+
+  @Test
   void read_emptyFile_returnsZero() throws Exception {
     FakeImage fake = new FakeImage(100);
     fake.file("/a", random(10, 3));
