@@ -41,6 +41,6 @@ final class FuseErrors {
 
   /** A path for a log line: UTF-8 where it decodes, replacement characters where it does not. */
   static String show(byte[] path) {
-    return path == null ? "<fh>" : new String(path, StandardCharsets.UTF_8);
+    return path == null ? "(open file)" : new String(path, StandardCharsets.UTF_8);
   }
 }
