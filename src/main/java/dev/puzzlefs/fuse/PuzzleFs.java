@@ -326,6 +326,9 @@ public class PuzzleFs extends FuseStubFS {
             return 0;
           }
           for (DirEntry entry : image.entries(ino)) {
+            if (!image.exists(entry.ino())) {
+              continue; // an entry naming a whited-out or missing ino: not listable, not found
+            }
             Inode child = image.inode(entry.ino());
             if (!fill(filler, buf, entry.name(), child.ino(), child.kind(), stat, statMemory)) {
               break;
