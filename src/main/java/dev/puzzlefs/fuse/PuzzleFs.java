@@ -47,7 +47,6 @@ public class PuzzleFs extends FuseStubFS {
   private static final int NAME_MAX = 255;
 
   private final Image image;
-  private final ThreadLocal<byte[]> readBuffers = ThreadLocal.withInitial(() -> new byte[0]);
   private final List<Object> installed = new ArrayList<>();
 
   /** Serves {@code image}; it stays owned by the caller. */
@@ -245,13 +244,9 @@ public class PuzzleFs extends FuseStubFS {
         null,
         () -> {
           int wanted = (int) Math.min(size, Integer.MAX_VALUE);
-          byte[] buffer = readBuffers.get();
-          if (buffer.length < wanted) {
-            buffer = new byte[wanted];
-            readBuffers.set(buffer);
-          }
-          int n = image.read(ino, offset, buffer, 0, wanted);
-          buf.put(0, buffer, 0, n);
+          int n =
+              image.read(
+                  ino, offset, wanted, (at, src, from, length) -> buf.put(at, src, from, length));
           return n;
         });
   }

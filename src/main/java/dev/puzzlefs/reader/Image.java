@@ -278,6 +278,13 @@ public final class Image implements AutoCloseable {
     return current;
   }
 
+  /** Receives the bytes of a read, piece by piece, without an intermediate buffer. */
+  @FunctionalInterface
+  public interface ByteSink {
+    /** Takes {@code src[from, from+length)}, which belong at {@code at} bytes into the read. */
+    void put(int at, byte[] src, int from, int length);
+  }
+
   /**
    * Reads up to {@code size} bytes of file {@code ino} at {@code offset} into {@code dst} at {@code
    * dstOffset}, waiting at most the read deadline for the chunks.
@@ -287,8 +294,20 @@ public final class Image implements AutoCloseable {
    */
   public int read(long ino, long offset, byte[] dst, int dstOffset, int size) throws IOException {
     Objects.checkFromIndexSize(dstOffset, size, dst.length);
-    if (offset < 0) {
-      throw new IllegalArgumentException("negative offset " + offset);
+    return read(
+        ino,
+        offset,
+        size,
+        (at, src, from, length) -> System.arraycopy(src, from, dst, dstOffset + at, length));
+  }
+
+  /**
+   * Reads like {@link #read(long, long, byte[], int, int)} but hands the bytes to {@code sink}, in
+   * order, straight from the chunks.
+   */
+  public int read(long ino, long offset, int size, ByteSink sink) throws IOException {
+    if (offset < 0 || size < 0) {
+      throw new IllegalArgumentException("negative offset " + offset + " or size " + size);
     }
     int index = require(ino);
     Inode file = inodes[index];
@@ -308,18 +327,21 @@ public final class Image implements AutoCloseable {
     CompletableFuture<?>[] futures = startFetches(ino, chunks, first, last);
     long deadline = System.nanoTime() + deadlineNanos;
     for (int c = first; c <= last; c++) {
-      byte[] stored = await(ino, chunks.get(c), futures[c - first], deadline);
-      long chunkStart = ends[c] - chunks.get(c).len();
+      FileChunk chunk = chunks.get(c);
+      byte[] stored = await(ino, chunk, futures[c - first], deadline);
+      long chunkStart = ends[c] - chunk.len();
       long from = Math.max(offset, chunkStart);
       long to = Math.min(end, ends[c]);
-      copy(
-          ino,
-          chunks.get(c),
-          stored,
-          from - chunkStart,
-          to - chunkStart,
-          dst,
-          dstOffset + from - offset);
+      long storedFrom = chunk.offset() + from - chunkStart;
+      long storedTo = chunk.offset() + to - chunkStart;
+      if (storedTo > stored.length) {
+        throw new ChunkReadException(
+            chunk.blob(),
+            ino,
+            "chunk has " + stored.length + " bytes but the file needs bytes up to " + storedTo,
+            null);
+      }
+      sink.put((int) (from - offset), stored, (int) storedFrom, (int) (storedTo - storedFrom));
     }
 
     // Every file's "previous read" ends at 0, so a read from the start counts as sequential.
@@ -366,21 +388,6 @@ public final class Image implements AutoCloseable {
       Thread.currentThread().interrupt();
       throw new ChunkReadException(blob, ino, "interrupted while waiting", e);
     }
-  }
-
-  private static void copy(
-      long ino, FileChunk chunk, byte[] stored, long from, long to, byte[] dst, long dstAt)
-      throws ChunkReadException {
-    long start = chunk.offset() + from;
-    long stop = chunk.offset() + to;
-    if (stop > stored.length) {
-      throw new ChunkReadException(
-          chunk.blob(),
-          ino,
-          "chunk has " + stored.length + " bytes but the file needs bytes up to " + stop,
-          null);
-    }
-    System.arraycopy(stored, (int) start, dst, (int) dstAt, (int) (stop - start));
   }
 
   private void readAhead(List<FileChunk> chunks, int next) {
