@@ -66,6 +66,7 @@ class MounterTest {
       assertTrue(info.out().contains("max_read=131072"), info.out());
       assertTrue(info.out().contains(" ro,"), info.out());
       assertTrue(info.out().contains("default_permissions"), info.out());
+      assertTrue(mount.isMounted());
     }
   }
 

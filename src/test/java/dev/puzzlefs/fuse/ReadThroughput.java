@@ -43,6 +43,7 @@ public final class ReadThroughput {
     try (Mount mount =
         Mounter.mount(
             fake.open(source, Duration.ofSeconds(30)), mnt, List.of(), Duration.ofSeconds(30))) {
+      System.out.println("mounted on " + mount.mountpoint());
       for (String pass : List.of("first", "second")) {
         long start = System.nanoTime();
         Result dd = FuseTesting.run("dd", "if=" + mnt.resolve("big"), "of=/dev/null", "bs=1M");
