@@ -91,17 +91,25 @@ public class PuzzleFs extends FuseStubFS {
   }
 
   private void installBytePathCallbacks() {
-    BytePathCallbacks.Getattr getattr = (path, stat) -> getattr(bytes(path), FileStat.of(stat));
-    BytePathCallbacks.Readlink readlink = (path, buf, size) -> readlink(bytes(path), buf, size);
-    BytePathCallbacks.Open open = (path, fi) -> open(bytes(path), FuseFileInfo.of(fi));
-    BytePathCallbacks.Open opendir = (path, fi) -> opendir(bytes(path), FuseFileInfo.of(fi));
+    // Guarded again here: reading the C strings happens before the operations' own guards.
+    BytePathCallbacks.Getattr getattr =
+        (path, stat) -> guard("getattr", null, () -> getattr(bytes(path), FileStat.of(stat)));
+    BytePathCallbacks.Readlink readlink =
+        (path, buf, size) -> guard("readlink", null, () -> readlink(bytes(path), buf, size));
+    BytePathCallbacks.Open open =
+        (path, fi) -> guard("open", null, () -> open(bytes(path), FuseFileInfo.of(fi)));
+    BytePathCallbacks.Open opendir =
+        (path, fi) -> guard("opendir", null, () -> opendir(bytes(path), FuseFileInfo.of(fi)));
     BytePathCallbacks.Read read =
-        (path, buf, size, offset, fi) -> read(buf, size, offset, FuseFileInfo.of(fi));
+        (path, buf, size, offset, fi) ->
+            guard("read", null, () -> read(buf, size, offset, FuseFileInfo.of(fi)));
     BytePathCallbacks.Getxattr getxattr =
-        (path, name, value, size) -> getxattr(bytes(path), bytes(name), value, size);
+        (path, name, value, size) ->
+            guard("getxattr", null, () -> getxattr(bytes(path), bytes(name), value, size));
     BytePathCallbacks.Listxattr listxattr =
-        (path, list, size) -> listxattr(bytes(path), list, size);
-    BytePathCallbacks.Access access = (path, mask) -> access(bytes(path), mask);
+        (path, list, size) -> guard("listxattr", null, () -> listxattr(bytes(path), list, size));
+    BytePathCallbacks.Access access =
+        (path, mask) -> guard("access", null, () -> access(bytes(path), mask));
 
     install(fuseOperations.getattr.offset(), BytePathCallbacks.Getattr.class, getattr);
     install(fuseOperations.readlink.offset(), BytePathCallbacks.Readlink.class, readlink);
