@@ -1,0 +1,319 @@
+package dev.puzzlefs.cli;
+
+import dev.puzzlefs.fuse.Mount;
+import dev.puzzlefs.fuse.Mounter;
+import dev.puzzlefs.reader.Image;
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The two halves of {@code mount}: the foreground mount that serves until unmounted, and the
+ * background mode that starts a second JVM running the foreground mount and waits for its word.
+ *
+ * <p>A JVM cannot fork itself, so {@code mount} without {@code -f} runs the same java binary with
+ * the same class path in a new session ({@code setsid}), adds {@code -f -i FIFO} to its arguments,
+ * and reads one byte from that private FIFO: {@code s} when the mount answers, {@code f} when it
+ * failed. The child's output goes to a log file, so the user can find out later what happened.
+ */
+public final class MountSupport {
+  /** The main class the background child runs. */
+  public static final String MAIN_CLASS = "dev.puzzlefs.cli.Main";
+
+  /** The byte written to the readiness FIFO once the mount answers. */
+  public static final byte READY = 's';
+
+  /** The byte written to the readiness FIFO when the mount failed. */
+  public static final byte FAILED = 'f';
+
+  private static final Logger log = LoggerFactory.getLogger(MountSupport.class);
+  private static final Duration FIFO_WRITE_WAIT = Duration.ofSeconds(30);
+  private static final Path SETSID = Path.of("/usr/bin/setsid");
+  private static final int LOG_TAIL_LINES = 20;
+
+  private MountSupport() {}
+
+  /**
+   * Mounts {@code image} on {@code mountpoint} and serves it until it is unmounted: by {@code
+   * fusermount -u} from outside (returns 0), or by SIGTERM/SIGINT, which unmount through a shutdown
+   * hook. When {@code readyFifo} is not null, writes {@code s} to it once the mount answers, or
+   * {@code f} if mounting failed. The image is not closed.
+   *
+   * @return the exit status: 0 after a clean unmount, 1 if the mount failed
+   */
+  public static int runForeground(
+      Image image, Path mountpoint, List<String> options, Path readyFifo) {
+    Mount mount;
+    try {
+      mount = Mounter.mount(image, mountpoint, options, Mounter.DEFAULT_READY_TIMEOUT);
+    } catch (IOException | RuntimeException e) {
+      System.err.println("puzzlefs: " + e.getMessage());
+      awaitSignal(signal(readyFifo, FAILED));
+      return 1;
+    }
+
+    Thread unmountOnExit =
+        new Thread(
+            () -> {
+              try {
+                mount.close();
+              } catch (IOException e) {
+                System.err.println("puzzlefs: " + e.getMessage());
+              }
+            },
+            "puzzlefs-unmount");
+    Runtime.getRuntime().addShutdownHook(unmountOnExit);
+    signal(readyFifo, READY);
+    log.info("mounted on {}", mount.mountpoint());
+
+    try {
+      mount.awaitUnmounted();
+    } catch (IOException e) {
+      System.err.println("puzzlefs: " + e.getMessage());
+      return 1;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return 1;
+    }
+    try {
+      Runtime.getRuntime().removeShutdownHook(unmountOnExit);
+    } catch (IllegalStateException e) {
+      // The JVM is already shutting down; the hook is running or has run.
+    }
+    log.info("unmounted {}", mount.mountpoint());
+    return 0;
+  }
+
+  /**
+   * Writes {@code status} to {@code fifo} on a daemon thread, since opening a FIFO for writing
+   * blocks until a reader opens it. Does nothing for a null FIFO.
+   */
+  static CompletableFuture<Void> signal(Path fifo, byte status) {
+    CompletableFuture<Void> done = new CompletableFuture<>();
+    if (fifo == null) {
+      done.complete(null);
+      return done;
+    }
+    Thread writer =
+        new Thread(
+            () -> {
+              try (OutputStream out = new FileOutputStream(fifo.toFile())) {
+                out.write(status);
+                done.complete(null);
+              } catch (IOException e) {
+                System.err.println("puzzlefs: could not write to " + fifo + ": " + e.getMessage());
+                done.completeExceptionally(e);
+              }
+            },
+            "puzzlefs-ready-signal");
+    writer.setDaemon(true);
+    writer.start();
+    return done;
+  }
+
+  private static void awaitSignal(CompletableFuture<Void> signal) {
+    try {
+      signal.get(FIFO_WRITE_WAIT.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (ExecutionException | TimeoutException e) {
+      // Already reported, or nobody is reading: the exit status still says it failed.
+    }
+  }
+
+  /**
+   * Starts {@code java ... dev.puzzlefs.cli.Main childArgs -f -i FIFO} in a new session with its
+   * output appended to {@code logFile}, and waits at most {@code timeout} for it to report.
+   *
+   * @return 0 when the child reported the mount ready; 1 when it reported failure, closed the FIFO,
+   *     exited, or did not report in time (the reason and the log's last lines go to stderr)
+   */
+  public static int spawnBackground(List<String> childArgs, Path logFile, Duration timeout) {
+    return spawnBackground(MAIN_CLASS, childArgs, logFile, timeout, System.err);
+  }
+
+  /** {@link #spawnBackground(List, Path, Duration)} with another main class (for tests). */
+  static int spawnBackground(
+      String mainClass, List<String> childArgs, Path logFile, Duration timeout, PrintStream err) {
+    Path dir = null;
+    Process child = null;
+    try {
+      dir = Files.createTempDirectory("puzzlefs-mount-");
+      Path fifo = makeFifo(dir.resolve("ready"));
+      CompletableFuture<Integer> word = readOneByte(fifo);
+      child = start(mainClass, childArgs, fifo, logFile);
+      return awaitWord(child, word, logFile, timeout, err);
+    } catch (IOException e) {
+      err.println("puzzlefs: could not start the background mount: " + e.getMessage());
+      if (child != null) {
+        child.destroy();
+      }
+      return 1;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      if (child != null) {
+        child.destroy();
+      }
+      return 1;
+    } finally {
+      deleteQuietly(dir);
+    }
+  }
+
+  private static Path makeFifo(Path fifo) throws IOException, InterruptedException {
+    Process mkfifo =
+        new ProcessBuilder("mkfifo", "-m", "600", fifo.toString())
+            .redirectErrorStream(true)
+            .start();
+    String output = new String(mkfifo.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    if (mkfifo.waitFor() != 0) {
+      throw new IOException("mkfifo " + fifo + " failed: " + output.strip());
+    }
+    return fifo;
+  }
+
+  /** Reads the child's one byte on a daemon thread: the byte, or -1 if it closed without one. */
+  private static CompletableFuture<Integer> readOneByte(Path fifo) {
+    CompletableFuture<Integer> word = new CompletableFuture<>();
+    Thread reader =
+        new Thread(
+            () -> {
+              try (InputStream in = new FileInputStream(fifo.toFile())) {
+                word.complete(in.read());
+              } catch (IOException e) {
+                word.completeExceptionally(e);
+              }
+            },
+            "puzzlefs-ready-reader");
+    reader.setDaemon(true);
+    reader.start();
+    return word;
+  }
+
+  private static Process start(String mainClass, List<String> childArgs, Path fifo, Path logFile)
+      throws IOException {
+    List<String> command = new ArrayList<>();
+    if (Files.isExecutable(SETSID)) {
+      command.add(SETSID.toString());
+      command.add("--wait");
+    }
+    command.add(javaBinary());
+    command.add("--enable-native-access=ALL-UNNAMED");
+    command.add("-cp");
+    command.add(System.getProperty("java.class.path"));
+    command.add(mainClass);
+    command.addAll(childArgs);
+    command.addAll(List.of("-f", "-i", fifo.toString()));
+    File log = logFile.toFile();
+    return new ProcessBuilder(command)
+        .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+        .redirectOutput(ProcessBuilder.Redirect.appendTo(log))
+        .redirectError(ProcessBuilder.Redirect.appendTo(log))
+        .start();
+  }
+
+  private static String javaBinary() {
+    return ProcessHandle.current()
+        .info()
+        .command()
+        .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+  }
+
+  private static int awaitWord(
+      Process child,
+      CompletableFuture<Integer> word,
+      Path logFile,
+      Duration timeout,
+      PrintStream err)
+      throws InterruptedException {
+    try {
+      CompletableFuture.anyOf(word, child.onExit()).get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+    } catch (ExecutionException e) {
+      // The reader failed; reported below.
+    } catch (TimeoutException e) {
+      child.destroy();
+      fail(err, "no word from the mount within " + timeout.toSeconds() + " s", logFile);
+      return 1;
+    }
+    Integer got = wordAfterExit(word);
+    if (got != null && got == READY) {
+      return 0;
+    }
+    String reason;
+    if (got != null && got == FAILED) {
+      reason = "the mount failed";
+    } else if (got != null && got >= 0) {
+      reason = "the mount process sent an unknown status byte " + got;
+    } else if (!child.isAlive()) {
+      reason = "the mount process exited with status " + child.exitValue();
+    } else {
+      reason = "the mount process closed its readiness pipe without a word";
+      child.destroy();
+    }
+    fail(err, reason, logFile);
+    return 1;
+  }
+
+  /** The byte read, allowing the reader a moment when the child wrote it just before exiting. */
+  private static Integer wordAfterExit(CompletableFuture<Integer> word)
+      throws InterruptedException {
+    try {
+      return word.get(1, TimeUnit.SECONDS);
+    } catch (ExecutionException | TimeoutException e) {
+      return null;
+    }
+  }
+
+  private static void fail(PrintStream err, String reason, Path logFile) {
+    err.println("puzzlefs: " + reason + "; last lines of " + logFile + ":");
+    for (String line : tail(logFile)) {
+      err.println("  " + line);
+    }
+  }
+
+  private static Deque<String> tail(Path logFile) {
+    Deque<String> last = new ArrayDeque<>();
+    try {
+      String text = new String(Files.readAllBytes(logFile), StandardCharsets.UTF_8);
+      for (String line : text.lines().toList()) {
+        last.addLast(line);
+        if (last.size() > LOG_TAIL_LINES) {
+          last.removeFirst();
+        }
+      }
+    } catch (IOException e) {
+      last.add("(could not read the log: " + e.getMessage() + ")");
+    }
+    return last;
+  }
+
+  private static void deleteQuietly(Path dir) {
+    if (dir == null) {
+      return;
+    }
+    try {
+      Files.deleteIfExists(dir.resolve("ready"));
+      Files.deleteIfExists(dir);
+    } catch (IOException e) {
+      log.debug("could not delete {}: {}", dir, e.getMessage());
+    }
+  }
+}

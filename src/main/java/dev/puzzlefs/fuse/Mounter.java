@@ -1,0 +1,242 @@
+package dev.puzzlefs.fuse;
+
+import dev.puzzlefs.reader.Image;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Mounts an {@link Image} with FUSE and unmounts it again.
+ *
+ * <p>The FUSE loop runs on a thread of its own ({@code fuse_main} in foreground mode). A mount is
+ * reported ready only when the kernel answers for it: the mount table lists the directory and a
+ * {@code stat} of it shows a device other than the one it had before. jnr-fuse's own non-blocking
+ * mount returns after a fixed wait without knowing either.
+ */
+public final class Mounter {
+  /** Options every mount gets; user options are added after them. */
+  public static final List<String> DEFAULT_OPTIONS =
+      List.of(
+          "ro",
+          "use_ino",
+          "readdir_ino",
+          "kernel_cache",
+          "default_permissions",
+          "max_read=131072",
+          "fsname=puzzlefs",
+          "subtype=puzzlefs");
+
+  /** How long {@link #mount(Image, Path, boolean, List)} waits for the kernel to answer. */
+  public static final Duration DEFAULT_READY_TIMEOUT = Duration.ofSeconds(30);
+
+  private static final Logger log = LoggerFactory.getLogger(Mounter.class);
+  private static final long POLL_MILLIS = 10;
+
+  private Mounter() {}
+
+  /**
+   * Mounts {@code image} on {@code mountpoint} with {@link #DEFAULT_OPTIONS} plus {@code options}
+   * (each one a {@code -o} value such as {@code allow_other}) and waits until the mount answers.
+   * With {@code blocking}, also waits until it is unmounted again before returning.
+   *
+   * @throws IOException if the mount point is missing, not a directory or already a mount point, or
+   *     the mount fails or does not become ready within {@link #DEFAULT_READY_TIMEOUT}
+   */
+  public static Mount mount(Image image, Path mountpoint, boolean blocking, List<String> options)
+      throws IOException {
+    Mount mount = mount(image, mountpoint, options, DEFAULT_READY_TIMEOUT);
+    if (blocking) {
+      try {
+        mount.awaitUnmounted();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        mount.close();
+        throw new IOException("interrupted while mounted on " + mountpoint, e);
+      }
+    }
+    return mount;
+  }
+
+  /** Mounts without blocking, waiting at most {@code readyTimeout} for the mount to answer. */
+  public static Mount mount(
+      Image image, Path mountpoint, List<String> options, Duration readyTimeout)
+      throws IOException {
+    Objects.requireNonNull(image, "image");
+    Path dir = checkMountpoint(mountpoint);
+    Object devBefore = Files.getAttribute(dir, "unix:dev");
+    PuzzleFs fs = new PuzzleFs(image);
+    String[] args = fuseArgs(options);
+    CompletableFuture<Void> loopEnded = new CompletableFuture<>();
+    Thread loop =
+        new Thread(
+            () -> {
+              try {
+                fs.mount(dir, true, false, args);
+                loopEnded.complete(null);
+              } catch (Throwable t) {
+                loopEnded.completeExceptionally(t);
+              }
+            },
+            "puzzlefs-fuse-loop");
+    loop.setDaemon(true);
+    loop.start();
+    Mount mount = new Mount(dir, fs, loopEnded);
+    awaitReady(mount, devBefore, loopEnded, readyTimeout);
+    log.debug("mounted on {} with options {}", dir, String.join(" ", args));
+    return mount;
+  }
+
+  /** The arguments after the mount point: one {@code -o} with every option. */
+  static String[] fuseArgs(List<String> options) {
+    List<String> all = new ArrayList<>(DEFAULT_OPTIONS);
+    for (String option : options) {
+      if (option.isBlank()) {
+        continue;
+      }
+      all.add(option.trim());
+    }
+    return new String[] {"-o", String.join(",", all)};
+  }
+
+  private static Path checkMountpoint(Path mountpoint) throws IOException {
+    Path absolute = mountpoint.toAbsolutePath();
+    if (!Files.exists(absolute)) {
+      throw new NoSuchFileException(
+          absolute.toString(), null, "mount point does not exist; create the directory first");
+    }
+    Path dir = absolute.toRealPath();
+    if (!Files.isDirectory(dir)) {
+      throw new NotDirectoryException(dir + ": mount point is not a directory");
+    }
+    String type = MountTable.typeAt(dir);
+    if (type != null) {
+      throw new IOException(
+          dir + " is already a mount point (" + type + "); unmount it or choose another directory");
+    }
+    return dir;
+  }
+
+  private static void awaitReady(
+      Mount mount, Object devBefore, CompletableFuture<Void> loopEnded, Duration timeout)
+      throws IOException {
+    Path dir = mount.mountpoint();
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (true) {
+      if (loopEnded.isDone()) {
+        throw new IOException("could not mount on " + dir + ": " + loopFailure(loopEnded));
+      }
+      String type = MountTable.typeAt(dir);
+      if (type != null && type.startsWith("fuse")) {
+        Object devNow = Files.getAttribute(dir, "unix:dev");
+        if (!devNow.equals(devBefore)) {
+          return;
+        }
+      }
+      if (System.nanoTime() > deadline) {
+        try {
+          mount.close();
+        } catch (IOException e) {
+          log.warn("could not clean up the mount on {}: {}", dir, e.getMessage());
+        }
+        throw new IOException(
+            "mount on " + dir + " did not become ready within " + timeout.toMillis() + " ms");
+      }
+      try {
+        TimeUnit.MILLISECONDS.sleep(POLL_MILLIS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        mount.close();
+        throw new IOException("interrupted while waiting for the mount on " + dir, e);
+      }
+    }
+  }
+
+  private static String loopFailure(CompletableFuture<Void> loopEnded) {
+    try {
+      loopEnded.get();
+      return "the FUSE loop ended at once";
+    } catch (ExecutionException e) {
+      Throwable cause = e.getCause();
+      StringBuilder reason = new StringBuilder(String.valueOf(cause.getMessage()));
+      for (Throwable c = cause.getCause(); c != null; c = c.getCause()) {
+        reason.append(": ").append(c.getMessage());
+      }
+      return reason + " (libfuse prints the reason on standard error)";
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return "interrupted";
+    }
+  }
+
+  /**
+   * Unmounts whatever is mounted on {@code mountpoint} with {@code fusermount -u}, falling back to
+   * {@code umount}.
+   *
+   * @throws IOException if nothing is mounted there, or neither command succeeds
+   */
+  public static void umount(Path mountpoint) throws IOException {
+    unmount(mountpoint, false);
+  }
+
+  /** Like {@link #umount} but detaches lazily ({@code -z}/{@code -l}) even while busy. */
+  public static void umountLazily(Path mountpoint) throws IOException {
+    unmount(mountpoint, true);
+  }
+
+  private static void unmount(Path mountpoint, boolean lazy) throws IOException {
+    // No toRealPath: stat on a dead FUSE mount fails with ENOTCONN.
+    Path dir = mountpoint.toAbsolutePath().normalize();
+    if (!MountTable.isMountPoint(dir)) {
+      throw new IOException(dir + " is not mounted");
+    }
+    List<String> fusermount = new ArrayList<>(List.of("fusermount", "-u"));
+    List<String> umount = new ArrayList<>(List.of("umount"));
+    if (lazy) {
+      fusermount.add("-z");
+      umount.add("-l");
+    }
+    fusermount.add(dir.toString());
+    umount.add(dir.toString());
+    String first = run(fusermount);
+    if (first == null) {
+      return;
+    }
+    String second = run(umount);
+    if (second == null) {
+      return;
+    }
+    throw new IOException("could not unmount " + dir + ": " + first + "; " + second);
+  }
+
+  /** Runs {@code command}; null on success, else a reason. */
+  private static String run(List<String> command) {
+    try {
+      Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+      process.getOutputStream().close();
+      byte[] output = process.getInputStream().readAllBytes();
+      int status = process.waitFor();
+      if (status == 0) {
+        return null;
+      }
+      String text = new String(output, StandardCharsets.UTF_8).strip();
+      return command.get(0) + " exited with " + status + (text.isEmpty() ? "" : ": " + text);
+    } catch (IOException e) {
+      return command.get(0) + " could not run: " + e.getMessage();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return command.get(0) + " was interrupted";
+    }
+  }
+}

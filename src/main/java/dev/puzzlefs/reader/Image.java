@@ -1,0 +1,442 @@
+package dev.puzzlefs.reader;
+
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.format.DirEntry;
+import dev.puzzlefs.format.FileChunk;
+import dev.puzzlefs.format.FormatException;
+import dev.puzzlefs.format.Inode;
+import dev.puzzlefs.format.InodeKind;
+import dev.puzzlefs.format.Rootfs;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A mounted view of one PuzzleFS image: the merged inode table of its layers and reads of file
+ * bytes through a {@link ChunkSource}.
+ *
+ * <p>Everything a lookup, stat or directory listing needs is computed once by {@link #open}: the
+ * layers are merged into one table sorted by ino (the newest layer's inode wins, a whiteout removes
+ * the ino), link counts and sizes are precomputed, so after that only {@link #read} touches the
+ * chunk source. Per file, the prefix sums of its chunk lengths are built on the first read and
+ * kept, so finding the chunk that holds an offset is a binary search.
+ *
+ * <p>Reads start the fetch of every chunk they need before waiting for any, and wait at most the
+ * read deadline in total. A read that starts where the previous read of the same file ended also
+ * starts fetching the next {@value #READAHEAD_CHUNKS} chunks of the file without waiting for them.
+ * The chunk source offers no priorities, so readahead competes with demand reads as equals.
+ *
+ * <p>Instances are safe for concurrent use. {@link #close} closes the chunk source.
+ */
+public final class Image implements AutoCloseable {
+  /** The ino of the root directory. */
+  public static final long ROOT_INO = 1;
+
+  /** How many chunks past a sequential read are fetched ahead. */
+  public static final int READAHEAD_CHUNKS = 2;
+
+  private static final Logger log = LoggerFactory.getLogger(Image.class);
+  private static final int RECENT_CHUNKS = 32;
+
+  private final long[] inos;
+  private final Inode[] inodes;
+  private final int[] nlinks;
+  private final long[] parents;
+  private final long[] sizes;
+  private final long totalBytes;
+  private final AtomicReferenceArray<long[]> chunkEnds;
+  private final AtomicLongArray lastReadEnd;
+  private final ChunkSource source;
+  private final RecentChunks recent;
+  private final long deadlineNanos;
+
+  private Image(long[] inos, Inode[] inodes, ChunkSource source, Duration readDeadline) {
+    this.inos = inos;
+    this.inodes = inodes;
+    this.nlinks = new int[inos.length];
+    this.parents = new long[inos.length];
+    this.sizes = new long[inos.length];
+    this.chunkEnds = new AtomicReferenceArray<>(inos.length);
+    this.lastReadEnd = new AtomicLongArray(inos.length);
+    this.source = source;
+    this.recent = new RecentChunks(source, RECENT_CHUNKS);
+    this.deadlineNanos = readDeadline.toNanos();
+    long total = 0;
+    for (int i = 0; i < inodes.length; i++) {
+      Inode inode = inodes[i];
+      if (inode.kind() == InodeKind.LNK && inode.symlinkTarget() != null) {
+        sizes[i] = inode.symlinkTarget().length;
+      } else {
+        sizes[i] = inode.size();
+        total += sizes[i];
+      }
+    }
+    this.totalBytes = total;
+    countLinks();
+  }
+
+  /**
+   * Builds the in-memory index of {@code rootfs}; reads will fetch chunks from {@code source} and
+   * give up on a chunk after {@code readDeadline}.
+   *
+   * @throws FormatException if the image has no root directory (ino 1)
+   */
+  public static Image open(Rootfs rootfs, ChunkSource source, Duration readDeadline)
+      throws FormatException {
+    Objects.requireNonNull(source, "source");
+    if (readDeadline.isNegative() || readDeadline.isZero()) {
+      throw new IllegalArgumentException("read deadline must be positive: " + readDeadline);
+    }
+    Map<Long, Inode> merged = new HashMap<>();
+    for (List<Inode> layer : rootfs.layers()) {
+      for (Inode inode : layer) {
+        merged.putIfAbsent(inode.ino(), inode);
+      }
+    }
+    long[] inos =
+        merged.values().stream()
+            .filter(i -> i.kind() != InodeKind.WHT)
+            .mapToLong(Inode::ino)
+            .sorted()
+            .toArray();
+    Inode[] inodes = new Inode[inos.length];
+    for (int i = 0; i < inos.length; i++) {
+      inodes[i] = merged.get(inos[i]);
+    }
+    int root = Arrays.binarySearch(inos, ROOT_INO);
+    if (root < 0 || inodes[root].kind() != InodeKind.DIR) {
+      throw new FormatException("image has no root directory (ino " + ROOT_INO + ")");
+    }
+    return new Image(inos, inodes, source, readDeadline);
+  }
+
+  /**
+   * Counts, per inode, the directory entries that name it, and per directory its subdirectories;
+   * notes each directory's parent (the first directory found to list it; the root is its own).
+   */
+  private void countLinks() {
+    int[] subdirs = new int[inos.length];
+    for (int d = 0; d < inodes.length; d++) {
+      if (inodes[d].kind() != InodeKind.DIR) {
+        continue;
+      }
+      for (DirEntry entry : inodes[d].entries()) {
+        int child = indexOf(entry.ino());
+        if (child < 0) {
+          log.debug("directory ino {} names missing ino {}", inos[d], entry.ino());
+        } else if (inodes[child].kind() == InodeKind.DIR) {
+          subdirs[d]++;
+          if (parents[child] == 0) {
+            parents[child] = inos[d];
+          }
+        } else {
+          nlinks[child]++;
+        }
+      }
+    }
+    for (int i = 0; i < inodes.length; i++) {
+      if (inodes[i].kind() == InodeKind.DIR) {
+        nlinks[i] = 2 + subdirs[i];
+        if (parents[i] == 0) {
+          parents[i] = inos[i];
+        }
+      } else if (nlinks[i] == 0) {
+        nlinks[i] = 1;
+      }
+    }
+  }
+
+  private int indexOf(long ino) {
+    return Arrays.binarySearch(inos, ino);
+  }
+
+  private int require(long ino) throws NoSuchFileException {
+    int index = indexOf(ino);
+    if (index < 0) {
+      throw new NoSuchFileException("ino " + ino);
+    }
+    return index;
+  }
+
+  /** The inode {@code ino} as the merged layers define it. */
+  public Inode inode(long ino) throws NoSuchFileException {
+    return inodes[require(ino)];
+  }
+
+  /** True when {@code ino} exists in the merged layers. */
+  public boolean exists(long ino) {
+    return indexOf(ino) >= 0;
+  }
+
+  /** The link count: 2 plus subdirectories for a directory, names in the tree otherwise. */
+  public int nlink(long ino) throws NoSuchFileException {
+    return nlinks[require(ino)];
+  }
+
+  /**
+   * The ino of the directory that lists directory {@code ino}: what {@code ..} names. The root, and
+   * a directory no other directory lists, are their own parent.
+   */
+  public long parent(long ino) throws NoSuchFileException {
+    return parents[require(ino)];
+  }
+
+  /**
+   * What {@code st_size} shows: for a regular file the sum of its chunk lengths, for a symlink the
+   * length of its target, 0 for anything else.
+   */
+  public long size(long ino) throws NoSuchFileException {
+    return sizes[require(ino)];
+  }
+
+  /** The number of inodes in the merged view. */
+  public long inodeCount() {
+    return inos.length;
+  }
+
+  /** The sum of the sizes of all regular files (hard links counted once). */
+  public long totalBytes() {
+    return totalBytes;
+  }
+
+  /** The entries of directory {@code ino}, sorted by name bytes. */
+  public List<DirEntry> entries(long ino) throws IOException {
+    Inode dir = inode(ino);
+    if (dir.kind() != InodeKind.DIR) {
+      throw new NotDirectoryException("ino " + ino);
+    }
+    return dir.entries();
+  }
+
+  /**
+   * The inode named {@code name[from, to)} in directory {@code dir}, matched byte for byte.
+   *
+   * @throws NoSuchFileException if there is no such name
+   * @throws NotDirectoryException if {@code dir} is not a directory
+   */
+  public Inode lookup(Inode dir, byte[] name, int from, int to) throws IOException {
+    if (dir.kind() != InodeKind.DIR) {
+      throw new NotDirectoryException("ino " + dir.ino());
+    }
+    List<DirEntry> entries = dir.entries();
+    int lo = 0;
+    int hi = entries.size() - 1;
+    while (lo <= hi) {
+      int mid = (lo + hi) >>> 1;
+      byte[] candidate = entries.get(mid).name();
+      int cmp = Arrays.compareUnsigned(candidate, 0, candidate.length, name, from, to);
+      if (cmp < 0) {
+        lo = mid + 1;
+      } else if (cmp > 0) {
+        hi = mid - 1;
+      } else {
+        return inode(entries.get(mid).ino());
+      }
+    }
+    throw new NoSuchFileException(printable(name, from, to));
+  }
+
+  /**
+   * The inode at absolute path {@code path} (raw bytes, components separated by {@code /}),
+   * starting from the root directory.
+   */
+  public Inode resolve(byte[] path) throws IOException {
+    Inode current = inode(ROOT_INO);
+    int start = 0;
+    while (start < path.length) {
+      int end = start;
+      while (end < path.length && path[end] != '/') {
+        end++;
+      }
+      if (end > start) {
+        try {
+          current = lookup(current, path, start, end);
+        } catch (NoSuchFileException e) {
+          throw new NoSuchFileException(printable(path, 0, path.length));
+        } catch (NotDirectoryException e) {
+          throw new NotDirectoryException(printable(path, 0, path.length));
+        }
+      }
+      start = end + 1;
+    }
+    return current;
+  }
+
+  /** Receives the bytes of a read, piece by piece, without an intermediate buffer. */
+  @FunctionalInterface
+  public interface ByteSink {
+    /** Takes {@code src[from, from+length)}, which belong at {@code at} bytes into the read. */
+    void put(int at, byte[] src, int from, int length);
+  }
+
+  /**
+   * Reads up to {@code size} bytes of file {@code ino} at {@code offset} into {@code dst} at {@code
+   * dstOffset}, waiting at most the read deadline for the chunks.
+   *
+   * @return the number of bytes read: fewer than {@code size} only at end of file, 0 at or past it
+   * @throws ChunkReadException if a chunk could not be fetched in time, failed, or is unsupported
+   */
+  public int read(long ino, long offset, byte[] dst, int dstOffset, int size) throws IOException {
+    Objects.checkFromIndexSize(dstOffset, size, dst.length);
+    return read(
+        ino,
+        offset,
+        size,
+        (at, src, from, length) -> System.arraycopy(src, from, dst, dstOffset + at, length));
+  }
+
+  /**
+   * Reads like {@link #read(long, long, byte[], int, int)} but hands the bytes to {@code sink}, in
+   * order, straight from the chunks.
+   */
+  public int read(long ino, long offset, int size, ByteSink sink) throws IOException {
+    if (offset < 0 || size < 0) {
+      throw new IllegalArgumentException("negative offset " + offset + " or size " + size);
+    }
+    int index = require(ino);
+    Inode file = inodes[index];
+    if (file.kind() != InodeKind.FILE) {
+      throw new IOException("ino " + ino + " is not a regular file but " + file.kind());
+    }
+    long fileSize = sizes[index];
+    if (offset >= fileSize || size == 0) {
+      return 0;
+    }
+    long end = offset + Math.min(size, fileSize - offset);
+    long[] ends = chunkEnds(index);
+    int first = firstChunkEndingAfter(ends, offset);
+    int last = firstChunkEndingAfter(ends, end - 1);
+
+    List<FileChunk> chunks = file.chunks();
+    CompletableFuture<?>[] futures = startFetches(ino, chunks, first, last);
+    long deadline = System.nanoTime() + deadlineNanos;
+    for (int c = first; c <= last; c++) {
+      FileChunk chunk = chunks.get(c);
+      byte[] stored = await(ino, chunk, futures[c - first], deadline);
+      long chunkStart = ends[c] - chunk.len();
+      long from = Math.max(offset, chunkStart);
+      long to = Math.min(end, ends[c]);
+      long storedFrom = chunk.offset() + from - chunkStart;
+      long storedTo = chunk.offset() + to - chunkStart;
+      if (storedTo > stored.length) {
+        throw new ChunkReadException(
+            chunk.blob(),
+            ino,
+            "chunk has " + stored.length + " bytes but the file needs bytes up to " + storedTo,
+            null);
+      }
+      sink.put((int) (from - offset), stored, (int) storedFrom, (int) (storedTo - storedFrom));
+    }
+
+    // Every file's "previous read" ends at 0, so a read from the start counts as sequential.
+    if (lastReadEnd.getAndSet(index, end) == offset) {
+      readAhead(chunks, last + 1);
+    }
+    return (int) (end - offset);
+  }
+
+  private CompletableFuture<?>[] startFetches(long ino, List<FileChunk> chunks, int first, int last)
+      throws ChunkReadException {
+    for (int c = first; c <= last; c++) {
+      FileChunk chunk = chunks.get(c);
+      if (chunk.compressed()) {
+        throw new ChunkReadException(
+            chunk.blob(), ino, "compressed chunks not supported yet", null);
+      }
+    }
+    CompletableFuture<?>[] futures = new CompletableFuture<?>[last - first + 1];
+    for (int c = first; c <= last; c++) {
+      futures[c - first] = recent.fetch(chunks.get(c).blob());
+    }
+    return futures;
+  }
+
+  private byte[] await(long ino, FileChunk chunk, CompletableFuture<?> future, long deadline)
+      throws ChunkReadException {
+    Digest blob = chunk.blob();
+    try {
+      long left = Math.max(0, deadline - System.nanoTime());
+      return (byte[]) future.get(left, TimeUnit.NANOSECONDS);
+    } catch (TimeoutException e) {
+      @SuppressWarnings("unchecked")
+      CompletableFuture<byte[]> stale = (CompletableFuture<byte[]>) future;
+      recent.forget(blob, stale);
+      throw new ChunkReadException(
+          blob, ino, "timed out after " + Duration.ofNanos(deadlineNanos).toMillis() + " ms", e);
+    } catch (ExecutionException e) {
+      Throwable cause = e.getCause() == null ? e : e.getCause();
+      throw new ChunkReadException(blob, ino, String.valueOf(cause.getMessage()), cause);
+    } catch (CancellationException e) {
+      throw new ChunkReadException(blob, ino, "fetch was cancelled", e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ChunkReadException(blob, ino, "interrupted while waiting", e);
+    }
+  }
+
+  private void readAhead(List<FileChunk> chunks, int next) {
+    int stop = Math.min(chunks.size(), next + READAHEAD_CHUNKS);
+    for (int c = next; c < stop; c++) {
+      FileChunk chunk = chunks.get(c);
+      if (!chunk.compressed()) {
+        recent.fetch(chunk.blob());
+      }
+    }
+  }
+
+  /** The end offset (exclusive) of each chunk of file {@code index}, built once. */
+  private long[] chunkEnds(int index) {
+    long[] ends = chunkEnds.get(index);
+    if (ends == null) {
+      List<FileChunk> chunks = inodes[index].chunks();
+      ends = new long[chunks.size()];
+      long sum = 0;
+      for (int i = 0; i < ends.length; i++) {
+        sum += chunks.get(i).len();
+        ends[i] = sum;
+      }
+      chunkEnds.compareAndSet(index, null, ends);
+    }
+    return ends;
+  }
+
+  /** The smallest chunk index whose end lies after {@code position}. */
+  private static int firstChunkEndingAfter(long[] ends, long position) {
+    int lo = 0;
+    int hi = ends.length;
+    while (lo < hi) {
+      int mid = (lo + hi) >>> 1;
+      if (ends[mid] <= position) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
+  private static String printable(byte[] bytes, int from, int to) {
+    return new String(bytes, from, to - from, StandardCharsets.UTF_8);
+  }
+
+  @Override
+  public void close() {
+    source.close();
+  }
+}

@@ -1,0 +1,110 @@
+package dev.puzzlefs.fuse;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.reader.ChunkSource;
+import dev.puzzlefs.testing.FakeImage;
+import dev.puzzlefs.testing.FuseTesting;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.slf4j.LoggerFactory;
+
+/** Chunk fetches that fail or hang become EIO for that read only; the mount keeps serving. */
+@Tag("fuse")
+class MountFailureTest {
+  private static final Duration DEADLINE = Duration.ofMillis(500);
+
+  @TempDir Path tmp;
+  private Path mnt;
+  private Mount mount;
+  private final FakeImage fake = new FakeImage(100);
+  private final ListAppender<ILoggingEvent> logged = new ListAppender<>();
+  private long brokenIno;
+  private Digest brokenChunk;
+
+  @BeforeEach
+  void mountImage() throws Exception {
+    FuseTesting.assumeFuse();
+    fake.file("/good", FakeImage.utf8("g".repeat(100)));
+    brokenIno = fake.file("/broken", FakeImage.utf8("b".repeat(100)));
+    long stuck = fake.file("/stuck", FakeImage.utf8("s".repeat(100)));
+    brokenChunk = fake.rootfs().layers().get(0).get((int) brokenIno - 1).chunks().get(0).blob();
+    Digest stuckChunk = fake.rootfs().layers().get(0).get((int) stuck - 1).chunks().get(0).blob();
+    Map<Digest, byte[]> blobs = fake.blobs();
+    ChunkSource source =
+        blob -> {
+          if (blob.equals(brokenChunk)) {
+            return CompletableFuture.failedFuture(new IOException("sha256 mismatch"));
+          }
+          if (blob.equals(stuckChunk)) {
+            return new CompletableFuture<>();
+          }
+          return CompletableFuture.completedFuture(blobs.get(blob));
+        };
+
+    logged.start();
+    ((Logger) LoggerFactory.getLogger(FuseErrors.class)).addAppender(logged);
+    mnt = Files.createDirectory(tmp.resolve("mnt"));
+    mount = Mounter.mount(fake.open(source, DEADLINE), mnt, List.of(), Duration.ofSeconds(30));
+  }
+
+  @AfterEach
+  void unmount() throws IOException {
+    ((Logger) LoggerFactory.getLogger(FuseErrors.class)).detachAppender(logged);
+    try {
+      if (mount != null) {
+        mount.close();
+      }
+    } finally {
+      if (mnt != null) {
+        FuseTesting.forceUnmount(mnt);
+      }
+    }
+  }
+
+  @Test
+  void read_failingChunk_givesEioAndLogsChunkFileAndCause() throws Exception {
+    IOException e =
+        assertThrows(IOException.class, () -> Files.readAllBytes(mnt.resolve("broken")));
+    assertTrue(e.getMessage().contains("Input/output error"), e.toString());
+
+    List<ILoggingEvent> warnings =
+        logged.list.stream().filter(event -> event.getLevel() == Level.WARN).toList();
+    assertTrue(!warnings.isEmpty(), "no WARN line");
+    String line = warnings.get(0).getFormattedMessage();
+    assertTrue(line.contains(brokenChunk.toString()), line);
+    assertTrue(line.contains("ino " + brokenIno), line);
+    assertTrue(line.contains("sha256 mismatch"), line);
+  }
+
+  @Test
+  void read_hangingChunk_givesEioWithinDeadlineAndMountStaysUp() throws Exception {
+    long start = System.nanoTime();
+    IOException e = assertThrows(IOException.class, () -> Files.readAllBytes(mnt.resolve("stuck")));
+    long millis = (System.nanoTime() - start) / 1_000_000;
+
+    assertTrue(e.getMessage().contains("Input/output error"), e.toString());
+    assertTrue(millis < 10 * DEADLINE.toMillis(), "took " + millis + " ms");
+    assertTrue(mount.isMounted());
+    assertArrayEquals(FakeImage.utf8("g".repeat(100)), Files.readAllBytes(mnt.resolve("good")));
+    assertEquals(100, Files.size(mnt.resolve("stuck")));
+  }
+}

@@ -1,0 +1,370 @@
+package dev.puzzlefs.reader;
+
+import static dev.puzzlefs.testing.FakeImage.utf8;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.format.DirEntry;
+import dev.puzzlefs.format.FileChunk;
+import dev.puzzlefs.format.FormatException;
+import dev.puzzlefs.format.Inode;
+import dev.puzzlefs.format.InodeKind;
+import dev.puzzlefs.format.Rootfs;
+import dev.puzzlefs.testing.FakeImage;
+import java.io.IOException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+
+class ImageTest {
+  private static byte[] random(int size, long seed) {
+    byte[] bytes = new byte[size];
+    new Random(seed).nextBytes(bytes);
+    return bytes;
+  }
+
+  private static Inode dir(long ino, DirEntry... entries) {
+    List<DirEntry> sorted = new ArrayList<>(List.of(entries));
+    Collections.sort(sorted);
+    return new Inode(ino, InodeKind.DIR, 0, 0, 0755, 0, 0, sorted, null, null, null);
+  }
+
+  private static Inode emptyFile(long ino) {
+    return new Inode(ino, InodeKind.FILE, 0, 0, 0644, 0, 0, null, List.of(), null, null);
+  }
+
+  private static Image open(Rootfs rootfs) throws FormatException {
+    return Image.open(rootfs, blob -> new CompletableFuture<>(), Duration.ofSeconds(1));
+  }
+
+  private static byte[] readAll(Image image, long ino, int bufferSize) throws IOException {
+    byte[] out = new byte[(int) image.size(ino)];
+    int at = 0;
+    while (true) {
+      int n = image.read(ino, at, out, at, Math.min(bufferSize, out.length - at));
+      if (n == 0) {
+        return out;
+      }
+      at += n;
+    }
+  }
+
+  @Test
+  void open_layers_newestInodeWinsAndWhiteoutRemovesIno() throws Exception {
+    List<Inode> top = List.of(dir(1, new DirEntry(2, utf8("a"))), Inode.whiteout(3));
+    List<Inode> bottom =
+        List.of(dir(1, new DirEntry(2, utf8("a")), new DirEntry(3, utf8("b"))), dir(2), dir(3));
+
+    Image image = open(new Rootfs(List.of(top, bottom), List.of(), 3));
+
+    assertEquals(1, image.entries(1).size());
+    assertEquals(InodeKind.DIR, image.inode(2).kind());
+    assertFalse(image.exists(3));
+    assertThrows(NoSuchFileException.class, () -> image.inode(3));
+    assertEquals(2, image.inodeCount());
+  }
+
+  @Test
+  void open_noRootDirectory_throwsFormatException() {
+    Rootfs rootfs = new Rootfs(List.of(List.of(emptyFile(1))), List.of(), 3);
+
+    FormatException e = assertThrows(FormatException.class, () -> open(rootfs));
+    assertTrue(e.getMessage().contains("root"), e.getMessage());
+  }
+
+  @Test
+  void resolve_rawByteNames_matchByteForByte() throws Exception {
+    FakeImage fake = new FakeImage(64);
+    long dir = fake.dir("/d");
+    byte[] invalid = {'/', 'd', '/', 'x', (byte) 0xff, 'y'};
+    long bad = fake.file(invalid, utf8("bad"));
+    long cafe = fake.file("/d/café", utf8("nfc"));
+    long cafeNfd = fake.file("/d/cafe\u0301", utf8("nfd"));
+    Image image = fake.open();
+
+    assertEquals(dir, image.resolve(utf8("/d")).ino());
+    assertEquals(dir, image.resolve(utf8("//d/")).ino());
+    assertEquals(bad, image.resolve(invalid).ino());
+    assertEquals(cafe, image.resolve(utf8("/d/café")).ino());
+    assertEquals(cafeNfd, image.resolve(utf8("/d/cafe\u0301")).ino());
+    assertEquals(Image.ROOT_INO, image.resolve(utf8("/")).ino());
+    assertThrows(NoSuchFileException.class, () -> image.resolve(utf8("/d/x\uFFFDy")));
+    assertThrows(NoSuchFileException.class, () -> image.resolve(utf8("/d/caf")));
+    assertThrows(NotDirectoryException.class, () -> image.resolve(utf8("/d/café/x")));
+  }
+
+  @Test
+  void lookup_namesAboveByte127_foundWithUnsignedOrder() throws Exception {
+    FakeImage fake = new FakeImage(64);
+    List<byte[]> names = new ArrayList<>();
+    for (int b = 1; b < 256; b++) {
+      if (b != '/') {
+        names.add(new byte[] {'/', (byte) b});
+        fake.file(names.get(names.size() - 1), new byte[] {(byte) b});
+      }
+    }
+    Image image = fake.open();
+
+    for (byte[] name : names) {
+      Inode found = image.resolve(name);
+      byte[] one = new byte[1];
+      image.read(found.ino(), 0, one, 0, 1);
+      assertEquals(name[1], one[0]);
+    }
+  }
+
+  @Test
+  void nlink_directoriesAndHardLinks_countNamesInTree() throws Exception {
+    FakeImage fake = new FakeImage(64);
+    long a = fake.dir("/a");
+    fake.dir("/a/b");
+    fake.dir("/a/c");
+    long file = fake.file("/a/f", utf8("x"));
+    fake.hardlink("/g", file);
+    fake.hardlink("/a/b/h", file);
+    long lone = fake.file("/lone", utf8("y"));
+    Image image = fake.open();
+
+    assertEquals(3, image.nlink(Image.ROOT_INO));
+    assertEquals(4, image.nlink(a));
+    assertEquals(3, image.nlink(file));
+    assertEquals(1, image.nlink(lone));
+  }
+
+  @Test
+  void read_lastChunkSharedWithNextFile_readsOnlyOwnBytes() throws Exception {
+    FakeImage fake = new FakeImage(100);
+    byte[] first = random(150, 1);
+    byte[] second = random(80, 2);
+    long one = fake.file("/one", first);
+    long two = fake.file("/two", second);
+    Image image = fake.open();
+    byte[] buf = new byte[300];
+
+    assertEquals(1, image.read(one, 149, buf, 0, 10));
+    assertEquals(first[149], buf[0]);
+    assertEquals(0, image.read(one, 150, buf, 0, 10));
+    assertEquals(0, image.read(one, 10_000, buf, 0, 10));
+    assertArrayEquals(first, readAll(image, one, 300));
+    assertArrayEquals(second, readAll(image, two, 7));
+    assertEquals(2, image.inode(two).chunks().size());
+    assertEquals(50, image.inode(two).chunks().get(0).offset());
+  }
+
+  @Test
+  void size_symlink_isTargetLength() throws Exception {
+    FakeImage fake = new FakeImage(100);
+    fake.file("/f", random(10, 12));
+    long link = fake.symlink("/l", utf8("some/target"));
+    Image image = fake.open();
+
+    assertEquals(11, image.size(link));
+    assertEquals(10, image.totalBytes());
+  }
+
+  @Test
+  void read_emptyFile_returnsZero() throws Exception {
+    FakeImage fake = new FakeImage(100);
+    fake.file("/a", random(10, 3));
+    long empty = fake.file("/empty", new byte[0]);
+    Image image = fake.open();
+
+    assertEquals(0, image.size(empty));
+    assertEquals(0, image.read(empty, 0, new byte[10], 0, 10));
+  }
+
+  @Test
+  void read_fileSpanningThreeChunks_anyOffsetAndSizeMatches() throws Exception {
+    FakeImage fake = new FakeImage(1000);
+    fake.file("/pad", random(333, 4));
+    byte[] content = random(2500, 5);
+    long big = fake.file("/big", content);
+    Image image = fake.open();
+    assertEquals(3, image.inode(big).chunks().size());
+
+    Random random = new Random(6);
+    for (int i = 0; i < 500; i++) {
+      int offset = random.nextInt(2600);
+      int size = random.nextInt(1500);
+      byte[] buf = new byte[size + 3];
+      int n = image.read(big, offset, buf, 3, size);
+      int expected = Math.max(0, Math.min(size, content.length - offset));
+      assertEquals(expected, n, "offset " + offset + " size " + size);
+      if (n > 0) {
+        assertArrayEquals(
+            Arrays.copyOfRange(content, offset, offset + n), Arrays.copyOfRange(buf, 3, 3 + n));
+      }
+    }
+  }
+
+  @Test
+  void read_compressedChunk_throwsNotSupportedNamingChunk() throws Exception {
+    Digest blob = Digest.sha256(utf8("chunk"));
+    Inode file =
+        new Inode(
+            2,
+            InodeKind.FILE,
+            0,
+            0,
+            0644,
+            0,
+            0,
+            null,
+            List.of(new FileChunk(blob, 0, true, 5)),
+            null,
+            null);
+    Image image =
+        open(new Rootfs(List.of(List.of(dir(1, new DirEntry(2, utf8("z"))), file)), List.of(), 3));
+
+    ChunkReadException e =
+        assertThrows(ChunkReadException.class, () -> image.read(2, 0, new byte[5], 0, 5));
+    assertTrue(e.getMessage().contains("compressed chunks not supported yet"), e.getMessage());
+    assertTrue(e.getMessage().contains(blob.toString()), e.getMessage());
+    assertEquals(2, e.ino());
+  }
+
+  @Test
+  void read_failingSource_throwsNamingChunkFileAndCause() throws Exception {
+    FakeImage fake = new FakeImage(100);
+    long file = fake.file("/f", random(50, 7));
+    Digest blob = fake.rootfs().layers().get(0).get(1).chunks().get(0).blob();
+    Image image =
+        fake.open(
+            b -> CompletableFuture.failedFuture(new IOException("disk on fire")),
+            Duration.ofSeconds(5));
+
+    ChunkReadException e =
+        assertThrows(ChunkReadException.class, () -> image.read(file, 0, new byte[50], 0, 50));
+    assertTrue(e.getMessage().contains(blob.toString()), e.getMessage());
+    assertTrue(e.getMessage().contains("ino " + file), e.getMessage());
+    assertTrue(e.getMessage().contains("disk on fire"), e.getMessage());
+  }
+
+  @Test
+  void read_sourceNeverCompletes_failsAfterDeadline() throws Exception {
+    FakeImage fake = new FakeImage(100);
+    long file = fake.file("/f", random(250, 8));
+    Image image = fake.open(b -> new CompletableFuture<>(), Duration.ofMillis(300));
+
+    long start = System.nanoTime();
+    ChunkReadException e =
+        assertThrows(ChunkReadException.class, () -> image.read(file, 0, new byte[250], 0, 250));
+    long millis = (System.nanoTime() - start) / 1_000_000;
+
+    assertTrue(e.getMessage().contains("timed out"), e.getMessage());
+    assertTrue(millis >= 290 && millis < 2000, "took " + millis + " ms");
+  }
+
+  @Test
+  void read_failedFetch_isRetriedOnNextRead() throws Exception {
+    FakeImage fake = new FakeImage(100);
+    byte[] content = random(50, 9);
+    long file = fake.file("/f", content);
+    Map<Digest, byte[]> blobs = fake.blobs();
+    AtomicInteger calls = new AtomicInteger();
+    ChunkSource flaky =
+        b ->
+            calls.incrementAndGet() == 1
+                ? CompletableFuture.failedFuture(new IOException("first try fails"))
+                : CompletableFuture.completedFuture(blobs.get(b));
+    Image image = fake.open(flaky, Duration.ofSeconds(5));
+
+    assertThrows(ChunkReadException.class, () -> image.read(file, 0, new byte[50], 0, 50));
+    byte[] buf = new byte[50];
+    assertEquals(50, image.read(file, 0, buf, 0, 50));
+    assertArrayEquals(content, buf);
+  }
+
+  @Test
+  void read_chunkShorterThanFileNeeds_throws() throws Exception {
+    byte[] stored = utf8("tiny");
+    Digest blob = Digest.sha256(stored);
+    Inode file =
+        new Inode(
+            2,
+            InodeKind.FILE,
+            0,
+            0,
+            0644,
+            0,
+            0,
+            null,
+            List.of(new FileChunk(blob, 2, false, 10)),
+            null,
+            null);
+    Image image =
+        Image.open(
+            new Rootfs(List.of(List.of(dir(1, new DirEntry(2, utf8("f"))), file)), List.of(), 3),
+            b -> CompletableFuture.completedFuture(stored),
+            Duration.ofSeconds(1));
+
+    ChunkReadException e =
+        assertThrows(ChunkReadException.class, () -> image.read(2, 0, new byte[10], 0, 10));
+    assertTrue(e.getMessage().contains(blob.toString()), e.getMessage());
+  }
+
+  @Test
+  void read_sequentialReads_prefetchNextChunks() throws Exception {
+    FakeImage fake = new FakeImage(100);
+    long file = fake.file("/f", random(1000, 10));
+    List<Digest> chunks =
+        fake.rootfs().layers().get(0).get(1).chunks().stream().map(FileChunk::blob).toList();
+    List<Digest> requested = Collections.synchronizedList(new ArrayList<>());
+    Map<Digest, byte[]> blobs = fake.blobs();
+    Image image =
+        fake.open(
+            b -> {
+              requested.add(b);
+              return CompletableFuture.completedFuture(blobs.get(b));
+            },
+            Duration.ofSeconds(5));
+
+    image.read(file, 500, new byte[50], 0, 50);
+    assertEquals(List.of(chunks.get(5)), requested);
+    image.read(file, 550, new byte[100], 0, 100);
+
+    assertEquals(List.of(chunks.get(5), chunks.get(6), chunks.get(7), chunks.get(8)), requested);
+  }
+
+  @Test
+  void read_randomReads_doNotPrefetch() throws Exception {
+    FakeImage fake = new FakeImage(100);
+    long file = fake.file("/f", random(1000, 11));
+    MapChunkSourceCounter counter = new MapChunkSourceCounter(fake.blobs());
+    Image image = fake.open(counter, Duration.ofSeconds(5));
+
+    image.read(file, 500, new byte[10], 0, 10);
+    image.read(file, 300, new byte[10], 0, 10);
+    image.read(file, 800, new byte[10], 0, 10);
+
+    assertEquals(3, counter.calls.get());
+  }
+
+  private static final class MapChunkSourceCounter implements ChunkSource {
+    final Map<Digest, byte[]> blobs;
+    final AtomicInteger calls = new AtomicInteger();
+
+    MapChunkSourceCounter(Map<Digest, byte[]> blobs) {
+      this.blobs = blobs;
+    }
+
+    @Override
+    public CompletableFuture<byte[]> fetch(Digest blob) {
+      calls.incrementAndGet();
+      return CompletableFuture.completedFuture(blobs.get(blob));
+    }
+  }
+}
