@@ -129,6 +129,11 @@ public final class MountSupport {
     return done;
   }
 
+  /** {@link #signal} and wait (bounded) until the byte is written, for callers about to exit. */
+  static void signalAndWait(Path fifo, byte status) {
+    awaitSignal(signal(fifo, status));
+  }
+
   private static void awaitSignal(CompletableFuture<Void> signal) {
     try {
       signal.get(FIFO_WRITE_WAIT.toMillis(), TimeUnit.MILLISECONDS);

@@ -39,6 +39,10 @@ import ru.serce.jnrfuse.struct.Timespec;
  * numbers. Every failure inside a callback is turned into an errno by {@link FuseErrors}.
  */
 public class PuzzleFs extends FuseStubFS {
+  /** The virtual attribute of the root directory that reports the mount's counters. */
+  static final byte[] STATS_XATTR =
+      "user.puzzlefs.stats".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+
   private static final int O_ACCMODE = 3;
   private static final int O_RDONLY = 0;
   private static final int O_TRUNC = 01000;
@@ -198,6 +202,9 @@ public class PuzzleFs extends FuseStubFS {
               }
             }
           }
+          if (inode.ino() == Image.ROOT_INO && Arrays.equals(name, STATS_XATTR)) {
+            return copyOut(statsJson(), value, size);
+          }
           return -ErrorCodes.ENODATA();
         });
   }
@@ -221,6 +228,17 @@ public class PuzzleFs extends FuseStubFS {
           }
           return copyOut(names, list, size);
         });
+  }
+
+  /**
+   * The mount's counters as one JSON object, e.g. {@code {"fetchedBytes":123,...}}: served as the
+   * root's {@code user.puzzlefs.stats} attribute (unless the image has its own), not listed.
+   */
+  private byte[] statsJson() {
+    StringBuilder sb = new StringBuilder("{");
+    image.stats().forEach((k, v) -> sb.append(sb.length() > 1 ? "," : "").append('"').append(k)
+        .append("\":").append(v));
+    return sb.append('}').toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
   }
 
   /** The getxattr/listxattr convention: size 0 asks for the length; too small is ERANGE. */

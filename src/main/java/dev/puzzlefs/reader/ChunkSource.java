@@ -13,6 +13,14 @@ public interface ChunkSource extends AutoCloseable {
   /** The verified stored bytes of {@code blob}. The array must not be modified. */
   CompletableFuture<byte[]> fetch(Digest blob);
 
+  /**
+   * Counters for people and tests (for example {@code fetchedBytes}); empty when the source keeps
+   * none.
+   */
+  default java.util.Map<String, Long> stats() {
+    return java.util.Map.of();
+  }
+
   @Override
   default void close() {}
 }

@@ -65,6 +65,7 @@ public final class Image implements AutoCloseable {
   private final ChunkSource source;
   private final RecentChunks recent;
   private final long deadlineNanos;
+  private volatile long chunkBytes = -1;
 
   private Image(long[] inos, Inode[] inodes, ChunkSource source, Duration readDeadline) {
     this.inos = inos;
@@ -213,6 +214,36 @@ public final class Image implements AutoCloseable {
   /** The sum of the sizes of all regular files (hard links counted once). */
   public long totalBytes() {
     return totalBytes;
+  }
+
+  /**
+   * What this mount has done so far: the chunk source's counters plus {@code imageBytes} (the
+   * stored bytes of every chunk the image references) and {@code inodes}.
+   */
+  public Map<String, Long> stats() {
+    Map<String, Long> out = new java.util.TreeMap<>(source.stats());
+    out.put("imageBytes", chunkBytes());
+    out.put("inodes", inodeCount());
+    return out;
+  }
+
+  private long chunkBytes() {
+    long cached = chunkBytes;
+    if (cached < 0) {
+      // Every byte of an uncompressed chunk belongs to some file, so a chunk's length is the
+      // furthest any file reads into it.
+      Map<Digest, Long> ends = new HashMap<>();
+      for (Inode inode : inodes) {
+        if (inode.chunks() != null) {
+          for (FileChunk c : inode.chunks()) {
+            ends.merge(c.blob(), c.offset() + c.len(), Math::max);
+          }
+        }
+      }
+      cached = ends.values().stream().mapToLong(Long::longValue).sum();
+      chunkBytes = cached;
+    }
+    return cached;
   }
 
   /** The entries of directory {@code ino}, sorted by name bytes. */

@@ -1,0 +1,157 @@
+package dev.puzzlefs.cli;
+
+import dev.puzzlefs.registry.ImageReference;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code puzzlefs mount [-f] [-i FIFO] [-o OPTS] (OCI_DIR TAG | docker://REF) MOUNTPOINT}.
+ *
+ * <p>Without {@code -f} the mount runs in a second JVM (a JVM cannot fork itself); this command
+ * returns once that child reports the mount ready, or fails with the child's reason.
+ */
+@Command(
+    name = "mount",
+    description = {
+      "Mount an image read-only with FUSE, from a local OCI layout (OCI_DIR TAG) or straight",
+      "from a registry (docker://HOST[:PORT]/REPO[:TAG]) before any pull."
+    })
+final class MountCommand implements Callable<Integer> {
+  @Spec CommandSpec spec;
+
+  @Parameters(
+      arity = "2..3",
+      paramLabel = "IMAGE",
+      description = "OCI_DIR TAG MOUNTPOINT, or REFERENCE MOUNTPOINT")
+  List<String> args;
+
+  @Option(names = "-f", description = "stay in the foreground until unmounted")
+  boolean foreground;
+
+  @Option(names = "-i", paramLabel = "FIFO", description = "write 's' (ready) or 'f' to FIFO")
+  Path readyFifo;
+
+  @Option(
+      names = "-o",
+      split = ",",
+      paramLabel = "OPTS",
+      description = "extra FUSE mount options (comma separated)")
+  List<String> options = new ArrayList<>();
+
+  @Option(
+      names = "--digest",
+      paramLabel = "HEX",
+      description = "the manifest's fs-verity digest: verify every blob's fs-verity digest too")
+  String digest;
+
+  @Option(names = "--cache-dir", paramLabel = "DIR", description = "disk cache of fetched chunks")
+  Path cacheDir;
+
+  @Option(names = "--cache-memory", paramLabel = "BYTES", description = "memory cache size")
+  Long cacheMemory;
+
+  @Option(names = "--cache-disk", paramLabel = "BYTES", description = "disk cache budget")
+  Long cacheDisk;
+
+  @Option(
+      names = "--read-timeout",
+      paramLabel = "SECONDS",
+      description = "how long a read waits for its chunks before failing with EIO")
+  Integer readTimeout;
+
+  @Option(names = "--log-file", paramLabel = "FILE", description = "background mount's log")
+  Path logFile;
+
+  @Option(names = "--config", paramLabel = "FILE", description = "configuration file")
+  Path configFile;
+
+  @Mixin RegistryOptions registry;
+
+  @Override
+  public Integer call() throws Exception {
+    boolean remote = args.get(0).startsWith(ImageReference.SCHEME);
+    if (remote != (args.size() == 2)) {
+      throw new ParameterException(
+          spec.commandLine(),
+          "expected OCI_DIR TAG MOUNTPOINT or docker://REFERENCE MOUNTPOINT, got "
+              + String.join(" ", args));
+    }
+    if (digest != null && !digest.matches("[0-9a-fA-F]{64}")) {
+      throw new ParameterException(
+          spec.commandLine(), "--digest takes 64 hex characters, got '" + digest + "'");
+    }
+    Config config = Config.load(configFile);
+    if (!foreground) {
+      return background(config);
+    }
+    Path mountpoint = Path.of(args.get(args.size() - 1));
+    OpenedImage opened;
+    try {
+      opened = open(remote, config);
+    } catch (Exception e) {
+      MountSupport.signalAndWait(readyFifo, MountSupport.FAILED);
+      throw e;
+    }
+    try (opened) {
+      return MountSupport.runForeground(opened.image(), mountpoint, options, readyFifo);
+    }
+  }
+
+  private OpenedImage open(boolean remote, Config config) throws Exception {
+    OpenedImage.Settings settings =
+        new OpenedImage.Settings(
+            digest,
+            Duration.ofSeconds(readTimeout != null ? readTimeout : config.mount.readTimeoutSeconds),
+            cacheMemory != null ? cacheMemory : config.cache.memoryBytes,
+            cacheDir != null ? cacheDir : config.cacheDirectory(),
+            cacheDisk != null ? cacheDisk : config.cache.diskBytes);
+    if (!remote) {
+      return OpenedImage.local(Path.of(args.get(0)), args.get(1), settings);
+    }
+    ImageReference ref = ImageReference.parse(args.get(0));
+    return OpenedImage.remote(ref, registry.client(ref, config), settings);
+  }
+
+  /** Runs this same command with {@code -f} in a child JVM and waits for its word. */
+  private int background(Config config) throws Exception {
+    Path mountpoint = Path.of(args.get(args.size() - 1));
+    if (!Files.isDirectory(mountpoint)) {
+      throw new java.io.IOException("mount point " + mountpoint + " is not a directory");
+    }
+    List<String> child = new ArrayList<>();
+    child.add("mount");
+    List<String> original = spec.commandLine().getParseResult().originalArgs();
+    for (int i = 0; i < original.size(); i++) {
+      String a = original.get(i);
+      if (a.equals("-i") || a.equals("--log-file")) {
+        i++; // the parent answers the user's FIFO; the child gets a private one
+      } else if (!a.startsWith("-i") || a.startsWith("--")) {
+        child.add(a);
+      }
+    }
+    Path log = logFile != null ? logFile : defaultLog(config, mountpoint);
+    Files.createDirectories(log.toAbsolutePath().getParent());
+    int status =
+        MountSupport.spawnBackground(
+            child, log, Duration.ofSeconds(config.mount.readyTimeoutSeconds));
+    MountSupport.signalAndWait(
+        readyFifo, status == 0 ? MountSupport.READY : MountSupport.FAILED);
+    return status;
+  }
+
+  private static Path defaultLog(Config config, Path mountpoint) {
+    String name = mountpoint.toAbsolutePath().normalize().toString().replace('/', '_');
+    return config.cacheDirectory().resolve("logs").resolve("mount" + name + ".log");
+  }
+}

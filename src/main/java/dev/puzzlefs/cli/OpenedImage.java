@@ -1,0 +1,176 @@
+package dev.puzzlefs.cli;
+
+import dev.puzzlefs.cache.BlobFetcher;
+import dev.puzzlefs.cache.CachingChunkSource;
+import dev.puzzlefs.cache.LayoutBlobFetcher;
+import dev.puzzlefs.cache.RegistryBlobFetcher;
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.format.FsVerity;
+import dev.puzzlefs.format.Rootfs;
+import dev.puzzlefs.format.RootfsCodec;
+import dev.puzzlefs.format.VerityData;
+import dev.puzzlefs.oci.Descriptor;
+import dev.puzzlefs.oci.ImageManifest;
+import dev.puzzlefs.oci.MediaTypes;
+import dev.puzzlefs.oci.OciException;
+import dev.puzzlefs.oci.OciLayout;
+import dev.puzzlefs.reader.Image;
+import dev.puzzlefs.registry.ImagePuller;
+import dev.puzzlefs.registry.ImageReference;
+import dev.puzzlefs.registry.PulledImage;
+import dev.puzzlefs.registry.RegistryClient;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/**
+ * Opens an image for mounting, from a local layout or a registry: the manifest and the rootfs blob
+ * are read (and checked against {@code --digest} when given) before anything is mounted; chunks
+ * come later through a verifying cache.
+ */
+final class OpenedImage implements AutoCloseable {
+  private final Image image;
+  private final AutoCloseable[] resources;
+
+  private OpenedImage(Image image, AutoCloseable... resources) {
+    this.image = image;
+    this.resources = resources;
+  }
+
+  Image image() {
+    return image;
+  }
+
+  /** Settings the opener needs, resolved from the configuration and flags. */
+  record Settings(
+      String expectedManifestVerity,
+      Duration readTimeout,
+      long memoryBytes,
+      Path cacheDir,
+      long diskBytes) {}
+
+  /** Opens tag {@code tag} of the layout in {@code dir}. */
+  static OpenedImage local(Path dir, String tag, Settings s) throws IOException {
+    OciLayout layout = OciLayout.open(dir);
+    Descriptor desc = layout.resolveTag(tag);
+    byte[] manifestBytes = layout.readBlob(desc.digestValue());
+    checkManifest(manifestBytes, s, "tag " + tag + " of " + dir);
+    ImageManifest manifest =
+        dev.puzzlefs.oci.Json.read(manifestBytes, ImageManifest.class, "manifest " + desc.digest());
+    Descriptor rootfsDesc = rootfsOf(manifest, desc.digest());
+    Rootfs rootfs = decode(layout.readBlob(rootfsDesc.digestValue()), rootfsDesc, s);
+    ExecutorService io = Executors.newFixedThreadPool(4, daemon("puzzlefs-io"));
+    CachingChunkSource source =
+        cache(new LayoutBlobFetcher(layout, io), rootfs, s, /* disk= */ false);
+    return new OpenedImage(Image.open(rootfs, source, s.readTimeout()), io::shutdownNow);
+  }
+
+  /** Opens {@code ref} from its registry with {@code client}, which the result then owns. */
+  static OpenedImage remote(ImageReference ref, RegistryClient client, Settings s)
+      throws IOException, InterruptedException {
+    try {
+      ImagePuller puller = new ImagePuller(client);
+      PulledImage pulled = Futures.await(puller.fetchManifest(ref), "fetch of " + ref);
+      checkManifest(pulled.bytes(), s, ref.toString());
+      Descriptor rootfsDesc = rootfsOf(pulled.manifest(), pulled.digest().toString());
+      byte[] blob =
+          Futures.await(
+              puller.fetchBlob(ref.repository(), rootfsDesc.digestValue()),
+              "fetch of the rootfs blob of " + ref);
+      Rootfs rootfs = decode(blob, rootfsDesc, s);
+      CachingChunkSource source =
+          cache(new RegistryBlobFetcher(client, ref.repository()), rootfs, s, true);
+      return new OpenedImage(Image.open(rootfs, source, s.readTimeout()), client);
+    } catch (IOException | RuntimeException | InterruptedException e) {
+      client.close();
+      throw e;
+    }
+  }
+
+  private static void checkManifest(byte[] manifest, Settings s, String what) throws IOException {
+    if (s.expectedManifestVerity() == null) {
+      return;
+    }
+    String actual = HexFormat.of().formatHex(FsVerity.digest(manifest));
+    if (!actual.equals(s.expectedManifestVerity().toLowerCase(java.util.Locale.ROOT))) {
+      throw new IOException(
+          "the manifest of " + what + " has fs-verity digest " + actual
+              + ", not the expected --digest " + s.expectedManifestVerity());
+    }
+  }
+
+  private static Descriptor rootfsOf(ImageManifest manifest, String manifestDigest)
+      throws OciException {
+    if (manifest.layers() != null) {
+      for (Descriptor d : manifest.layers()) {
+        if (MediaTypes.ROOTFS.equals(d.mediaType())) {
+          return d;
+        }
+      }
+    }
+    throw new OciException(
+        "manifest " + manifestDigest + " is not a PuzzleFS image: it has no layer of type "
+            + MediaTypes.ROOTFS);
+  }
+
+  private static Rootfs decode(byte[] blob, Descriptor desc, Settings s) throws IOException {
+    if (s.expectedManifestVerity() != null) {
+      String expected = desc.annotation(MediaTypes.VERITY_ROOT_HASH);
+      String actual = HexFormat.of().formatHex(FsVerity.digest(blob));
+      if (expected == null || !expected.equals(actual)) {
+        throw new IOException(
+            "rootfs blob " + desc.digest() + " has fs-verity digest " + actual
+                + " but its manifest expects " + expected);
+      }
+    }
+    try {
+      return RootfsCodec.decode(blob);
+    } catch (IOException e) {
+      throw new IOException("rootfs blob " + desc.digest() + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static CachingChunkSource cache(
+      BlobFetcher fetcher, Rootfs rootfs, Settings s, boolean disk) throws IOException {
+    CachingChunkSource.Builder b =
+        CachingChunkSource.builder(fetcher)
+            .maxMemoryBytes(s.memoryBytes())
+            .fetchTimeout(s.readTimeout());
+    if (disk) {
+      b.diskCache(s.cacheDir(), s.diskBytes());
+    }
+    if (s.expectedManifestVerity() != null) {
+      Map<Digest, byte[]> expected = new HashMap<>();
+      for (VerityData v : rootfs.verity()) {
+        expected.put(v.blob(), v.verity());
+      }
+      b.verity(expected::get, FsVerity::digest);
+    }
+    return b.build();
+  }
+
+  private static java.util.concurrent.ThreadFactory daemon(String name) {
+    return r -> {
+      Thread t = new Thread(r, name);
+      t.setDaemon(true);
+      return t;
+    };
+  }
+
+  @Override
+  public void close() {
+    image.close();
+    for (AutoCloseable r : resources) {
+      try {
+        r.close();
+      } catch (Exception e) {
+        // closing on the way out; nothing left to tell the user
+      }
+    }
+  }
+}
