@@ -5,6 +5,7 @@ import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxException;
+import io.vertx.core.http.HttpClient;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.ext.web.client.WebClient;
 import io.vertx.ext.web.client.WebClientOptions;
@@ -34,6 +35,7 @@ public final class RegistryClient implements AutoCloseable {
 
   private final Vertx vertx;
   private final boolean ownsVertx;
+  private final HttpClient httpClient;
   private final WebClient client;
   private final RegistryHttp http;
   private final RegistryClientOptions options;
@@ -77,7 +79,19 @@ public final class RegistryClient implements AutoCloseable {
             .setMaxRedirects(5)
             .setUserAgent(this.options.userAgent());
     PoolOptions pool = new PoolOptions().setHttp1MaxSize(this.options.maxConcurrentRequests());
-    this.client = WebClient.create(vertx, web, pool);
+    // Without a handler of our own, Vert.x logs every reset connection at ERROR; the failure
+    // already reaches the request, which retries and reports it.
+    this.httpClient =
+        vertx
+            .httpClientBuilder()
+            .with(web)
+            .with(pool)
+            .withConnectHandler(
+                connection ->
+                    connection.exceptionHandler(
+                        e -> LOG.debug("connection to {} failed: {}", registry, e.toString())))
+            .build();
+    this.client = WebClient.wrap(httpClient, web);
     this.http = new RegistryHttp(client, registry, host, port, ssl, this.options);
   }
 
@@ -162,6 +176,7 @@ public final class RegistryClient implements AutoCloseable {
   @Override
   public void close() {
     client.close();
+    httpClient.close();
     if (ownsVertx) {
       vertx.close();
     }
