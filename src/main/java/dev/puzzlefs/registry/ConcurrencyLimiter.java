@@ -7,12 +7,15 @@ import java.util.function.Supplier;
 
 /**
  * Runs asynchronous tasks with at most {@code permits} of them in flight; later ones wait in
- * arrival order. Nothing blocks: a waiting task starts when a running one completes.
+ * arrival order. Nothing blocks: a waiting task starts when a running one completes. Tasks are
+ * started from a loop, not from each other's callbacks, so a long queue of tasks that fail at once
+ * cannot overflow the stack.
  */
 final class ConcurrencyLimiter {
   private final int permits;
   private final ArrayDeque<Runnable> waiting = new ArrayDeque<>();
   private int running;
+  private boolean draining;
 
   ConcurrencyLimiter(int permits) {
     if (permits < 1) {
@@ -38,18 +41,10 @@ final class ConcurrencyLimiter {
                 result.handle(ar);
               });
         };
-    boolean startNow;
     synchronized (this) {
-      startNow = running < permits;
-      if (startNow) {
-        running++;
-      } else {
-        waiting.add(start);
-      }
+      waiting.add(start);
     }
-    if (startNow) {
-      start.run();
-    }
+    drain();
     return result.future();
   }
 
@@ -59,14 +54,30 @@ final class ConcurrencyLimiter {
   }
 
   private void release() {
-    Runnable next;
     synchronized (this) {
-      next = waiting.poll();
-      if (next == null) {
-        running--;
-      }
+      running--;
     }
-    if (next != null) {
+    drain();
+  }
+
+  /** Starts waiting tasks while permits last; only one thread at a time runs this loop. */
+  private void drain() {
+    synchronized (this) {
+      if (draining) {
+        return;
+      }
+      draining = true;
+    }
+    while (true) {
+      Runnable next;
+      synchronized (this) {
+        if (running >= permits || waiting.isEmpty()) {
+          draining = false;
+          return;
+        }
+        next = waiting.poll();
+        running++;
+      }
       next.run();
     }
   }

@@ -68,7 +68,11 @@ public final class RegistryClientOptions {
     return this;
   }
 
-  /** How long one attempt (request sent to last body byte) may take in total. */
+  /**
+   * How long one attempt may take in total, from when it gets its turn under {@link
+   * #maxConcurrentRequests()} to its last body byte. Time spent queued is not counted; callers that
+   * need an overall deadline set one (the chunk cache does).
+   */
   public Duration requestTimeout() {
     return requestTimeout;
   }

@@ -173,6 +173,20 @@ class RegistryRoundTripTest {
   }
 
   @Test
+  void pushBlob_bytesNotMatchingDigest_isRejectedWithoutRetry() {
+    byte[] data = {1, 2, 3, 4};
+    Digest claimed = Digest.sha256(new byte[] {9});
+    long before = client.requests();
+
+    Throwable e = failure(client.pushBlob("roundtrip/bad", claimed, data));
+
+    UnexpectedResponseException rejected = assertInstanceOf(UnexpectedResponseException.class, e);
+    assertEquals(400, rejected.status());
+    assertTrue(e.getMessage().contains("DIGEST_INVALID"), e.getMessage());
+    assertEquals(2, client.requests() - before); // POST + PUT, once
+  }
+
+  @Test
   void pullBlob_unknownDigest_failsWithBlobNotFoundAfterOneRequest() {
     Digest digest = Digest.sha256(new byte[] {1, 2, 3});
     long before = client.requests();
