@@ -113,20 +113,25 @@ public final class CachingChunkSource implements ChunkSource {
       memoryHits.increment();
       return CompletableFuture.completedFuture(cached);
     }
-    load(blob)
-        .whenComplete(
-            (bytes, failure) -> {
-              // Into memory before out of the loading map, so no reader finds neither.
-              if (failure == null) {
-                memory.put(blob, bytes);
-              }
-              loading.remove(blob, mine);
-              if (failure == null) {
-                mine.complete(bytes);
-              } else {
-                mine.completeExceptionally(unwrap(failure));
-              }
-            });
+    CompletableFuture<byte[]> loaded;
+    try {
+      loaded = load(blob);
+    } catch (RuntimeException e) { // for example an executor that was shut down
+      loaded = CompletableFuture.failedFuture(e);
+    }
+    loaded.whenComplete(
+        (bytes, failure) -> {
+          // Into memory before out of the loading map, so no reader finds neither.
+          if (failure == null) {
+            memory.put(blob, bytes);
+          }
+          loading.remove(blob, mine);
+          if (failure == null) {
+            mine.complete(bytes);
+          } else {
+            mine.completeExceptionally(describe(blob, unwrap(failure)));
+          }
+        });
     return mine.copy();
   }
 
