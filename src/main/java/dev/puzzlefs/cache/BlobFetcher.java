@@ -1,0 +1,19 @@
+package dev.puzzlefs.cache;
+
+import dev.puzzlefs.format.Digest;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * Where a {@link CachingChunkSource} gets the blobs it does not have. The bytes may be unverified:
+ * the cache checks them before keeping or returning them.
+ */
+public interface BlobFetcher {
+  /**
+   * The stored bytes of {@code blob}; fails with an {@link java.io.IOException} naming the blob
+   * when it cannot be had. May complete on any thread, including a Vert.x event loop.
+   */
+  CompletableFuture<byte[]> fetch(Digest blob);
+
+  /** Where the blobs come from, for messages: {@code host:port/repo} or a directory. */
+  String source();
+}

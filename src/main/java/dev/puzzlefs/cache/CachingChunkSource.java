@@ -1,0 +1,406 @@
+package dev.puzzlefs.cache;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.reader.ChunkSource;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Chunks from memory, else from a disk cache, else from a {@link BlobFetcher}, verified at every
+ * step.
+ *
+ * <p>How it works: completed chunks live in a Caffeine cache weighted by their length. A read that
+ * misses it joins the load of that digest already in flight, or starts one, so there is one fetch
+ * per digest however many readers want it at once. The load reads {@code <cacheDir>/sha256/<hex>}
+ * on the executor; an entry that does not hash to its name (or fails the fs-verity check) is
+ * deleted, never served. On a miss it asks the fetcher, with a deadline, then verifies on the
+ * executor (never on the fetcher's thread, which may be an event loop), writes the disk entry, and
+ * only then puts the bytes in memory and completes the readers' future. A failed load leaves
+ * nothing behind, so the next read tries again.
+ *
+ * <p>Why not Caffeine's {@code AsyncCache}, which also shares in-flight loads: it logs every failed
+ * load at WARNING with a stack trace (through {@code System.Logger}, bypassing SLF4J), which turns
+ * a registry outage into a flood on the read path, and a failed future stays visible to readers
+ * until its completion callback has removed it. A map of loads in flight beside a plain weighted
+ * cache does the same job without either.
+ */
+public final class CachingChunkSource implements ChunkSource {
+  private static final Logger LOG = LoggerFactory.getLogger(CachingChunkSource.class);
+  private static final HexFormat HEX = HexFormat.of();
+
+  private final BlobFetcher fetcher;
+  private final DiskCache disk;
+  private final Cache<Digest, byte[]> memory;
+  private final ConcurrentHashMap<Digest, CompletableFuture<byte[]>> loading =
+      new ConcurrentHashMap<>();
+  private final Executor executor;
+  private final ExecutorService ownedExecutor;
+  private final long fetchTimeoutMillis;
+  private final Function<Digest, byte[]> expectedVerity;
+  private final Function<byte[], byte[]> verityOf;
+
+  private final LongAdder memoryHits = new LongAdder();
+  private final LongAdder inFlightJoins = new LongAdder();
+  private final LongAdder diskHits = new LongAdder();
+  private final LongAdder fetches = new LongAdder();
+  private final LongAdder bytesFetched = new LongAdder();
+  private final LongAdder corruptDiskEntries = new LongAdder();
+
+  private CachingChunkSource(Builder b) throws IOException {
+    this.fetcher = b.fetcher;
+    this.ownedExecutor = b.executor == null ? newExecutor() : null;
+    this.executor = b.executor != null ? b.executor : ownedExecutor;
+    this.disk = b.diskDir == null ? null : new DiskCache(b.diskDir, b.maxDiskBytes, b.clock);
+    this.fetchTimeoutMillis = b.fetchTimeout.toMillis();
+    this.expectedVerity = b.expectedVerity;
+    this.verityOf = b.verityOf;
+    this.memory =
+        Caffeine.newBuilder()
+            .maximumWeight(b.maxMemoryBytes)
+            .weigher((Digest d, byte[] v) -> v.length)
+            .executor(executor)
+            .build();
+  }
+
+  /** A builder for a cache in front of {@code fetcher}. */
+  public static Builder builder(BlobFetcher fetcher) {
+    return new Builder(fetcher);
+  }
+
+  /**
+   * The verified bytes of {@code blob}. Fails with {@link ChunkVerificationException} when what the
+   * fetcher delivered is corrupt, {@link ChunkTimeoutException} past the deadline, or the fetcher's
+   * own {@link IOException} (for a registry: not found, unreachable, mismatch).
+   */
+  @Override
+  public CompletableFuture<byte[]> fetch(Digest blob) {
+    byte[] cached = memory.getIfPresent(blob);
+    if (cached != null) {
+      memoryHits.increment();
+      return CompletableFuture.completedFuture(cached);
+    }
+    CompletableFuture<byte[]> mine = new CompletableFuture<>();
+    CompletableFuture<byte[]> running = loading.putIfAbsent(blob, mine);
+    if (running != null) {
+      inFlightJoins.increment();
+      // A copy, so that no caller can cancel or complete the future other readers share.
+      return running.copy();
+    }
+    cached = memory.getIfPresent(blob); // a load may have finished since the first look
+    if (cached != null) {
+      loading.remove(blob, mine);
+      mine.complete(cached);
+      memoryHits.increment();
+      return CompletableFuture.completedFuture(cached);
+    }
+    CompletableFuture<byte[]> loaded;
+    try {
+      loaded = load(blob);
+    } catch (RuntimeException e) { // for example an executor that was shut down
+      loaded = CompletableFuture.failedFuture(e);
+    }
+    loaded.whenComplete(
+        (bytes, failure) -> {
+          // Into memory before out of the loading map, so no reader finds neither.
+          if (failure == null) {
+            memory.put(blob, bytes);
+          }
+          loading.remove(blob, mine);
+          if (failure == null) {
+            mine.complete(bytes);
+          } else {
+            mine.completeExceptionally(describe(blob, unwrap(failure)));
+          }
+        });
+    return mine.copy();
+  }
+
+  private CompletableFuture<byte[]> load(Digest blob) {
+    if (disk == null) {
+      return fetchAndStore(blob);
+    }
+    return CompletableFuture.supplyAsync(() -> readDisk(blob), executor)
+        .thenCompose(
+            bytes ->
+                bytes != null ? CompletableFuture.completedFuture(bytes) : fetchAndStore(blob));
+  }
+
+  /** The verified disk entry, or null after deleting a corrupt one or finding none. */
+  private byte[] readDisk(Digest blob) {
+    byte[] bytes;
+    try {
+      bytes = disk.read(blob);
+    } catch (IOException e) {
+      LOG.warn("cannot read cache entry {}: {}; fetching it again", disk.path(blob), e.toString());
+      return null;
+    }
+    if (bytes == null) {
+      return null;
+    }
+    try {
+      verify(blob, bytes, "cache entry " + disk.path(blob));
+    } catch (ChunkVerificationException e) {
+      corruptDiskEntries.increment();
+      LOG.warn("deleting corrupt cache entry: {}", e.getMessage());
+      try {
+        disk.delete(blob);
+      } catch (IOException deleteFailure) {
+        LOG.warn(
+            "cannot delete corrupt cache entry {}: {}", disk.path(blob), deleteFailure.toString());
+      }
+      return null;
+    }
+    diskHits.increment();
+    return bytes;
+  }
+
+  private CompletableFuture<byte[]> fetchAndStore(Digest blob) {
+    fetches.increment();
+    LOG.debug("fetching chunk {} from {}", blob, fetcher.source());
+    CompletableFuture<byte[]> fetched;
+    try {
+      fetched = fetcher.fetch(blob);
+    } catch (RuntimeException e) {
+      fetched = CompletableFuture.failedFuture(e);
+    }
+    return fetched
+        .thenApply(Function.identity()) // a stage of our own, so the deadline is ours alone
+        .orTimeout(fetchTimeoutMillis, TimeUnit.MILLISECONDS)
+        .handleAsync((bytes, failure) -> checkAndStore(blob, bytes, failure), executor);
+  }
+
+  private byte[] checkAndStore(Digest blob, byte[] bytes, Throwable failure) {
+    if (failure != null) {
+      throw new CompletionException(describe(blob, unwrap(failure)));
+    }
+    try {
+      verify(blob, bytes, "chunk from " + fetcher.source());
+    } catch (ChunkVerificationException e) {
+      throw new CompletionException(e);
+    }
+    bytesFetched.add(bytes.length);
+    if (disk != null) {
+      try {
+        disk.write(blob, bytes);
+      } catch (IOException e) {
+        LOG.warn("cannot write cache entry {}: {}", disk.path(blob), e.toString());
+      }
+    }
+    return bytes;
+  }
+
+  private void verify(Digest blob, byte[] bytes, String what) throws ChunkVerificationException {
+    Digest actual = Digest.sha256(bytes);
+    if (!actual.equals(blob)) {
+      throw new ChunkVerificationException(
+          what + " is corrupt: expected " + blob + " but its bytes hash to " + actual, blob);
+    }
+    if (expectedVerity == null) {
+      return;
+    }
+    byte[] expected = expectedVerity.apply(blob);
+    if (expected == null) {
+      return;
+    }
+    byte[] measured = verityOf.apply(bytes);
+    if (!Arrays.equals(expected, measured)) {
+      throw new ChunkVerificationException(
+          what
+              + " "
+              + blob
+              + " fails the fs-verity check: expected "
+              + HEX.formatHex(expected)
+              + " but it measures "
+              + HEX.formatHex(measured),
+          blob);
+    }
+  }
+
+  private IOException describe(Digest blob, Throwable cause) {
+    if (cause instanceof TimeoutException) {
+      return new ChunkTimeoutException(
+          "could not fetch chunk "
+              + blob
+              + " from "
+              + fetcher.source()
+              + " within "
+              + fetchTimeoutMillis
+              + " ms",
+          blob);
+    }
+    if (cause instanceof IOException) {
+      return (IOException) cause;
+    }
+    return new IOException(
+        "could not fetch chunk " + blob + " from " + fetcher.source() + ": " + cause, cause);
+  }
+
+  private static Throwable unwrap(Throwable t) {
+    while (t instanceof CompletionException && t.getCause() != null) {
+      t = t.getCause();
+    }
+    return t;
+  }
+
+  /** Reads answered from memory. */
+  public long memoryHits() {
+    return memoryHits.sum();
+  }
+
+  /** Reads that joined a load another read had started. */
+  public long inFlightJoins() {
+    return inFlightJoins.sum();
+  }
+
+  /** Loads answered by a verified disk entry. */
+  public long diskHits() {
+    return diskHits.sum();
+  }
+
+  /** Times the fetcher was asked for a blob. */
+  public long fetches() {
+    return fetches.sum();
+  }
+
+  /** Verified bytes the fetcher delivered. */
+  public long bytesFetched() {
+    return bytesFetched.sum();
+  }
+
+  /** Disk entries found corrupt, deleted and fetched again. */
+  public long corruptDiskEntries() {
+    return corruptDiskEntries.sum();
+  }
+
+  /** Bytes held in memory now (approximate while evictions are pending). */
+  public long memoryBytes() {
+    return memory.policy().eviction().map(e -> e.weightedSize().orElse(0)).orElse(0L);
+  }
+
+  /** Bytes held on disk now, or 0 without a disk cache. */
+  public long diskBytes() {
+    return disk == null ? 0 : disk.size();
+  }
+
+  /** Drops the memory cache and stops the executor if this source created it. */
+  @Override
+  public void close() {
+    memory.invalidateAll();
+    if (ownedExecutor != null) {
+      ownedExecutor.shutdown();
+    }
+  }
+
+  private static ExecutorService newExecutor() {
+    AtomicInteger count = new AtomicInteger();
+    ThreadFactory threads =
+        r -> {
+          Thread t = new Thread(r, "puzzlefs-cache-" + count.incrementAndGet());
+          t.setDaemon(true);
+          return t;
+        };
+    return Executors.newFixedThreadPool(4, threads);
+  }
+
+  /** Settings for a {@link CachingChunkSource}; every one has a default but the fetcher. */
+  public static final class Builder {
+    private final BlobFetcher fetcher;
+    private long maxMemoryBytes = 256L << 20;
+    private Path diskDir;
+    private long maxDiskBytes;
+    private Duration fetchTimeout = Duration.ofSeconds(60);
+    private Executor executor;
+    private Function<Digest, byte[]> expectedVerity;
+    private Function<byte[], byte[]> verityOf;
+    private Clock clock = Clock.systemUTC();
+
+    private Builder(BlobFetcher fetcher) {
+      if (fetcher == null) {
+        throw new IllegalArgumentException("a cache needs a fetcher");
+      }
+      this.fetcher = fetcher;
+    }
+
+    /** The most chunk bytes kept in memory. Default 256 MiB. */
+    public Builder maxMemoryBytes(long bytes) {
+      if (bytes < 0) {
+        throw new IllegalArgumentException("maxMemoryBytes must not be negative, got " + bytes);
+      }
+      this.maxMemoryBytes = bytes;
+      return this;
+    }
+
+    /** Keep verified chunks in {@code dir}/sha256/, using at most {@code maxBytes}. Default off. */
+    public Builder diskCache(Path dir, long maxBytes) {
+      if (maxBytes < 1) {
+        throw new IllegalArgumentException("disk cache budget must be positive, got " + maxBytes);
+      }
+      this.diskDir = dir;
+      this.maxDiskBytes = maxBytes;
+      return this;
+    }
+
+    /** How long one fetch may take before reads waiting on it fail. Default 60 s. */
+    public Builder fetchTimeout(Duration timeout) {
+      if (timeout == null || timeout.isZero() || timeout.isNegative()) {
+        throw new IllegalArgumentException("fetchTimeout must be positive, got " + timeout);
+      }
+      this.fetchTimeout = timeout;
+      return this;
+    }
+
+    /**
+     * Where disk I/O and verification run. Default: four daemon threads owned by the source and
+     * stopped by {@link CachingChunkSource#close()}.
+     */
+    public Builder executor(Executor value) {
+      this.executor = value;
+      return this;
+    }
+
+    /**
+     * Also check fs-verity: {@code expectedVerity} gives a chunk's expected fs-verity digest (null
+     * when none is recorded) and {@code verityOf} measures bytes.
+     */
+    public Builder verity(
+        Function<Digest, byte[]> expectedVerity, Function<byte[], byte[]> verityOf) {
+      if (expectedVerity == null || verityOf == null) {
+        throw new IllegalArgumentException("fs-verity checking needs both functions");
+      }
+      this.expectedVerity = expectedVerity;
+      this.verityOf = verityOf;
+      return this;
+    }
+
+    /** The clock that stamps disk entries as used. Default the system clock. */
+    public Builder clock(Clock value) {
+      this.clock = value;
+      return this;
+    }
+
+    /** The source; creates the disk cache directory if asked for one. */
+    public CachingChunkSource build() throws IOException {
+      return new CachingChunkSource(this);
+    }
+  }
+}

@@ -1,0 +1,174 @@
+package dev.puzzlefs.cache;
+
+import dev.puzzlefs.format.Digest;
+import java.io.IOException;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.FileTime;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A content-addressed directory of blobs, {@code <root>/sha256/<hex>}, kept under a byte budget.
+ *
+ * <p>Entries are written to a hidden temporary file and renamed into place, so a reader never sees
+ * a partial entry. Reading an entry sets its modification time, and eviction deletes the entries
+ * with the oldest times, which approximates least-recently-used. This class does not verify bytes;
+ * {@link CachingChunkSource} does, on the way in and on the way out.
+ */
+final class DiskCache {
+  private static final Logger LOG = LoggerFactory.getLogger(DiskCache.class);
+
+  private static final Duration STALE_TEMP = Duration.ofMinutes(10);
+
+  private final Path dir;
+  private final long maxBytes;
+  private final Clock clock;
+  private final AtomicLong bytes = new AtomicLong();
+
+  DiskCache(Path root, long maxBytes, Clock clock) throws IOException {
+    if (maxBytes < 1) {
+      throw new IllegalArgumentException("disk cache budget must be positive, got " + maxBytes);
+    }
+    this.dir = root.resolve(Digest.ALGORITHM);
+    this.maxBytes = maxBytes;
+    this.clock = clock;
+    Files.createDirectories(dir);
+    bytes.set(scan());
+    if (bytes.get() > maxBytes) {
+      evict();
+    }
+  }
+
+  /** The file an entry lives in (it may not exist). */
+  Path path(Digest blob) {
+    return dir.resolve(blob.hex());
+  }
+
+  /** The entry's bytes, or null when there is none. Marks the entry as recently used. */
+  byte[] read(Digest blob) throws IOException {
+    Path path = path(blob);
+    byte[] data;
+    try {
+      data = Files.readAllBytes(path);
+    } catch (NoSuchFileException e) {
+      return null;
+    }
+    try {
+      Files.setLastModifiedTime(path, FileTime.from(clock.instant()));
+    } catch (NoSuchFileException e) {
+      // Evicted since we read it: the bytes we have are still good.
+    }
+    return data;
+  }
+
+  /** Stores {@code data} as the entry for {@code blob} unless it is already there. */
+  void write(Digest blob, byte[] data) throws IOException {
+    Path target = path(blob);
+    if (data.length > maxBytes || Files.exists(target)) {
+      return;
+    }
+    Path tmp = Files.createTempFile(dir, "." + blob.hex().substring(0, 16) + ".", ".tmp");
+    try {
+      Files.write(tmp, data);
+      try {
+        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+      } catch (AtomicMoveNotSupportedException e) {
+        Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+      }
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+    if (bytes.addAndGet(data.length) > maxBytes) {
+      evict();
+    }
+  }
+
+  /** Removes the entry for {@code blob}, if any. */
+  void delete(Digest blob) throws IOException {
+    Path path = path(blob);
+    try {
+      long size = Files.size(path);
+      if (Files.deleteIfExists(path)) {
+        bytes.addAndGet(-size);
+      }
+    } catch (NoSuchFileException e) {
+      // Already gone.
+    }
+  }
+
+  /** The bytes the entries take, as this process has counted them. */
+  long size() {
+    return bytes.get();
+  }
+
+  /**
+   * Deletes the least recently used entries until the cache is at 90% of its budget.
+   *
+   * <p>TODO: this lists and sorts the whole directory on every eviction, which is fine for tens of
+   * thousands of entries; an in-memory index ordered by use would make it O(evicted).
+   */
+  private synchronized void evict() throws IOException {
+    if (bytes.get() <= maxBytes) {
+      return;
+    }
+    List<Entry> entries = new ArrayList<>();
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(dir)) {
+      for (Path file : files) {
+        if (!file.getFileName().toString().startsWith(".")) {
+          try {
+            entries.add(new Entry(file, Files.getLastModifiedTime(file), Files.size(file)));
+          } catch (NoSuchFileException e) {
+            // Deleted meanwhile.
+          }
+        }
+      }
+    }
+    entries.sort(Comparator.comparing(Entry::modified));
+    long target = maxBytes / 10 * 9;
+    int evicted = 0;
+    for (Entry entry : entries) {
+      if (bytes.get() <= target) {
+        break;
+      }
+      if (Files.deleteIfExists(entry.path())) {
+        bytes.addAndGet(-entry.size());
+        evicted++;
+      }
+    }
+    LOG.debug("evicted {} entries from {}; {} bytes remain", evicted, dir, bytes.get());
+  }
+
+  /**
+   * Sums the entries and deletes temporary files an interrupted write left behind (only old ones:
+   * another process sharing the directory may be writing a new one).
+   */
+  private long scan() throws IOException {
+    long total = 0;
+    FileTime stale = FileTime.from(clock.instant().minus(STALE_TEMP));
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(dir)) {
+      for (Path file : files) {
+        if (file.getFileName().toString().startsWith(".")) {
+          if (Files.getLastModifiedTime(file).compareTo(stale) < 0) {
+            Files.deleteIfExists(file);
+          }
+        } else {
+          total += Files.size(file);
+        }
+      }
+    }
+    return total;
+  }
+
+  private record Entry(Path path, FileTime modified, long size) {}
+}

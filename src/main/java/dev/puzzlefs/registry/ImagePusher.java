@@ -1,0 +1,173 @@
+package dev.puzzlefs.registry;
+
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.oci.Descriptor;
+import dev.puzzlefs.oci.ImageManifest;
+import dev.puzzlefs.oci.Json;
+import dev.puzzlefs.oci.MediaTypes;
+import dev.puzzlefs.oci.OciException;
+import dev.puzzlefs.oci.OciLayout;
+import io.vertx.core.Future;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Pushes a tagged image from a local OCI layout to a registry: every blob the manifest names
+ * (config, rootfs, chunks) that the registry lacks, a few at a time, then the manifest itself, byte
+ * for byte, so its digest is the same in both places. Blobs are read and verified off the event
+ * loop; a blob the registry already has is not read at all.
+ */
+public final class ImagePusher {
+  private static final Logger LOG = LoggerFactory.getLogger(ImagePusher.class);
+
+  /** Blobs checked or uploaded at once unless told otherwise. */
+  public static final int DEFAULT_PARALLELISM = 6;
+
+  private final RegistryClient client;
+  private final int parallelism;
+
+  /** A pusher over {@code client} with {@value #DEFAULT_PARALLELISM} blobs at once. */
+  public ImagePusher(RegistryClient client) {
+    this(client, DEFAULT_PARALLELISM);
+  }
+
+  /** A pusher over {@code client} handling {@code parallelism} blobs at once. */
+  public ImagePusher(RegistryClient client, int parallelism) {
+    if (parallelism < 1) {
+      throw new IllegalArgumentException("parallelism must be at least 1, got " + parallelism);
+    }
+    this.client = client;
+    this.parallelism = parallelism;
+  }
+
+  /**
+   * Pushes the image tagged {@code tag} in {@code layout} to {@code target}, whose registry must be
+   * the client's. Fails with an {@link OciException} if the layout is missing or corrupt, and a
+   * {@link RegistryException} if the registry fails.
+   */
+  public Future<PushSummary> push(OciLayout layout, String tag, ImageReference target) {
+    if (!target.registry().equals(client.registry())) {
+      return Future.failedFuture(
+          new IllegalArgumentException(
+              "cannot push to " + target + " with a client for " + client.registry()));
+    }
+    return client
+        .vertx()
+        .executeBlocking(() -> LocalImage.read(layout, tag), false)
+        .compose(image -> pushBlobs(layout, image, target).compose(s -> pushManifest(image, s)));
+  }
+
+  private Future<Counts> pushBlobs(OciLayout layout, LocalImage image, ImageReference target) {
+    ConcurrencyLimiter limiter = new ConcurrencyLimiter(parallelism);
+    Counts counts = new Counts(target);
+    List<Future<Void>> all = new ArrayList<>();
+    for (Descriptor blob : image.blobs()) {
+      all.add(limiter.run(() -> pushBlob(layout, blob, target.repository(), counts)));
+    }
+    return Future.all(all).map(done -> counts);
+  }
+
+  private Future<Void> pushBlob(
+      OciLayout layout, Descriptor blob, String repository, Counts counts) {
+    Digest digest = blob.digestValue();
+    return client
+        .hasBlob(repository, digest)
+        .compose(
+            present -> {
+              if (present) {
+                LOG.debug("blob {} already in {}", digest, repository);
+                counts.skipped.incrementAndGet();
+                return Future.succeededFuture();
+              }
+              return client
+                  .vertx()
+                  .executeBlocking(() -> readBlob(layout, blob), false)
+                  .compose(data -> client.pushBlob(repository, digest, data).map(data.length))
+                  .map(
+                      length -> {
+                        LOG.debug("uploaded blob {} ({} bytes) to {}", digest, length, repository);
+                        counts.uploaded.incrementAndGet();
+                        counts.bytes.addAndGet(length);
+                        return null;
+                      });
+            });
+  }
+
+  private Future<PushSummary> pushManifest(LocalImage image, Counts counts) {
+    ImageReference target = counts.target;
+    String mediaType =
+        image.descriptor().mediaType() != null
+            ? image.descriptor().mediaType()
+            : MediaTypes.MANIFEST;
+    return client
+        .pushManifest(target.repository(), target.reference(), image.bytes(), mediaType)
+        .map(
+            digest ->
+                new PushSummary(
+                    counts.uploaded.get(),
+                    counts.skipped.get(),
+                    counts.bytes.get(),
+                    digest,
+                    target));
+  }
+
+  private static byte[] readBlob(OciLayout layout, Descriptor blob) throws OciException {
+    try {
+      byte[] data = layout.readBlob(blob.digestValue());
+      if (data.length != blob.size()) {
+        throw new OciException(
+            "blob "
+                + blob.digest()
+                + " in "
+                + layout.root()
+                + " has "
+                + data.length
+                + " bytes but the manifest says "
+                + blob.size());
+      }
+      return data;
+    } catch (OciException e) {
+      throw e;
+    } catch (java.io.IOException e) {
+      throw new OciException("cannot read blob " + blob.digest() + " from " + layout.root(), e);
+    }
+  }
+
+  /** Upload tallies shared by the concurrent blob pushes. */
+  private static final class Counts {
+    final AtomicInteger uploaded = new AtomicInteger();
+    final AtomicInteger skipped = new AtomicInteger();
+    final AtomicLong bytes = new AtomicLong();
+    final ImageReference target;
+
+    Counts(ImageReference target) {
+      this.target = target;
+    }
+  }
+
+  /** The manifest behind a tag: its index entry, exact bytes, and the blobs it names. */
+  private record LocalImage(Descriptor descriptor, byte[] bytes, List<Descriptor> blobs) {
+    static LocalImage read(OciLayout layout, String tag) throws java.io.IOException {
+      Descriptor descriptor = layout.resolveTag(tag);
+      byte[] bytes = layout.readBlob(descriptor.digestValue());
+      ImageManifest manifest =
+          Json.read(bytes, ImageManifest.class, "manifest " + descriptor.digest() + " of " + tag);
+      Map<String, Descriptor> blobs = new LinkedHashMap<>();
+      if (manifest.config() != null) {
+        blobs.put(manifest.config().digest(), manifest.config());
+      }
+      if (manifest.layers() != null) {
+        for (Descriptor layer : manifest.layers()) {
+          blobs.putIfAbsent(layer.digest(), layer);
+        }
+      }
+      return new LocalImage(descriptor, bytes, List.copyOf(blobs.values()));
+    }
+  }
+}

@@ -1,0 +1,349 @@
+package dev.puzzlefs.registry;
+
+import dev.puzzlefs.format.Digest;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.VertxException;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.PoolOptions;
+import io.vertx.ext.web.client.WebClient;
+import io.vertx.ext.web.client.WebClientOptions;
+import java.io.IOException;
+import java.net.ConnectException;
+import java.util.Locale;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A client for one registry host, speaking the OCI distribution API.
+ *
+ * <p>Every operation is a small {@link RegistryOperation}; this class is the one place that runs
+ * them. It bounds how many requests are in flight (later ones queue without blocking), gives each
+ * attempt a deadline, retries connection failures, timeouts, 5xx and 429 with exponential backoff
+ * up to {@link RegistryClientOptions#maxAttempts()}, and turns what is left into typed {@link
+ * RegistryException}s. A 404, 401/403, other 4xx or a digest mismatch is never retried: asking
+ * again would get the same answer.
+ *
+ * <p>All methods return Vert.x futures and never block; use {@code toCompletionStage()} to bridge.
+ * The futures complete on a Vert.x event loop, so callers must not block in their callbacks.
+ */
+public final class RegistryClient implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(RegistryClient.class);
+
+  private final Vertx vertx;
+  private final boolean ownsVertx;
+  private final HttpClient httpClient;
+  private final WebClient client;
+  private final RegistryHttp http;
+  private final RegistryClientOptions options;
+  private final ConcurrencyLimiter limiter;
+  private final String registry;
+  private volatile boolean closed;
+
+  /**
+   * A client for {@code registry} ({@code HOST[:PORT]}, as {@link ImageReference#registry()} gives
+   * it) running on {@code vertx}, which the caller keeps and closes.
+   */
+  public RegistryClient(Vertx vertx, String registry, RegistryClientOptions options) {
+    this(vertx, false, registry, options);
+  }
+
+  /** A client with a Vert.x instance of its own, closed by {@link #close()}. */
+  public static RegistryClient create(String registry, RegistryClientOptions options) {
+    return new RegistryClient(Vertx.vertx(), true, registry, options);
+  }
+
+  private RegistryClient(
+      Vertx vertx, boolean ownsVertx, String registry, RegistryClientOptions options) {
+    this.vertx = vertx;
+    this.ownsVertx = ownsVertx;
+    this.options = options.copy();
+    this.registry = registry;
+    this.limiter = new ConcurrencyLimiter(this.options.maxConcurrentRequests());
+
+    boolean ssl = !this.options.plainHttp();
+    String host = hostOf(registry);
+    int port = portOf(registry, ssl ? 443 : 80);
+    WebClientOptions web =
+        new WebClientOptions()
+            .setSsl(ssl)
+            .setVerifyHost(true)
+            .setTrustAll(false)
+            .setKeepAlive(true)
+            .setConnectTimeout((int) this.options.connectTimeout().toMillis())
+            .setIdleTimeout((int) this.options.idleTimeout().toMillis())
+            .setIdleTimeoutUnit(TimeUnit.MILLISECONDS)
+            .setFollowRedirects(true)
+            .setMaxRedirects(5)
+            .setUserAgent(this.options.userAgent());
+    PoolOptions pool = new PoolOptions().setHttp1MaxSize(this.options.maxConcurrentRequests());
+    // Without a handler of our own, Vert.x logs every reset connection at ERROR; the failure
+    // already reaches the request, which retries and reports it.
+    this.httpClient =
+        vertx
+            .httpClientBuilder()
+            .with(web)
+            .with(pool)
+            .withConnectHandler(
+                connection ->
+                    connection.exceptionHandler(
+                        e -> LOG.debug("connection to {} failed: {}", registry, e.toString())))
+            .build();
+    this.client = WebClient.wrap(httpClient, web);
+    this.http = new RegistryHttp(client, registry, host, port, ssl, this.options);
+  }
+
+  /** The registry this client talks to, {@code HOST[:PORT]}. */
+  public String registry() {
+    return registry;
+  }
+
+  /** The Vert.x instance the client runs on. */
+  public Vertx vertx() {
+    return vertx;
+  }
+
+  /** Whether the registry has blob {@code digest} in {@code repository} (HEAD). */
+  public Future<Boolean> hasBlob(String repository, Digest digest) {
+    return run(new BlobChecker(http, repository, digest));
+  }
+
+  /**
+   * The bytes of blob {@code digest}, verified: fails with {@link BlobDigestMismatchException} if
+   * they hash to anything else, {@link BlobNotFoundException} on 404.
+   */
+  public Future<byte[]> pullBlob(String repository, Digest digest) {
+    return run(new BlobPuller(http, repository, digest));
+  }
+
+  /**
+   * Uploads {@code data} as blob {@code digest} in one request. The bytes are not hashed again here
+   * (callers read them from a verifying store, and this may run on an event loop); the registry
+   * checks them and a mismatch fails with its DIGEST_INVALID error.
+   */
+  public Future<Void> pushBlob(String repository, Digest digest, byte[] data) {
+    return run(new BlobPusher(http, repository, digest, data));
+  }
+
+  /**
+   * The manifest or index under {@code reference} (a tag or {@code sha256:<hex>}); fails with
+   * {@link ManifestNotFoundException} on 404 and {@link DigestMismatchException} when its bytes do
+   * not hash to the digest asked for or announced.
+   */
+  public Future<PulledManifest> pullManifest(String repository, String reference) {
+    return run(new ManifestPuller(http, repository, reference));
+  }
+
+  /** Stores {@code manifest} under {@code reference}; completes with its digest. */
+  public Future<Digest> pushManifest(
+      String repository, String reference, byte[] manifest, String mediaType) {
+    return run(new ManifestPusher(http, repository, reference, manifest, mediaType));
+  }
+
+  /**
+   * HTTP requests sent so far, retries and both halves of an upload included; redirects that Vert.x
+   * follows are not counted.
+   */
+  public long requests() {
+    return http.requests.get();
+  }
+
+  /** Blob body bytes received so far, verified or not. */
+  public long bytesFetched() {
+    return http.bytesFetched.get();
+  }
+
+  /** Blobs fetched and verified so far. */
+  public long blobsFetched() {
+    return http.blobsFetched.get();
+  }
+
+  /** Blob bytes uploaded so far. */
+  public long bytesPushed() {
+    return http.bytesPushed.get();
+  }
+
+  /** Blobs uploaded so far. */
+  public long blobsPushed() {
+    return http.blobsPushed.get();
+  }
+
+  /** Closes the connections, and the Vert.x instance if this client created it. */
+  @Override
+  public void close() {
+    closed = true;
+    client.close();
+    httpClient.close();
+    if (ownsVertx) {
+      vertx.close();
+    }
+  }
+
+  /** Runs {@code operation} with retries; the future fails only with a RegistryException. */
+  <T> Future<T> run(RegistryOperation<T> operation) {
+    Promise<T> result = Promise.promise();
+    attempt(operation, 1, result);
+    return result.future();
+  }
+
+  private <T> void attempt(RegistryOperation<T> operation, int attempt, Promise<T> result) {
+    limiter
+        .run(() -> withDeadline(operation.attempt(http)))
+        .onComplete(
+            ar -> {
+              if (ar.succeeded()) {
+                result.complete(ar.result());
+                return;
+              }
+              Throwable cause = ar.cause();
+              if (closed) {
+                result.fail(
+                    new RegistryException(
+                        "could not " + operation.description() + ": the client was closed", cause));
+                return;
+              }
+              if (!retryable(cause) || attempt >= options.maxAttempts()) {
+                result.fail(translate(operation, cause, attempt));
+                return;
+              }
+              long delay = backoffMillis(attempt, cause);
+              LOG.warn(
+                  "retrying {} after {} ({} of {})",
+                  operation.description(),
+                  reason(cause),
+                  attempt + 1,
+                  options.maxAttempts());
+              vertx.setTimer(Math.max(1, delay), id -> attempt(operation, attempt + 1, result));
+            });
+  }
+
+  /** Fails the attempt when it has not completed within the request timeout. */
+  private <T> Future<T> withDeadline(Future<T> attempt) {
+    long millis = options.requestTimeout().toMillis();
+    Promise<T> bounded = Promise.promise();
+    long timer =
+        vertx.setTimer(
+            millis,
+            id ->
+                bounded.tryFail(
+                    new TimeoutException("no complete response within " + millis + " ms")));
+    attempt.onComplete(
+        ar -> {
+          vertx.cancelTimer(timer);
+          if (ar.succeeded()) {
+            bounded.tryComplete(ar.result());
+          } else {
+            bounded.tryFail(ar.cause());
+          }
+        });
+    return bounded.future();
+  }
+
+  private static boolean retryable(Throwable cause) {
+    if (cause instanceof UnexpectedStatus) {
+      int status = ((UnexpectedStatus) cause).status();
+      return status == 429 || status >= 500;
+    }
+    if (cause instanceof RegistryException) {
+      return false;
+    }
+    return cause instanceof IOException
+        || cause instanceof TimeoutException
+        || cause instanceof VertxException;
+  }
+
+  private long backoffMillis(int attempt, Throwable cause) {
+    long max = options.maxBackoff().toMillis();
+    long delay = options.initialBackoff().toMillis() << Math.min(attempt - 1, 20);
+    if (cause instanceof UnexpectedStatus) {
+      delay = Math.max(delay, ((UnexpectedStatus) cause).retryAfterMillis());
+    }
+    return Math.min(delay, max);
+  }
+
+  private static RegistryException translate(
+      RegistryOperation<?> operation, Throwable cause, int attempts) {
+    if (cause instanceof RegistryException) {
+      return (RegistryException) cause;
+    }
+    String prefix = "could not " + operation.description() + ": ";
+    String suffix = " (" + attempts + (attempts == 1 ? " attempt)" : " attempts)");
+    if (cause instanceof UnexpectedStatus) {
+      UnexpectedStatus status = (UnexpectedStatus) cause;
+      if (status.status() == 404) {
+        return operation.notFound(prefix + "not found (" + status.getMessage() + ")");
+      }
+      // TODO: token authentication: on 401 with a Bearer challenge, fetch a token from the realm
+      // (one more operation class) and retry once with it; anonymous pulls need it on Docker Hub.
+      if (status.status() == 401 || status.status() == 403) {
+        String challenge = status.authenticate() == null ? "" : ", " + status.authenticate();
+        return new RegistryUnauthorizedException(
+            prefix
+                + "access denied ("
+                + status.getMessage()
+                + challenge
+                + "); registry authentication is not supported yet");
+      }
+      return new UnexpectedResponseException(
+          prefix + status.getMessage() + suffix, status.status());
+    }
+    if (retryable(cause)) {
+      return new RegistryUnreachableException(prefix + reason(cause) + suffix, cause);
+    }
+    return new RegistryException(prefix + reason(cause), cause);
+  }
+
+  /** A short lower-case account of a transport failure, for messages. */
+  static String reason(Throwable cause) {
+    String message = cause.getMessage() == null ? "" : cause.getMessage();
+    if (cause instanceof UnexpectedStatus) {
+      return message;
+    }
+    if (cause instanceof ConnectException) {
+      if (message.toLowerCase(Locale.ROOT).contains("refused")) {
+        return "connection refused";
+      }
+      return "cannot connect (" + message + ")";
+    }
+    if (cause instanceof TimeoutException) {
+      return "timed out (" + message + ")";
+    }
+    if (message.toLowerCase(Locale.ROOT).contains("reset")) {
+      return "connection reset";
+    }
+    if (cause instanceof VertxException && message.toLowerCase(Locale.ROOT).contains("closed")) {
+      return "connection closed by the registry";
+    }
+    return cause.getClass().getSimpleName() + (message.isEmpty() ? "" : ": " + message);
+  }
+
+  private static String hostOf(String registry) {
+    String host = registry;
+    int colon = registry.lastIndexOf(':');
+    if (colon >= 0 && colon > registry.lastIndexOf(']')) {
+      host = registry.substring(0, colon);
+    }
+    if (host.startsWith("[") && host.endsWith("]")) {
+      host = host.substring(1, host.length() - 1);
+    }
+    if (host.isEmpty()) {
+      throw new IllegalArgumentException("no host in registry '" + registry + "'");
+    }
+    return host;
+  }
+
+  private static int portOf(String registry, int defaultPort) {
+    int colon = registry.lastIndexOf(':');
+    if (colon < 0 || colon < registry.lastIndexOf(']')) {
+      return defaultPort;
+    }
+    try {
+      return Integer.parseInt(registry.substring(colon + 1));
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException("bad port in registry '" + registry + "'", e);
+    }
+  }
+}

@@ -1,0 +1,26 @@
+package dev.puzzlefs.registry;
+
+import io.vertx.core.Future;
+
+/**
+ * One registry operation (check a blob, pull a manifest, ...). {@link RegistryClient} runs it,
+ * possibly several times, and owns retries and error translation; an operation only sends its
+ * requests and reads the answers.
+ */
+interface RegistryOperation<T> {
+  /**
+   * What the operation does, to follow "could not": {@code fetch blob sha256:.. from
+   * host:port/repo}.
+   */
+  String description();
+
+  /**
+   * Makes one attempt. Fails with {@link UnexpectedStatus} for a status the operation does not
+   * handle, with a {@link RegistryException} for a definite failure that must not be retried, and
+   * with any other exception for a transport failure.
+   */
+  Future<T> attempt(RegistryHttp http);
+
+  /** The exception to report when the registry answers 404. */
+  RegistryException notFound(String message);
+}

@@ -1,0 +1,317 @@
+package dev.puzzlefs.cache;
+
+import static com.github.tomakehurst.wiremock.client.WireMock.aResponse;
+import static com.github.tomakehurst.wiremock.client.WireMock.get;
+import static com.github.tomakehurst.wiremock.client.WireMock.getRequestedFor;
+import static com.github.tomakehurst.wiremock.client.WireMock.urlEqualTo;
+import static dev.puzzlefs.testing.Futures.await;
+import static dev.puzzlefs.testing.Futures.failure;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.github.tomakehurst.wiremock.WireMockServer;
+import com.github.tomakehurst.wiremock.core.WireMockConfiguration;
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.oci.OciException;
+import dev.puzzlefs.oci.OciLayout;
+import dev.puzzlefs.registry.BlobDigestMismatchException;
+import dev.puzzlefs.registry.RegistryClient;
+import dev.puzzlefs.registry.RegistryClientOptions;
+import dev.puzzlefs.testing.TestImages;
+import io.vertx.core.Vertx;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The cache over a local layout, fakes and WireMock: corruption, deadlines, eviction. */
+class CachingChunkSourceTest {
+  @TempDir Path tmp;
+  private ExecutorService io;
+  private TestImages.Image image;
+  private final List<CachingChunkSource> sources = new ArrayList<>();
+
+  @BeforeEach
+  void setUp() throws Exception {
+    io = Executors.newFixedThreadPool(2);
+    image = TestImages.create(tmp.resolve("oci"), "v1", 6, 3000, 21);
+  }
+
+  @AfterEach
+  void tearDown() {
+    sources.forEach(CachingChunkSource::close);
+    io.shutdownNow();
+  }
+
+  private Path cacheDir() {
+    return tmp.resolve("cache");
+  }
+
+  private Path diskEntry(Digest d) {
+    return cacheDir().resolve("sha256").resolve(d.hex());
+  }
+
+  private CachingChunkSource source(BlobFetcher fetcher, long maxDiskBytes) throws Exception {
+    CachingChunkSource source =
+        CachingChunkSource.builder(fetcher)
+            .diskCache(cacheDir(), maxDiskBytes)
+            .fetchTimeout(Duration.ofSeconds(10))
+            .executor(io)
+            .build();
+    sources.add(source);
+    return source;
+  }
+
+  private CachingChunkSource layoutSource() throws Exception {
+    return source(new LayoutBlobFetcher(image.layout(), io), 1 << 20);
+  }
+
+  private Digest chunk(int i) {
+    return image.chunks().get(i);
+  }
+
+  private byte[] bytes(Digest d) {
+    return image.blobs().get(d);
+  }
+
+  @Test
+  void fetch_layoutBlob_returnsItAndCountsOneFetch() throws Exception {
+    CachingChunkSource source = layoutSource();
+
+    assertArrayEquals(bytes(chunk(0)), await(source.fetch(chunk(0))));
+    assertArrayEquals(bytes(chunk(0)), await(source.fetch(chunk(0))));
+
+    assertEquals(1, source.fetches());
+    assertEquals(1, source.memoryHits());
+    assertEquals(bytes(chunk(0)).length, source.bytesFetched());
+    assertEquals(bytes(chunk(0)).length, source.memoryBytes());
+  }
+
+  @Test
+  void fetch_corruptLayoutBlob_failsUntilRepairedAndIsNeverCached() throws Exception {
+    CachingChunkSource source = layoutSource();
+    Digest d = chunk(1);
+    Path blobFile = image.layout().blobPath(d);
+    byte[] corrupt = bytes(d).clone();
+    corrupt[0] ^= 0x55;
+    Files.write(blobFile, corrupt);
+
+    Throwable e = failure(source.fetch(d));
+
+    ChunkVerificationException bad = assertInstanceOf(ChunkVerificationException.class, e);
+    assertEquals(d, bad.blob());
+    assertTrue(e.getMessage().contains(d.toString()), e.getMessage());
+    assertTrue(e.getMessage().contains(Digest.sha256(corrupt).toString()), e.getMessage());
+    assertTrue(Files.notExists(diskEntry(d)));
+    assertEquals(0, source.memoryBytes());
+
+    Files.write(blobFile, bytes(d));
+    assertArrayEquals(bytes(d), await(source.fetch(d)));
+    assertEquals(2, source.fetches());
+  }
+
+  @Test
+  void fetch_corruptDiskEntry_isDeletedAndFetchedAgain() throws Exception {
+    Digest d = chunk(2);
+    await(layoutSource().fetch(d));
+    byte[] corrupt = bytes(d).clone();
+    corrupt[corrupt.length - 1] ^= 1;
+    Files.write(diskEntry(d), corrupt);
+    CachingChunkSource fresh = layoutSource();
+
+    assertArrayEquals(bytes(d), await(fresh.fetch(d)));
+
+    assertEquals(1, fresh.corruptDiskEntries());
+    assertEquals(0, fresh.diskHits());
+    assertEquals(1, fresh.fetches());
+    assertArrayEquals(bytes(d), Files.readAllBytes(diskEntry(d)));
+  }
+
+  @Test
+  void fetch_missingLayoutBlob_failsNamingIt() throws Exception {
+    Digest absent = Digest.sha256(new byte[] {4, 5, 6});
+
+    Throwable e = failure(layoutSource().fetch(absent));
+
+    assertInstanceOf(OciException.class, e);
+    assertTrue(e.getMessage().contains(absent.toString()), e.getMessage());
+  }
+
+  @Test
+  void fetch_failedFetch_isNotCachedAndNextReadTriesAgain() throws Exception {
+    Digest d = chunk(3);
+    AtomicInteger calls = new AtomicInteger();
+    BlobFetcher flaky =
+        fake(
+            blob ->
+                calls.incrementAndGet() == 1
+                    ? CompletableFuture.failedFuture(new java.io.IOException("first call fails"))
+                    : CompletableFuture.completedFuture(bytes(blob)));
+    CachingChunkSource source = source(flaky, 1 << 20);
+
+    Throwable e = failure(source.fetch(d));
+    assertEquals("first call fails", e.getMessage());
+
+    assertArrayEquals(bytes(d), await(source.fetch(d)));
+    assertEquals(2, calls.get());
+  }
+
+  @Test
+  void fetch_fetcherSlowerThanDeadline_failsWithChunkTimeoutInTime() throws Exception {
+    Digest d = chunk(4);
+    CachingChunkSource source =
+        CachingChunkSource.builder(fake(blob -> new CompletableFuture<>()))
+            .fetchTimeout(Duration.ofMillis(300))
+            .executor(io)
+            .build();
+    sources.add(source);
+    long start = System.nanoTime();
+
+    Throwable e = failure(source.fetch(d));
+
+    long elapsedMillis = (System.nanoTime() - start) / 1_000_000;
+    ChunkTimeoutException late = assertInstanceOf(ChunkTimeoutException.class, e);
+    assertEquals(d, late.blob());
+    assertTrue(e.getMessage().contains("within 300 ms"), e.getMessage());
+    assertTrue(elapsedMillis < 300 + 5000, elapsedMillis + " ms");
+  }
+
+  @Test
+  void fetch_verityMismatch_failsAndKeepsNothing() throws Exception {
+    Digest d = chunk(5);
+    Function<byte[], byte[]> verityOf = b -> Digest.sha256(reversed(b)).bytes();
+    Map<Digest, byte[]> expected = Map.of(d, new byte[32]);
+    CachingChunkSource source =
+        CachingChunkSource.builder(new LayoutBlobFetcher(image.layout(), io))
+            .diskCache(cacheDir(), 1 << 20)
+            .executor(io)
+            .verity(expected::get, verityOf)
+            .build();
+    sources.add(source);
+
+    Throwable e = failure(source.fetch(d));
+
+    assertInstanceOf(ChunkVerificationException.class, e);
+    assertTrue(e.getMessage().contains("fs-verity"), e.getMessage());
+    assertTrue(Files.notExists(diskEntry(d)));
+    // A chunk without a recorded verity digest is checked by sha256 alone.
+    assertArrayEquals(bytes(chunk(0)), await(source.fetch(chunk(0))));
+  }
+
+  @Test
+  void fetch_verityMatch_servesChunk() throws Exception {
+    Digest d = chunk(5);
+    Function<byte[], byte[]> verityOf = b -> Digest.sha256(reversed(b)).bytes();
+    CachingChunkSource source =
+        CachingChunkSource.builder(new LayoutBlobFetcher(image.layout(), io))
+            .executor(io)
+            .verity(blob -> verityOf.apply(bytes(blob)), verityOf)
+            .build();
+    sources.add(source);
+
+    assertArrayEquals(bytes(d), await(source.fetch(d)));
+  }
+
+  @Test
+  void fetch_overDiskBudget_evictsLeastRecentlyUsed() throws Exception {
+    Random random = new Random(5);
+    OciLayout layout = OciLayout.openOrCreate(tmp.resolve("oci2"));
+    List<Digest> blobs = new ArrayList<>();
+    for (int i = 0; i < 4; i++) {
+      blobs.add(layout.putBlob(TestImages.randomBytes(random, 3000)));
+    }
+    CachingChunkSource source = source(new LayoutBlobFetcher(layout, io), 10_000);
+    Instant past = Instant.now().minusSeconds(3600);
+    for (int i = 0; i < 3; i++) {
+      await(source.fetch(blobs.get(i)));
+      Files.setLastModifiedTime(diskEntry(blobs.get(i)), FileTime.from(past.plusSeconds(i)));
+    }
+
+    await(source.fetch(blobs.get(3)));
+
+    assertTrue(Files.notExists(diskEntry(blobs.get(0))), "oldest entry should be evicted");
+    for (int i = 1; i < 4; i++) {
+      assertTrue(Files.exists(diskEntry(blobs.get(i))), "entry " + i + " should remain");
+    }
+    assertEquals(9000, source.diskBytes());
+  }
+
+  @Test
+  void fetch_registryServesWrongBytes_failsNamingBothDigestsCachesNothingAndRetries()
+      throws Exception {
+    Digest d = chunk(0);
+    byte[] wrong = bytes(d).clone();
+    wrong[7] ^= 0x10;
+    String path = "/v2/corrupt/repo/blobs/" + d;
+    WireMockServer server =
+        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
+    server.start();
+    Vertx vertx = Vertx.vertx();
+    try (RegistryClient client =
+        new RegistryClient(
+            vertx,
+            "127.0.0.1:" + server.port(),
+            new RegistryClientOptions().plainHttp(true).initialBackoff(Duration.ofMillis(10)))) {
+      server.stubFor(get(path).willReturn(aResponse().withStatus(200).withBody(wrong)));
+      CachingChunkSource source = source(new RegistryBlobFetcher(client, "corrupt/repo"), 1 << 20);
+
+      Throwable e = failure(source.fetch(d));
+
+      BlobDigestMismatchException mismatch = assertInstanceOf(BlobDigestMismatchException.class, e);
+      assertEquals(d, mismatch.expected());
+      assertEquals(Digest.sha256(wrong), mismatch.actual());
+      assertTrue(e.getMessage().contains(d.toString()), e.getMessage());
+      assertTrue(e.getMessage().contains(Digest.sha256(wrong).toString()), e.getMessage());
+      assertTrue(Files.notExists(diskEntry(d)));
+      assertEquals(0, source.memoryBytes());
+
+      failure(source.fetch(d));
+      assertEquals(2, server.findAll(getRequestedFor(urlEqualTo(path))).size());
+
+      server.stubFor(get(path).willReturn(aResponse().withStatus(200).withBody(bytes(d))));
+      assertArrayEquals(bytes(d), await(source.fetch(d)));
+      assertArrayEquals(bytes(d), Files.readAllBytes(diskEntry(d)));
+    } finally {
+      server.stop();
+      await(vertx.close());
+    }
+  }
+
+  private static byte[] reversed(byte[] b) {
+    byte[] r = new byte[b.length];
+    for (int i = 0; i < b.length; i++) {
+      r[i] = b[b.length - 1 - i];
+    }
+    return r;
+  }
+
+  private static BlobFetcher fake(Function<Digest, CompletableFuture<byte[]>> answer) {
+    return new BlobFetcher() {
+      @Override
+      public CompletableFuture<byte[]> fetch(Digest blob) {
+        return answer.apply(blob);
+      }
+
+      @Override
+      public String source() {
+        return "fake";
+      }
+    };
+  }
+}
