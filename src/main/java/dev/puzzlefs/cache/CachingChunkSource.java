@@ -262,6 +262,21 @@ public final class CachingChunkSource implements ChunkSource {
     return t;
   }
 
+  /** The counters, named as the mount's {@code user.puzzlefs.stats} attribute reports them. */
+  @Override
+  public java.util.Map<String, Long> stats() {
+    java.util.Map<String, Long> out = new java.util.TreeMap<>();
+    out.put("fetchedBytes", bytesFetched());
+    out.put("fetchedBlobs", fetches());
+    out.put("memoryHits", memoryHits());
+    out.put("diskHits", diskHits());
+    out.put("inFlightJoins", inFlightJoins());
+    out.put("corruptDiskEntries", corruptDiskEntries());
+    out.put("memoryCacheBytes", memoryBytes());
+    out.put("diskCacheBytes", diskBytes());
+    return out;
+  }
+
   /** Reads answered from memory. */
   public long memoryHits() {
     return memoryHits.sum();

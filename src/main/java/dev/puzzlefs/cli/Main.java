@@ -9,12 +9,7 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     version = "puzzlefs-java 0.1.0",
     description = "Build, push and mount PuzzleFS images; mount straight from an OCI registry.",
-    subcommands = {
-      BuildCommand.class,
-      MountCommand.class,
-      UmountCommand.class,
-      PushCommand.class
-    })
+    subcommands = {BuildCommand.class, MountCommand.class, UmountCommand.class, PushCommand.class})
 public final class Main {
   private Main() {}
 

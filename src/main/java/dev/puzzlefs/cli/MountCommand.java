@@ -132,7 +132,8 @@ final class MountCommand implements Callable<Integer> {
     List<String> child = new ArrayList<>();
     child.add("mount");
     List<String> original = spec.commandLine().getParseResult().originalArgs();
-    for (int i = 0; i < original.size(); i++) {
+    // The parse result holds the whole command line; the child repeats what follows "mount".
+    for (int i = original.indexOf(spec.name()) + 1; i < original.size(); i++) {
       String a = original.get(i);
       if (a.equals("-i") || a.equals("--log-file")) {
         i++; // the parent answers the user's FIFO; the child gets a private one
@@ -145,8 +146,7 @@ final class MountCommand implements Callable<Integer> {
     int status =
         MountSupport.spawnBackground(
             child, log, Duration.ofSeconds(config.mount.readyTimeoutSeconds));
-    MountSupport.signalAndWait(
-        readyFifo, status == 0 ? MountSupport.READY : MountSupport.FAILED);
+    MountSupport.signalAndWait(readyFifo, status == 0 ? MountSupport.READY : MountSupport.FAILED);
     return status;
   }
 

@@ -99,8 +99,12 @@ final class OpenedImage implements AutoCloseable {
     String actual = HexFormat.of().formatHex(FsVerity.digest(manifest));
     if (!actual.equals(s.expectedManifestVerity().toLowerCase(java.util.Locale.ROOT))) {
       throw new IOException(
-          "the manifest of " + what + " has fs-verity digest " + actual
-              + ", not the expected --digest " + s.expectedManifestVerity());
+          "the manifest of "
+              + what
+              + " has fs-verity digest "
+              + actual
+              + ", not the expected --digest "
+              + s.expectedManifestVerity());
     }
   }
 
@@ -114,7 +118,9 @@ final class OpenedImage implements AutoCloseable {
       }
     }
     throw new OciException(
-        "manifest " + manifestDigest + " is not a PuzzleFS image: it has no layer of type "
+        "manifest "
+            + manifestDigest
+            + " is not a PuzzleFS image: it has no layer of type "
             + MediaTypes.ROOTFS);
   }
 
@@ -124,8 +130,12 @@ final class OpenedImage implements AutoCloseable {
       String actual = HexFormat.of().formatHex(FsVerity.digest(blob));
       if (expected == null || !expected.equals(actual)) {
         throw new IOException(
-            "rootfs blob " + desc.digest() + " has fs-verity digest " + actual
-                + " but its manifest expects " + expected);
+            "rootfs blob "
+                + desc.digest()
+                + " has fs-verity digest "
+                + actual
+                + " but its manifest expects "
+                + expected);
       }
     }
     try {

@@ -236,8 +236,15 @@ public class PuzzleFs extends FuseStubFS {
    */
   private byte[] statsJson() {
     StringBuilder sb = new StringBuilder("{");
-    image.stats().forEach((k, v) -> sb.append(sb.length() > 1 ? "," : "").append('"').append(k)
-        .append("\":").append(v));
+    image
+        .stats()
+        .forEach(
+            (k, v) ->
+                sb.append(sb.length() > 1 ? "," : "")
+                    .append('"')
+                    .append(k)
+                    .append("\":")
+                    .append(v));
     return sb.append('}').toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
   }
 

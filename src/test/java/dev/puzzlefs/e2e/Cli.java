@@ -31,7 +31,12 @@ final class Cli {
     Processes.Result r = run(args);
     if (r.exit() != 0) {
       throw new AssertionError(
-          "puzzlefs " + String.join(" ", args) + " exited " + r.exit() + ":\n" + r.stderr()
+          "puzzlefs "
+              + String.join(" ", args)
+              + " exited "
+              + r.exit()
+              + ":\n"
+              + r.stderr()
               + r.out());
     }
     return r;

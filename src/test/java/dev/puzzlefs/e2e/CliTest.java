@@ -170,8 +170,7 @@ class CliTest {
         closedPort = s.getLocalPort();
       }
       String unreachable = "docker://127.0.0.1:" + closedPort + "/x/y:v1";
-      String err2 =
-          fail("mount", "--plain-http", "--retries", "1", unreachable, mnt.toString());
+      String err2 = fail("mount", "--plain-http", "--retries", "1", unreachable, mnt.toString());
       assertTrue(err2.contains("127.0.0.1:" + closedPort), err2);
 
       String bad = fail("mount", "docker://", mnt.toString());
@@ -205,6 +204,7 @@ class CliTest {
     for (String c : List.of("build", "mount", "umount", "push")) {
       assertTrue(out.contains(c), out);
     }
-    assertTrue(new String(out.getBytes(StandardCharsets.UTF_8), StandardCharsets.UTF_8).length() > 0);
+    assertTrue(
+        new String(out.getBytes(StandardCharsets.UTF_8), StandardCharsets.UTF_8).length() > 0);
   }
 }

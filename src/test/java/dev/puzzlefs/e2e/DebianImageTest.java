@@ -92,8 +92,7 @@ class DebianImageTest {
 
   private static JsonNode stats(Path mnt) throws Exception {
     Processes.Result r =
-        Processes.run(
-            30, "getfattr", "--only-values", "-n", "user.puzzlefs.stats", mnt.toString());
+        Processes.run(30, "getfattr", "--only-values", "-n", "user.puzzlefs.stats", mnt.toString());
     return new ObjectMapper().readTree(r.stdout());
   }
 
@@ -112,7 +111,11 @@ class DebianImageTest {
     String ref = push("e2e/full");
     Path m = mountpoint("remote");
     Cli.ok(
-        "mount", "--plain-http", "--cache-dir", work.resolve("cache-full").toString(), ref,
+        "mount",
+        "--plain-http",
+        "--cache-dir",
+        work.resolve("cache-full").toString(),
+        ref,
         m.toString());
     assertSameAsSource(m);
   }
@@ -122,7 +125,11 @@ class DebianImageTest {
     String ref = push("e2e/lazy");
     Path m = mountpoint("lazy");
     Cli.ok(
-        "mount", "--plain-http", "--cache-dir", work.resolve("cache-lazy").toString(), ref,
+        "mount",
+        "--plain-http",
+        "--cache-dir",
+        work.resolve("cache-lazy").toString(),
+        ref,
         m.toString());
     assertEquals(
         Files.readString(rootfs.resolve("etc/os-release")),
@@ -141,8 +148,18 @@ class DebianImageTest {
     String ref = push("e2e/faults");
     Path m = mountpoint("faults");
     Cli.ok(
-        "mount", "--plain-http", "--cache-dir", work.resolve("cache-faults").toString(),
-        "--read-timeout", "8", "--request-timeout", "2", "--retries", "2", ref, m.toString());
+        "mount",
+        "--plain-http",
+        "--cache-dir",
+        work.resolve("cache-faults").toString(),
+        "--read-timeout",
+        "8",
+        "--request-timeout",
+        "2",
+        "--retries",
+        "2",
+        ref,
+        m.toString());
     String cached = Files.readString(m.resolve("etc/os-release"));
     Path uncached = m.resolve("usr/bin/bash");
 
@@ -157,8 +174,7 @@ class DebianImageTest {
     assertTrue(Files.isDirectory(m.resolve("usr/bin")), "the mount stays up");
 
     registry.start();
-    assertEquals(
-        Files.size(rootfs.resolve("usr/bin/bash")), Files.readAllBytes(uncached).length);
+    assertEquals(Files.size(rootfs.resolve("usr/bin/bash")), Files.readAllBytes(uncached).length);
     assertEquals(
         -1L, Files.mismatch(rootfs.resolve("usr/bin/bash"), uncached), "bytes after recovery");
   }
@@ -209,24 +225,30 @@ class DebianImageTest {
   @Test
   void skopeoCopies_toAnotherLayoutAndToTheRegistry_andTheCopiesMount() throws Exception {
     Path copy = work.resolve("skopeo-oci");
-    Processes.run(
-        600, "skopeo", "copy", "-q", "oci:" + oci + ":" + TAG, "oci:" + copy + ":" + TAG);
+    Processes.run(600, "skopeo", "copy", "-q", "oci:" + oci + ":" + TAG, "oci:" + copy + ":" + TAG);
     String ref = "docker://" + registry.hostPort() + "/e2e/skopeo:" + TAG;
     Processes.run(
-        600, "skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:" + oci + ":" + TAG,
+        600,
+        "skopeo",
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        "oci:" + oci + ":" + TAG,
         ref.replace("docker://", "docker://"));
 
     Path m = mountpoint("skopeo-local");
     Cli.ok("mount", copy.toString(), TAG, m.toString());
-    assertEquals(
-        -1L, Files.mismatch(rootfs.resolve("usr/bin/bash"), m.resolve("usr/bin/bash")));
+    assertEquals(-1L, Files.mismatch(rootfs.resolve("usr/bin/bash"), m.resolve("usr/bin/bash")));
     Cli.ok("umount", m.toString());
 
     Path m2 = mountpoint("skopeo-remote");
     Cli.ok(
-        "mount", "--plain-http", "--cache-dir", work.resolve("cache-skopeo").toString(), ref,
+        "mount",
+        "--plain-http",
+        "--cache-dir",
+        work.resolve("cache-skopeo").toString(),
+        ref,
         m2.toString());
-    assertEquals(
-        -1L, Files.mismatch(rootfs.resolve("etc/passwd"), m2.resolve("etc/passwd")));
+    assertEquals(-1L, Files.mismatch(rootfs.resolve("etc/passwd"), m2.resolve("etc/passwd")));
   }
 }
