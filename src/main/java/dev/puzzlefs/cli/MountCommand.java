@@ -100,8 +100,11 @@ final class MountCommand implements Callable<Integer> {
     try {
       opened = open(remote, config);
     } catch (Exception e) {
+      // Say why before the word, so a waiting parent finds the reason in the log.
+      System.err.println("puzzlefs mount: " + Main.describe(e));
+      System.err.flush();
       MountSupport.signalAndWait(readyFifo, MountSupport.FAILED);
-      throw e;
+      return 1;
     }
     try (opened) {
       return MountSupport.runForeground(opened.image(), mountpoint, options, readyFifo);

@@ -164,8 +164,9 @@ public final class MountSupport {
       dir = Files.createTempDirectory("puzzlefs-mount-");
       Path fifo = makeFifo(dir.resolve("ready"));
       CompletableFuture<Integer> word = readOneByte(fifo);
+      long logStart = Files.exists(logFile) ? Files.size(logFile) : 0;
       child = start(mainClass, childArgs, fifo, logFile);
-      return awaitWord(child, word, logFile, timeout, err);
+      return awaitWord(child, word, new LogView(logFile, logStart), timeout, err);
     } catch (IOException e) {
       err.println("puzzlefs: could not start the background mount: " + e.getMessage());
       if (child != null) {
@@ -242,10 +243,13 @@ public final class MountSupport {
         .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
   }
 
+  /** The part of a log file this child wrote: from {@code start} on. */
+  private record LogView(Path file, long start) {}
+
   private static int awaitWord(
       Process child,
       CompletableFuture<Integer> word,
-      Path logFile,
+      LogView logFile,
       Duration timeout,
       PrintStream err)
       throws InterruptedException {
@@ -265,6 +269,8 @@ public final class MountSupport {
     String reason;
     if (got != null && got == FAILED) {
       reason = "the mount failed";
+      // Let the child finish writing why before its log is shown.
+      child.onExit().completeOnTimeout(child, 5, TimeUnit.SECONDS).join();
     } else if (got != null && got >= 0) {
       reason = "the mount process sent an unknown status byte " + got;
     } else if (!child.isAlive()) {
@@ -287,17 +293,19 @@ public final class MountSupport {
     }
   }
 
-  private static void fail(PrintStream err, String reason, Path logFile) {
-    err.println("puzzlefs: " + reason + "; last lines of " + logFile + ":");
+  private static void fail(PrintStream err, String reason, LogView logFile) {
+    err.println("puzzlefs: " + reason + "; last lines of " + logFile.file() + ":");
     for (String line : tail(logFile)) {
       err.println("  " + line);
     }
   }
 
-  private static Deque<String> tail(Path logFile) {
+  private static Deque<String> tail(LogView log) {
     Deque<String> last = new ArrayDeque<>();
     try {
-      String text = new String(Files.readAllBytes(logFile), StandardCharsets.UTF_8);
+      byte[] all = Files.readAllBytes(log.file());
+      int from = (int) Math.min(log.start(), all.length);
+      String text = new String(all, from, all.length - from, StandardCharsets.UTF_8);
       for (String line : text.lines().toList()) {
         last.addLast(line);
         if (last.size() > LOG_TAIL_LINES) {

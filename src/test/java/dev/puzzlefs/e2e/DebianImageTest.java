@@ -221,34 +221,4 @@ class DebianImageTest {
     assertEquals("puzzlefs image manifest digest: " + manifestVerity, out.trim());
     Processes.run(120, "rm", "-rf", copy.toString());
   }
-
-  @Test
-  void skopeoCopies_toAnotherLayoutAndToTheRegistry_andTheCopiesMount() throws Exception {
-    Path copy = work.resolve("skopeo-oci");
-    Processes.run(600, "skopeo", "copy", "-q", "oci:" + oci + ":" + TAG, "oci:" + copy + ":" + TAG);
-    String ref = "docker://" + registry.hostPort() + "/e2e/skopeo:" + TAG;
-    Processes.run(
-        600,
-        "skopeo",
-        "copy",
-        "-q",
-        "--dest-tls-verify=false",
-        "oci:" + oci + ":" + TAG,
-        ref.replace("docker://", "docker://"));
-
-    Path m = mountpoint("skopeo-local");
-    Cli.ok("mount", copy.toString(), TAG, m.toString());
-    assertEquals(-1L, Files.mismatch(rootfs.resolve("usr/bin/bash"), m.resolve("usr/bin/bash")));
-    Cli.ok("umount", m.toString());
-
-    Path m2 = mountpoint("skopeo-remote");
-    Cli.ok(
-        "mount",
-        "--plain-http",
-        "--cache-dir",
-        work.resolve("cache-skopeo").toString(),
-        ref,
-        m2.toString());
-    assertEquals(-1L, Files.mismatch(rootfs.resolve("etc/passwd"), m2.resolve("etc/passwd")));
-  }
 }

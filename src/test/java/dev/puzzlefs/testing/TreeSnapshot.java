@@ -83,9 +83,12 @@ public final class TreeSnapshot {
   }
 
   private static String xattrs(Path root) throws IOException, InterruptedException {
-    // Run in root so both trees print the same relative paths.
-    return Processes.execIn(root, 600, "getfattr", "-R", "-P", "-d", "-m", "-", "-e", "hex", ".")
-        .out();
+    // Run in root so both trees print the same relative paths; getfattr prints files in
+    // directory order, which differs between filesystems, so sort its per-file blocks.
+    String out =
+        Processes.execIn(root, 600, "getfattr", "-R", "-P", "-d", "-m", "-", "-e", "hex", ".")
+            .out();
+    return String.join("\n", new java.util.TreeSet<>(List.of(out.split("\n\n"))));
   }
 
   /** The entries, path to description. */
