@@ -54,11 +54,11 @@ echo "-- /etc/os-release:"
 cat "$work/mnt/etc/os-release"
 echo "-- $(find "$work/mnt" | wc -l) entries listed without fetching any file data"
 image_bytes=$(du -sb "$work/oci/blobs" | cut -f1)
-fetched=$(getfattr --only-values -n user.puzzlefs.stats "$work/mnt" 2>/dev/null || echo '{}')
+fetched=$(getfattr --absolute-names --only-values -n user.puzzlefs.stats "$work/mnt" 2>/dev/null || echo '{}')
 echo "-- image: $image_bytes bytes in the registry; mount stats: $fetched"
 echo "== read every file (a full pull through the mount)"
 time tar -C "$work/mnt" -cf - . | wc -c
-getfattr --only-values -n user.puzzlefs.stats "$work/mnt"; echo
+getfattr --absolute-names --only-values -n user.puzzlefs.stats "$work/mnt"; echo
 
 echo "== unmount and clean up"
 pfs umount "$work/mnt"
