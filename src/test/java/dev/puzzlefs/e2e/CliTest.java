@@ -190,6 +190,27 @@ class CliTest {
   }
 
   @Test
+  void push_toRegistryListedInsecureInConfig_usesPlainHttp() throws Exception {
+    try (TestRegistry registry = TestRegistry.launch()) {
+      Path config =
+          Files.writeString(
+              tmp.resolve("config.json"),
+              "{\"registry\":{\"insecure\":[\"" + registry.hostPort() + "\"]}}");
+      String ref = "docker://" + registry.hostPort() + "/cli/insecure:v1";
+      Cli.ok("push", "--config", config.toString(), oci.toString(), "v1", ref);
+      Cli.ok(
+          "mount",
+          "--config",
+          config.toString(),
+          "--cache-dir",
+          tmp.resolve("cache").toString(),
+          ref,
+          mnt.toString());
+      assertEquals("hello\n", Files.readString(mnt.resolve("hello")));
+    }
+  }
+
+  @Test
   void push_withoutPlainHttp_usesHttpsAndFailsAgainstAPlainRegistry() throws Exception {
     try (TestRegistry registry = TestRegistry.launch()) {
       String ref = "docker://" + registry.hostPort() + "/cli/tls:v1";
