@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.github.luben.zstd.Zstd;
 import com.github.luben.zstd.ZstdCompressCtx;
+import dev.puzzlefs.testing.TextBytes;
 import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -22,20 +23,8 @@ class SeekableZstdTest {
   private static final int SEEKABLE_MAGIC = 0x8F92EAB1;
   private static final int SKIPPABLE_MAGIC = 0x184D2A5E;
 
-  /** Text-like bytes: words from a small vocabulary, so zstd shrinks them several times. */
-  static byte[] compressible(int n, long seed) {
-    String[] words = {"lorem ", "ipsum ", "dolor ", "sit ", "amet\n", "usr/", "lib/", "share "};
-    Random random = new Random(seed);
-    byte[] out = new byte[n];
-    int at = 0;
-    while (at < n) {
-      byte[] w =
-          words[random.nextInt(words.length)].getBytes(java.nio.charset.StandardCharsets.UTF_8);
-      int take = Math.min(w.length, n - at);
-      System.arraycopy(w, 0, out, at, take);
-      at += take;
-    }
-    return out;
+  private static byte[] compressible(int n, long seed) {
+    return TextBytes.of(n, seed);
   }
 
   private static int intAt(byte[] b, int at) {
