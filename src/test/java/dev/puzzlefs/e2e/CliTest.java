@@ -138,6 +138,28 @@ class CliTest {
   }
 
   @Test
+  void build_compressionZstd_skopeoCopiesItToTheRegistryAndItMountsFromThere() throws Exception {
+    Files.write(src.resolve("dir/text"), TextBytes.of(300_000, 2));
+    Path zoci = tmp.resolve("zoci");
+    Cli.ok("build", "--compression", "zstd", src.toString(), zoci.toString(), "z");
+    try (TestRegistry registry = TestRegistry.launch()) {
+      String ref = "docker://" + registry.hostPort() + "/cli/zstd:v1";
+      Processes.run(
+          300, "skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:" + zoci + ":z", ref);
+      Cli.ok(
+          "mount",
+          "--plain-http",
+          "--cache-dir",
+          tmp.resolve("cache").toString(),
+          ref,
+          mnt.toString());
+      for (String f : List.of("hello", "dir/data", "dir/text")) {
+        assertEquals(-1L, Files.mismatch(src.resolve(f), mnt.resolve(f)), f);
+      }
+    }
+  }
+
+  @Test
   void build_unknownCompression_failsNamingTheChoices() throws Exception {
     Path out = tmp.resolve("never");
     String err = fail("build", "--compression", "lz4", src.toString(), out.toString(), "t");
