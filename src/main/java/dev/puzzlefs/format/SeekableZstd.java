@@ -262,6 +262,9 @@ public final class SeekableZstd {
 
   /** The uncompressed bytes {@code [from, from+len)}; see {@link #read(long, byte[], int, int)}. */
   public byte[] read(long from, int len) throws FormatException {
+    if (len < 0) {
+      throw new IllegalArgumentException("negative length " + len);
+    }
     byte[] out = new byte[len];
     read(from, out, 0, len);
     return out;

@@ -190,6 +190,7 @@ class SeekableZstdTest {
     assertThrows(IllegalArgumentException.class, () -> blob.read(4000, 1001));
     assertThrows(IllegalArgumentException.class, () -> blob.read(-1, 1));
     assertThrows(IllegalArgumentException.class, () -> blob.read(5001, 0));
+    assertThrows(IllegalArgumentException.class, () -> blob.read(0, -1));
   }
 
   @Test
