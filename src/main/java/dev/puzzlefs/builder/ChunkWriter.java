@@ -3,6 +3,7 @@ package dev.puzzlefs.builder;
 import dev.puzzlefs.format.Chunker;
 import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.format.FsVerity;
+import dev.puzzlefs.format.SeekableZstd;
 import dev.puzzlefs.oci.OciLayout;
 import java.io.IOException;
 import java.io.InterruptedIOException;
@@ -15,22 +16,33 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Semaphore;
 
 /**
- * Receives the chunks the chunker cuts from the data stream and stores them: hashing (sha256 and
- * fs-verity) and writing run on worker threads while the caller goes on reading files, with a bound
- * on chunks in flight so memory stays flat.
+ * Receives the chunks the chunker cuts from the data stream and stores them: compressing (when
+ * asked), hashing (sha256 and fs-verity) and writing run on worker threads while the caller goes on
+ * reading files, with a bound on chunks in flight so memory stays flat.
  */
 final class ChunkWriter implements Chunker.ChunkSink {
-  /** A stored chunk: its name, its fs-verity digest and its length in the stream. */
-  record StoredChunk(Digest digest, byte[] verity, int length, boolean written) {}
+  /**
+   * A stored chunk: its name and fs-verity digest (both of the stored bytes), its length in the
+   * stream, the length of its blob, and whether the blob is seekable zstd.
+   */
+  record StoredChunk(
+      Digest digest,
+      byte[] verity,
+      int length,
+      int storedLength,
+      boolean compressed,
+      boolean written) {}
 
   private final OciLayout layout;
   private final ExecutorService workers;
+  private final Compression compression;
   private final Semaphore inFlight;
   private final List<CompletableFuture<StoredChunk>> chunks = new ArrayList<>();
 
-  ChunkWriter(OciLayout layout, ExecutorService workers, int maxInFlight) {
+  ChunkWriter(OciLayout layout, ExecutorService workers, int maxInFlight, Compression compression) {
     this.layout = layout;
     this.workers = workers;
+    this.compression = compression;
     this.inFlight = new Semaphore(maxInFlight);
   }
 
@@ -56,11 +68,20 @@ final class ChunkWriter implements Chunker.ChunkSink {
   }
 
   private StoredChunk store(byte[] data) {
-    Digest digest = Digest.sha256(data);
-    byte[] verity = FsVerity.digest(data);
+    byte[] stored = data;
+    boolean compressed = false;
+    if (compression == Compression.ZSTD) {
+      byte[] zstd = SeekableZstd.compress(data);
+      if (zstd.length < data.length) {
+        stored = zstd;
+        compressed = true;
+      }
+    }
+    Digest digest = Digest.sha256(stored);
+    byte[] verity = FsVerity.digest(stored);
     try {
-      boolean written = layout.putBlob(digest, data, data.length);
-      return new StoredChunk(digest, verity, data.length, written);
+      boolean written = layout.putBlob(digest, stored, stored.length);
+      return new StoredChunk(digest, verity, data.length, stored.length, compressed, written);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }

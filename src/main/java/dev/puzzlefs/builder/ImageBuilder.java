@@ -24,6 +24,7 @@ import java.util.HexFormat;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ExecutorService;
@@ -34,19 +35,29 @@ import java.util.concurrent.Executors;
  *
  * <p>The steps: walk the tree (inode numbers), stream every regular file's bytes in ino order
  * through one FastCDC chunker (chunks span file boundaries, so shared runs of bytes dedupe across
- * files and images), store each chunk as a blob, then write the rootfs blob, the empty config and
- * the manifest, and only then point the tag at the manifest. An interrupted build leaves unnamed
- * blobs at most, never a tag on an incomplete image.
+ * files and images), store each chunk as a blob (compressed on its own, if asked and if smaller),
+ * then write the rootfs blob, the empty config and the manifest, and only then point the tag at the
+ * manifest. An interrupted build leaves unnamed blobs at most, never a tag on an incomplete image.
  */
 public final class ImageBuilder {
   private static final byte[] EMPTY_CONFIG = {'{', '}'};
   private static final int READ_BUFFER = 1 << 20;
 
   private final int threads;
+  private final Compression compression;
 
-  /** A builder hashing and writing chunks on {@code threads} worker threads. */
+  /** A builder storing chunks uncompressed, hashing and writing them on {@code threads} threads. */
   public ImageBuilder(int threads) {
+    this(threads, Compression.NONE);
+  }
+
+  /**
+   * A builder storing chunks as {@code compression} says, compressing, hashing and writing them on
+   * {@code threads} worker threads.
+   */
+  public ImageBuilder(int threads, Compression compression) {
     this.threads = Math.max(1, threads);
+    this.compression = Objects.requireNonNull(compression, "compression");
   }
 
   /** Builds {@code rootfs} into {@code layout} and tags the image {@code tag}. */
@@ -63,7 +74,7 @@ public final class ImageBuilder {
     List<ChunkWriter.StoredChunk> chunks;
     ExecutorService workers = Executors.newFixedThreadPool(threads, BuildThreads.FACTORY);
     try {
-      ChunkWriter writer = new ChunkWriter(layout, workers, threads * 4);
+      ChunkWriter writer = new ChunkWriter(layout, workers, threads * 4, compression);
       Chunker chunker = new Chunker(FastCdc.PUZZLEFS, writer);
       byte[] buf = new byte[READ_BUFFER];
       for (int i = 0; i < files.size(); i++) {
@@ -87,7 +98,7 @@ public final class ImageBuilder {
     for (ChunkWriter.StoredChunk c : chunks) {
       verity.put(c.digest(), c.verity());
       if (chunkOrder.add(c.digest())) {
-        stored += c.length();
+        stored += c.storedLength();
       }
       written += c.written() ? 1 : 0;
     }
@@ -108,10 +119,13 @@ public final class ImageBuilder {
                     HexFormat.of().formatHex(FsVerity.digest(rootfsBlob)))));
     Map<Digest, Integer> sizes = new TreeMap<>();
     for (ChunkWriter.StoredChunk c : chunks) {
-      sizes.put(c.digest(), c.length());
+      sizes.put(c.digest(), c.storedLength());
     }
+    // Readers go by BlobRef.compressed; the media type only tells OCI tools what kind of build.
+    String chunkType =
+        compression == Compression.ZSTD ? MediaTypes.FILEDATA_ZSTD : MediaTypes.FILEDATA;
     for (Digest d : chunkOrder) {
-      layers.add(Descriptor.of(MediaTypes.FILEDATA, d, sizes.get(d)));
+      layers.add(Descriptor.of(chunkType, d, sizes.get(d)));
     }
     ImageManifest manifest = new ImageManifest(2, MediaTypes.MANIFEST, emptyConfig(), layers, null);
     byte[] manifestBytes = Json.write(manifest);
@@ -172,7 +186,7 @@ public final class ImageBuilder {
         ChunkWriter.StoredChunk c = chunks.get(ci);
         long offset = pos - chunkStart;
         long take = Math.min(left, c.length() - offset);
-        pieces.add(new FileChunk(c.digest(), offset, false, take));
+        pieces.add(new FileChunk(c.digest(), offset, c.compressed(), take));
         pos += take;
         left -= take;
         if (pos == chunkStart + c.length()) {

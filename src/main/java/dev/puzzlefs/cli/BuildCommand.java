@@ -1,14 +1,18 @@
 package dev.puzzlefs.cli;
 
 import dev.puzzlefs.builder.BuildResult;
+import dev.puzzlefs.builder.Compression;
 import dev.puzzlefs.builder.ImageBuilder;
 import dev.puzzlefs.oci.OciLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.TypeConversionException;
 
 /** {@code puzzlefs build ROOTFS OCI_DIR TAG}. */
 @Command(name = "build", description = "Build a PuzzleFS image from a directory tree.")
@@ -27,6 +31,30 @@ final class BuildCommand implements Callable<Integer> {
       description = "threads hashing and writing chunks (default: available processors)")
   int threads = Runtime.getRuntime().availableProcessors();
 
+  @Option(
+      names = "--compression",
+      paramLabel = "none|zstd",
+      converter = CompressionConverter.class,
+      description =
+          "none (default), or zstd: each chunk in the zstd seekable format, raw where that is not"
+              + " smaller")
+  Compression compression = Compression.NONE;
+
+  /** Takes the lower-case names users type. */
+  static final class CompressionConverter implements ITypeConverter<Compression> {
+    @Override
+    public Compression convert(String value) {
+      switch (value.toLowerCase(Locale.ROOT)) {
+        case "none":
+          return Compression.NONE;
+        case "zstd":
+          return Compression.ZSTD;
+        default:
+          throw new TypeConversionException("expected none or zstd but got '" + value + "'");
+      }
+    }
+  }
+
   @Override
   public Integer call() throws Exception {
     if (!Files.isDirectory(rootfs)) {
@@ -37,11 +65,23 @@ final class BuildCommand implements Callable<Integer> {
     }
     Tags.check(tag);
     long start = System.nanoTime();
-    BuildResult r = new ImageBuilder(threads).build(rootfs, OciLayout.openOrCreate(ociDir), tag);
+    BuildResult r =
+        new ImageBuilder(threads, compression).build(rootfs, OciLayout.openOrCreate(ociDir), tag);
     double secs = (System.nanoTime() - start) / 1e9;
+    String stored =
+        compression == Compression.NONE ? "" : ", stored in " + r.storedBytes() + " bytes";
     System.err.printf(
-        "built %s:%s from %s: %d inodes, %d files, %d bytes in %d chunks (%d new), %.1fs%n",
-        ociDir, tag, rootfs, r.inodes(), r.files(), r.bytes(), r.chunks(), r.chunksWritten(), secs);
+        "built %s:%s from %s: %d inodes, %d files, %d bytes in %d chunks (%d new)%s, %.1fs%n",
+        ociDir,
+        tag,
+        rootfs,
+        r.inodes(),
+        r.files(),
+        r.bytes(),
+        r.chunks(),
+        r.chunksWritten(),
+        stored,
+        secs);
     System.out.println("puzzlefs image manifest digest: " + r.manifestVerityHex());
     return 0;
   }

@@ -7,6 +7,7 @@ import dev.puzzlefs.format.FormatException;
 import dev.puzzlefs.format.Inode;
 import dev.puzzlefs.format.InodeKind;
 import dev.puzzlefs.format.Rootfs;
+import dev.puzzlefs.format.SeekableZstd;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.NoSuchFileException;
@@ -41,6 +42,11 @@ import org.slf4j.LoggerFactory;
  * read deadline in total. A read that starts where the previous read of the same file ended also
  * starts fetching the next {@value #READAHEAD_CHUNKS} chunks of the file without waiting for them.
  * The chunk source offers no priorities, so readahead competes with demand reads as equals.
+ *
+ * <p>A compressed chunk ({@link FileChunk#compressed}, whatever the manifest's media type says) is
+ * fetched and verified as stored, then only the seekable zstd frames that hold the bytes a read
+ * wants are decompressed, on the reading thread. Nothing decompressed is kept: a frame is 4 KiB, so
+ * a read that starts or ends inside a frame decompresses at most 8 KiB it does not return.
  *
  * <p>Instances are safe for concurrent use. {@link #close} closes the chunk source.
  */
@@ -217,8 +223,8 @@ public final class Image implements AutoCloseable {
   }
 
   /**
-   * What this mount has done so far: the chunk source's counters plus {@code imageBytes} (the
-   * stored bytes of every chunk the image references) and {@code inodes}.
+   * What this mount has done so far: the chunk source's counters plus {@code imageBytes} (the bytes
+   * of every chunk the image references, uncompressed) and {@code inodes}.
    */
   public Map<String, Long> stats() {
     Map<String, Long> out = new java.util.TreeMap<>(source.stats());
@@ -230,8 +236,10 @@ public final class Image implements AutoCloseable {
   private long chunkBytes() {
     long cached = chunkBytes;
     if (cached < 0) {
-      // Every byte of an uncompressed chunk belongs to some file, so a chunk's length is the
-      // furthest any file reads into it.
+      // Every byte of a chunk belongs to some file, so a chunk's length is the furthest any file
+      // reads into it.
+      // TODO: for a compressed chunk that is its uncompressed length, not what is stored (the
+      // rootfs does not say); give the reader the manifest's layer sizes to report stored bytes.
       Map<Digest, Long> ends = new HashMap<>();
       for (Inode inode : inodes) {
         if (inode.chunks() != null) {
@@ -321,7 +329,7 @@ public final class Image implements AutoCloseable {
    * dstOffset}, waiting at most the read deadline for the chunks.
    *
    * @return the number of bytes read: fewer than {@code size} only at end of file, 0 at or past it
-   * @throws ChunkReadException if a chunk could not be fetched in time, failed, or is unsupported
+   * @throws ChunkReadException if a chunk could not be fetched in time, failed, or is malformed
    */
   public int read(long ino, long offset, byte[] dst, int dstOffset, int size) throws IOException {
     Objects.checkFromIndexSize(dstOffset, size, dst.length);
@@ -355,7 +363,7 @@ public final class Image implements AutoCloseable {
     int last = firstChunkEndingAfter(ends, end - 1);
 
     List<FileChunk> chunks = file.chunks();
-    CompletableFuture<?>[] futures = startFetches(ino, chunks, first, last);
+    CompletableFuture<?>[] futures = startFetches(chunks, first, last);
     long deadline = System.nanoTime() + deadlineNanos;
     for (int c = first; c <= last; c++) {
       FileChunk chunk = chunks.get(c);
@@ -363,16 +371,21 @@ public final class Image implements AutoCloseable {
       long chunkStart = ends[c] - chunk.len();
       long from = Math.max(offset, chunkStart);
       long to = Math.min(end, ends[c]);
-      long storedFrom = chunk.offset() + from - chunkStart;
-      long storedTo = chunk.offset() + to - chunkStart;
-      if (storedTo > stored.length) {
+      long chunkFrom = chunk.offset() + from - chunkStart;
+      long chunkTo = chunk.offset() + to - chunkStart;
+      if (chunk.compressed()) {
+        byte[] plain = decompress(ino, chunk, stored, chunkFrom, chunkTo);
+        sink.put((int) (from - offset), plain, 0, plain.length);
+        continue;
+      }
+      if (chunkTo > stored.length) {
         throw new ChunkReadException(
             chunk.blob(),
             ino,
-            "chunk has " + stored.length + " bytes but the file needs bytes up to " + storedTo,
+            "chunk has " + stored.length + " bytes but the file needs bytes up to " + chunkTo,
             null);
       }
-      sink.put((int) (from - offset), stored, (int) storedFrom, (int) (storedTo - storedFrom));
+      sink.put((int) (from - offset), stored, (int) chunkFrom, (int) (chunkTo - chunkFrom));
     }
 
     // Every file's "previous read" ends at 0, so a read from the start counts as sequential.
@@ -382,15 +395,31 @@ public final class Image implements AutoCloseable {
     return (int) (end - offset);
   }
 
-  private CompletableFuture<?>[] startFetches(long ino, List<FileChunk> chunks, int first, int last)
+  /**
+   * The uncompressed bytes {@code [from, to)} of a seekable zstd chunk whose verified stored bytes
+   * are {@code stored}; only the frames holding them are decompressed.
+   */
+  private static byte[] decompress(long ino, FileChunk chunk, byte[] stored, long from, long to)
       throws ChunkReadException {
-    for (int c = first; c <= last; c++) {
-      FileChunk chunk = chunks.get(c);
-      if (chunk.compressed()) {
+    try {
+      SeekableZstd blob = SeekableZstd.open(stored);
+      if (to > blob.uncompressedSize()) {
         throw new ChunkReadException(
-            chunk.blob(), ino, "compressed chunks not supported yet", null);
+            chunk.blob(),
+            ino,
+            "compressed chunk holds "
+                + blob.uncompressedSize()
+                + " bytes but the file needs bytes up to "
+                + to,
+            null);
       }
+      return blob.read(from, (int) (to - from));
+    } catch (FormatException e) {
+      throw new ChunkReadException(chunk.blob(), ino, e.getMessage(), e);
     }
+  }
+
+  private CompletableFuture<?>[] startFetches(List<FileChunk> chunks, int first, int last) {
     CompletableFuture<?>[] futures = new CompletableFuture<?>[last - first + 1];
     for (int c = first; c <= last; c++) {
       futures[c - first] = recent.fetch(chunks.get(c).blob());
@@ -424,10 +453,7 @@ public final class Image implements AutoCloseable {
   private void readAhead(List<FileChunk> chunks, int next) {
     int stop = Math.min(chunks.size(), next + READAHEAD_CHUNKS);
     for (int c = next; c < stop; c++) {
-      FileChunk chunk = chunks.get(c);
-      if (!chunk.compressed()) {
-        recent.fetch(chunk.blob());
-      }
+      recent.fetch(chunks.get(c).blob());
     }
   }
 

@@ -5,9 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.puzzlefs.oci.MediaTypes;
 import dev.puzzlefs.oci.OciLayout;
 import dev.puzzlefs.testing.Processes;
 import dev.puzzlefs.testing.TestRegistry;
+import dev.puzzlefs.testing.TextBytes;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -112,6 +114,56 @@ class CliTest {
     Path out = tmp.resolve("never");
     String err = fail("build", tmp.resolve("absent").toString(), out.toString(), "t");
     assertTrue(err.contains("absent") && err.contains("does not exist"), err);
+    assertFalse(Files.exists(out));
+  }
+
+  @Test
+  void build_compressionZstd_mountsWithDigestAndReadsTheSameBytes() throws Exception {
+    Files.write(src.resolve("dir/text"), TextBytes.of(300_000, 1));
+    Path zoci = tmp.resolve("zoci");
+    Processes.Result built =
+        Cli.ok("build", "--compression", "zstd", src.toString(), zoci.toString(), "z");
+    assertTrue(built.stderr().contains("stored in"), built.stderr());
+    var layers = OciLayout.open(zoci).manifest("z").layers();
+    for (var layer : layers.subList(1, layers.size())) {
+      assertEquals(MediaTypes.FILEDATA_ZSTD, layer.mediaType());
+    }
+    String digest = built.out().trim().replace("puzzlefs image manifest digest: ", "");
+
+    Cli.ok("mount", "--digest", digest, zoci.toString(), "z", mnt.toString());
+
+    for (String f : List.of("hello", "dir/data", "dir/text")) {
+      assertEquals(-1L, Files.mismatch(src.resolve(f), mnt.resolve(f)), f);
+    }
+  }
+
+  @Test
+  void build_compressionZstd_skopeoCopiesItToTheRegistryAndItMountsFromThere() throws Exception {
+    Files.write(src.resolve("dir/text"), TextBytes.of(300_000, 2));
+    Path zoci = tmp.resolve("zoci");
+    Cli.ok("build", "--compression", "zstd", src.toString(), zoci.toString(), "z");
+    try (TestRegistry registry = TestRegistry.launch()) {
+      String ref = "docker://" + registry.hostPort() + "/cli/zstd:v1";
+      Processes.run(
+          300, "skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:" + zoci + ":z", ref);
+      Cli.ok(
+          "mount",
+          "--plain-http",
+          "--cache-dir",
+          tmp.resolve("cache").toString(),
+          ref,
+          mnt.toString());
+      for (String f : List.of("hello", "dir/data", "dir/text")) {
+        assertEquals(-1L, Files.mismatch(src.resolve(f), mnt.resolve(f)), f);
+      }
+    }
+  }
+
+  @Test
+  void build_unknownCompression_failsNamingTheChoices() throws Exception {
+    Path out = tmp.resolve("never");
+    String err = fail("build", "--compression", "lz4", src.toString(), out.toString(), "t");
+    assertTrue(err.contains("none or zstd") && err.contains("lz4"), err);
     assertFalse(Files.exists(out));
   }
 

@@ -14,7 +14,10 @@ import dev.puzzlefs.format.FormatException;
 import dev.puzzlefs.format.Inode;
 import dev.puzzlefs.format.InodeKind;
 import dev.puzzlefs.format.Rootfs;
+import dev.puzzlefs.format.SeekableZstd;
 import dev.puzzlefs.testing.FakeImage;
+import dev.puzzlefs.testing.MapChunkSource;
+import dev.puzzlefs.testing.TextBytes;
 import java.io.IOException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.NotDirectoryException;
@@ -211,29 +214,64 @@ class ImageTest {
   }
 
   @Test
-  void read_compressedChunk_throwsNotSupportedNamingChunk() throws Exception {
-    Digest blob = Digest.sha256(utf8("chunk"));
-    Inode file =
-        new Inode(
-            2,
-            InodeKind.FILE,
-            0,
-            0,
-            0644,
-            0,
-            0,
-            null,
-            List.of(new FileChunk(blob, 0, true, 5)),
-            null,
-            null);
-    Image image =
-        open(new Rootfs(List.of(List.of(dir(1, new DirEntry(2, utf8("z"))), file)), List.of(), 3));
+  void read_compressedChunksSpanningFrames_anyOffsetAndSizeMatches() throws Exception {
+    FakeImage fake = new FakeImage(10_000).compressChunks();
+    fake.file("/pad", random(4100, 4));
+    byte[] content = TextBytes.of(25_000, 5);
+    long big = fake.file("/big", content);
+    Image image = fake.open();
+    assertEquals(3, image.inode(big).chunks().size());
+    assertTrue(image.inode(big).chunks().stream().allMatch(FileChunk::compressed));
+
+    assertArrayEquals(content, readAll(image, big, 4096));
+    Random random = new Random(6);
+    for (int i = 0; i < 500; i++) {
+      int offset = random.nextInt(26_000);
+      int size = random.nextInt(12_000);
+      byte[] buf = new byte[size + 3];
+      int n = image.read(big, offset, buf, 3, size);
+      int expected = Math.max(0, Math.min(size, content.length - offset));
+      assertEquals(expected, n, "offset " + offset + " size " + size);
+      if (n > 0) {
+        assertArrayEquals(
+            Arrays.copyOfRange(content, offset, offset + n),
+            Arrays.copyOfRange(buf, 3, 3 + n),
+            "offset " + offset + " size " + size);
+      }
+    }
+  }
+
+  private static Image oneFile(FileChunk chunk, Map<Digest, byte[]> blobs) throws FormatException {
+    Inode file = new Inode(2, InodeKind.FILE, 0, 0, 0644, 0, 0, null, List.of(chunk), null, null);
+    Rootfs rootfs =
+        new Rootfs(List.of(List.of(dir(1, new DirEntry(2, utf8("z"))), file)), List.of(), 3);
+    return Image.open(rootfs, new MapChunkSource(blobs), Duration.ofSeconds(5));
+  }
+
+  @Test
+  void read_compressedFlagOnRawBlob_throwsNamingChunkAndProblem() throws Exception {
+    byte[] raw = utf8("these bytes are not seekable zstd at all");
+    Digest blob = Digest.sha256(raw);
+    Image image = oneFile(new FileChunk(blob, 0, true, 5), Map.of(blob, raw));
 
     ChunkReadException e =
         assertThrows(ChunkReadException.class, () -> image.read(2, 0, new byte[5], 0, 5));
-    assertTrue(e.getMessage().contains("compressed chunks not supported yet"), e.getMessage());
     assertTrue(e.getMessage().contains(blob.toString()), e.getMessage());
+    assertTrue(e.getMessage().contains("seekable magic"), e.getMessage());
     assertEquals(2, e.ino());
+  }
+
+  @Test
+  void read_compressedChunkShorterThanTheFileSays_throwsNamingBothLengths() throws Exception {
+    byte[] stored = SeekableZstd.compress(random(5000, 9));
+    Digest blob = Digest.sha256(stored);
+    Image image = oneFile(new FileChunk(blob, 4000, true, 1001), Map.of(blob, stored));
+
+    assertEquals(1000, image.read(2, 0, new byte[1000], 0, 1000));
+    ChunkReadException e =
+        assertThrows(ChunkReadException.class, () -> image.read(2, 990, new byte[11], 0, 11));
+    assertTrue(e.getMessage().contains("holds 5000 bytes"), e.getMessage());
+    assertTrue(e.getMessage().contains("up to 5001"), e.getMessage());
   }
 
   @Test

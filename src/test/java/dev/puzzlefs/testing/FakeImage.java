@@ -7,6 +7,7 @@ import dev.puzzlefs.format.FormatException;
 import dev.puzzlefs.format.Inode;
 import dev.puzzlefs.format.InodeKind;
 import dev.puzzlefs.format.Rootfs;
+import dev.puzzlefs.format.SeekableZstd;
 import dev.puzzlefs.format.Xattr;
 import dev.puzzlefs.reader.ChunkSource;
 import dev.puzzlefs.reader.Image;
@@ -30,6 +31,7 @@ import java.util.TreeMap;
  */
 public final class FakeImage {
   private final int chunkSize;
+  private boolean compressChunks;
   private final Map<Long, Node> nodes = new LinkedHashMap<>();
   private long nextIno = Image.ROOT_INO;
   private Rootfs rootfs;
@@ -59,6 +61,13 @@ public final class FakeImage {
   public FakeImage(int chunkSize) {
     this.chunkSize = chunkSize;
     add(InodeKind.DIR, 0755);
+  }
+
+  /** Stores every chunk as seekable zstd (even when that is larger) and flags it compressed. */
+  public FakeImage compressChunks() {
+    compressChunks = true;
+    rootfs = null;
+    return this;
   }
 
   /** UTF-8 bytes of {@code s}. */
@@ -197,9 +206,10 @@ public final class FakeImage {
     blobs = new LinkedHashMap<>();
     for (int at = 0; at < data.length; at += chunkSize) {
       byte[] chunk = Arrays.copyOfRange(data, at, Math.min(data.length, at + chunkSize));
-      Digest digest = Digest.sha256(chunk);
+      byte[] stored = compressChunks ? SeekableZstd.compress(chunk) : chunk;
+      Digest digest = Digest.sha256(stored);
       chunkDigests.add(digest);
-      blobs.put(digest, chunk);
+      blobs.put(digest, stored);
     }
 
     List<Inode> layer = new ArrayList<>();
@@ -223,7 +233,7 @@ public final class FakeImage {
       int index = (int) (at / chunkSize);
       long inChunk = at - (long) index * chunkSize;
       long len = Math.min(end - at, chunkSize - inChunk);
-      chunks.add(new FileChunk(digests.get(index), inChunk, false, len));
+      chunks.add(new FileChunk(digests.get(index), inChunk, compressChunks, len));
       at += len;
     }
     return chunks;
