@@ -11,6 +11,7 @@ import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Semaphore;
@@ -38,6 +39,9 @@ final class ChunkWriter implements Chunker.ChunkSink {
   private final Compression compression;
   private final Semaphore inFlight;
   private final List<CompletableFuture<StoredChunk>> chunks = new ArrayList<>();
+
+  /** fs-verity digests of the blobs this build has stored, so a repeated chunk is stored once. */
+  private final ConcurrentHashMap<Digest, byte[]> storedVerity = new ConcurrentHashMap<>();
 
   ChunkWriter(OciLayout layout, ExecutorService workers, int maxInFlight, Compression compression) {
     this.layout = layout;
@@ -78,9 +82,15 @@ final class ChunkWriter implements Chunker.ChunkSink {
       }
     }
     Digest digest = Digest.sha256(stored);
+    byte[] known = storedVerity.get(digest);
+    if (known != null) {
+      return new StoredChunk(digest, known, data.length, stored.length, compressed, false);
+    }
     byte[] verity = FsVerity.digest(stored);
     try {
-      boolean written = layout.putBlob(digest, stored, stored.length);
+      // Two workers may cut the same chunk at once: only the first to claim it writes it.
+      boolean first = storedVerity.putIfAbsent(digest, verity) == null;
+      boolean written = first && layout.putBlob(digest, stored, stored.length);
       return new StoredChunk(digest, verity, data.length, stored.length, compressed, written);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
