@@ -14,7 +14,8 @@ import picocli.CommandLine.Command;
       MountCommand.class,
       UmountCommand.class,
       PushCommand.class,
-      ExtractCommand.class
+      ExtractCommand.class,
+      EnableVerityCommand.class
     })
 public final class Main {
   private Main() {}
