@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Deque;
 import java.util.HashMap;
@@ -34,11 +35,12 @@ import org.slf4j.LoggerFactory;
  * extended attributes may be in any namespace, so everything is made with libc calls on raw byte
  * paths ({@link Posix}). Each entry is made with private permissions, then given its owner, then
  * its extended attributes (a {@code chown} clears {@code security.capability}), then its
- * permissions (a {@code chown} also clears setuid and setgid). A directory gets its owner,
- * attributes and permissions only after everything in it exists, so a read-only directory still
- * gets its children and a default ACL is not inherited by entries that do not have it. The walk
- * keeps its own stack, so deep trees cannot overflow the thread's. The second and later names of a
- * non-directory inode become hard links to the first.
+ * permissions (a {@code chown} also clears setuid and setgid). Directories get their owners,
+ * attributes and permissions only once the whole tree exists, deepest first: a read-only directory
+ * still gets its children (and, without root, a later hard link can still reach a file inside it),
+ * a default ACL is not inherited by entries that do not have it, and a tree left by a failed
+ * extraction is private and removable. The walk keeps its own stack, so deep trees cannot overflow
+ * the thread's. The second and later names of a non-directory inode become hard links to the first.
  *
  * <p>Symlinks are never followed: every directory on a path was made by this walk, names that could
  * leave it ({@code ..}, or any with a {@code /}) are refused, and so is a directory listed twice
@@ -128,8 +130,8 @@ public final class Extractor {
     private final Deque<Level> stack = new ArrayDeque<>();
     private final Set<Long> directoriesSeen = new HashSet<>();
     private final Map<Long, byte[]> firstNames = new HashMap<>();
+    private final List<Level> finished = new ArrayList<>();
     private final Pointer buffer = Memory.allocateDirect(Posix.runtime(), BUFFER_SIZE);
-    private long directories;
     private long files;
     private long bytes;
     private long symlinks;
@@ -149,12 +151,15 @@ public final class Extractor {
         List<DirEntry> entries = top.dir.entries();
         if (top.next == entries.size()) {
           stack.pop();
-          applyMetadata(top.dir, top.path);
-          directories++;
+          finished.add(top);
         } else {
           make(top, entries.get(top.next++));
         }
       }
+      for (Level dir : finished) {
+        applyMetadata(dir.dir, dir.path);
+      }
+      long directories = finished.size();
       return new Summary(directories, files, bytes, symlinks, specialFiles, hardLinks, skipped);
     }
 

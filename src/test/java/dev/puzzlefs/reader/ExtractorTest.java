@@ -147,6 +147,29 @@ class ExtractorTest {
   }
 
   @Test
+  void extractInto_failureAfterAReadOnlyDirectory_leavesItPrivateAndRemovable() throws Exception {
+    FakeImage fake = new FakeImage(64);
+    long ro = fake.dir("/a-ro");
+    fake.permissions(ro, 0500);
+    fake.file("/a-ro/f", FakeImage.utf8("x"));
+    fake.file("/b", new byte[100]);
+    Map<Digest, byte[]> blobs = fake.blobs();
+    Digest last = fake.rootfs().layers().get(0).get(3).chunks().get(1).blob();
+    ChunkSource failing =
+        blob ->
+            blob.equals(last)
+                ? CompletableFuture.failedFuture(new IOException("gone"))
+                : CompletableFuture.completedFuture(blobs.get(blob));
+    Path out = Files.createDirectory(tmp.resolve("out"));
+    Image image = fake.open(failing, Duration.ofSeconds(5));
+
+    assertThrows(IOException.class, () -> new Extractor(image, false).extractInto(out));
+
+    assertEquals(0700, mode(out.resolve("a-ro")) & 07777);
+    assertEquals("x", Files.readString(out.resolve("a-ro/f")));
+  }
+
+  @Test
   void extractInto_nonEmptyDirectory_refusedBeforeWriting() throws Exception {
     FakeImage fake = new FakeImage(64);
     fake.file("/a", FakeImage.utf8("a"));
