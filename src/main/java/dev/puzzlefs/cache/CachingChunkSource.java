@@ -16,6 +16,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -78,8 +79,21 @@ public final class CachingChunkSource implements ChunkSource {
         Caffeine.newBuilder()
             .maximumWeight(b.maxMemoryBytes)
             .weigher((Digest d, byte[] v) -> v.length)
-            .executor(executor)
+            .executor(this::maintain)
             .build();
+  }
+
+  /**
+   * Runs Caffeine's maintenance on the executor, or on the caller once the executor refuses work: a
+   * load still running when {@link #close} shut the executor down ends by putting its bytes, and
+   * Caffeine would otherwise log the refusal at WARNING with a stack trace.
+   */
+  private void maintain(Runnable task) {
+    try {
+      executor.execute(task);
+    } catch (RejectedExecutionException e) {
+      task.run();
+    }
   }
 
   /** A builder for a cache in front of {@code fetcher}. */

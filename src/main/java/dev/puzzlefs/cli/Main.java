@@ -9,7 +9,14 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     version = "puzzlefs-java 0.1.0",
     description = "Build, push and mount PuzzleFS images; mount straight from an OCI registry.",
-    subcommands = {BuildCommand.class, MountCommand.class, UmountCommand.class, PushCommand.class})
+    subcommands = {
+      BuildCommand.class,
+      MountCommand.class,
+      UmountCommand.class,
+      PushCommand.class,
+      ExtractCommand.class,
+      EnableVerityCommand.class
+    })
 public final class Main {
   private Main() {}
 

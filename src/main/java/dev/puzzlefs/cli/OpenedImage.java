@@ -108,8 +108,8 @@ final class OpenedImage implements AutoCloseable {
     }
   }
 
-  private static Descriptor rootfsOf(ImageManifest manifest, String manifestDigest)
-      throws OciException {
+  /** The rootfs layer of {@code manifest}, found by media type. */
+  static Descriptor rootfsOf(ImageManifest manifest, String manifestDigest) throws OciException {
     if (manifest.layers() != null) {
       for (Descriptor d : manifest.layers()) {
         if (MediaTypes.ROOTFS.equals(d.mediaType())) {

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.puzzlefs.testing.EdgeCaseTree;
 import dev.puzzlefs.testing.Processes;
 import dev.puzzlefs.testing.TreeSnapshot;
 import java.io.RandomAccessFile;
@@ -12,7 +13,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashSet;
-import java.util.Random;
 import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -31,37 +31,7 @@ class EdgeCaseTreeTest {
   @BeforeEach
   void makeTree() throws Exception {
     src = Files.createDirectories(tmp.resolve("src"));
-    Random random = new Random(7);
-    byte[] big = new byte[300_000];
-    random.nextBytes(big);
-    Files.write(src.resolve("a-big"), big);
-    Files.write(src.resolve("b-empty"), new byte[0]);
-    Files.writeString(src.resolve("c-small"), "the tail of a-big's last chunk is shared with me\n");
-    Files.createSymbolicLink(src.resolve("dangling"), Path.of("/no/such/target"));
-    Files.writeString(src.resolve("linked"), "two names\n");
-    Files.createLink(src.resolve("linked-too"), src.resolve("linked"));
-    Files.writeString(src.resolve("café"), "accented\n");
-    Files.createDirectories(src.resolve("naïve dir"));
-    Files.writeString(src.resolve("naïve dir/ünïcödé"), "deeper\n");
-    Path owned = Files.writeString(src.resolve("owned"), "owners\n");
-    Files.setAttribute(owned, "unix:uid", 65536);
-    Files.setAttribute(owned, "unix:gid", (int) 4294967294L);
-    Files.setAttribute(owned, "unix:mode", 06755);
-    Path many = Files.createDirectories(src.resolve("many"));
-    for (int i = 0; i < 5000; i++) {
-      Files.createFile(many.resolve("entry-with-a-longish-name-" + i));
-    }
-    // Names and devices Java cannot make: the shell can.
-    Processes.run(
-        30,
-        "bash",
-        "-c",
-        "cd '"
-            + src
-            + "' && touch $'bad\\xffname' && mknod chr c 1 3 && mknod blk b 7 0"
-            + " && mkfifo fifo && setfattr -n user.note -v hello c-small"
-            + " && setfattr -n user.bin -v 0x00ff01 owned"
-            + " && setfattr -n trusted.puzzle -v t owned");
+    EdgeCaseTree.make(src);
     mnt = Files.createDirectories(tmp.resolve("mnt"));
     Cli.ok("build", src.toString(), tmp.resolve("oci").toString(), "edge");
     Cli.ok("mount", tmp.resolve("oci").toString(), "edge", mnt.toString());

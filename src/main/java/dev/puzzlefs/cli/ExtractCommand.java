@@ -1,0 +1,197 @@
+package dev.puzzlefs.cli;
+
+import dev.puzzlefs.reader.Extractor;
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.Iterator;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code puzzlefs extract [--digest HEX] OCI_DIR TAG DIR}.
+ *
+ * <p>A new DIR is written as a hidden sibling ({@code .DIR.extracting-*}) and renamed into place
+ * only when complete, so an interrupted extraction never leaves a DIR that looks whole. An existing
+ * empty DIR is written in place (a rename cannot fill a directory that already exists); if that
+ * fails, what was written is removed again, but a killed process leaves a partial tree in it.
+ */
+@Command(
+    name = "extract",
+    description = {
+      "Write an image's tree into a new or empty directory, verifying every chunk.",
+      "Owners are restored when run as root."
+    })
+final class ExtractCommand implements Callable<Integer> {
+  @Spec CommandSpec spec;
+
+  @Parameters(index = "0", paramLabel = "OCI_DIR", description = "OCI layout holding the image")
+  Path ociDir;
+
+  @Parameters(index = "1", paramLabel = "TAG", description = "tag of the image")
+  String tag;
+
+  @Parameters(index = "2", paramLabel = "DIR", description = "where to write the tree")
+  Path target;
+
+  @Option(
+      names = "--digest",
+      paramLabel = "HEX",
+      description = "the manifest's fs-verity digest: verify every blob's fs-verity digest too")
+  String digest;
+
+  @Option(names = "--config", paramLabel = "FILE", description = "configuration file")
+  Path configFile;
+
+  @Override
+  public Integer call() throws Exception {
+    if (digest != null && !digest.matches("[0-9a-fA-F]{64}")) {
+      throw new ParameterException(
+          spec.commandLine(), "--digest takes 64 hex characters, got '" + digest + "'");
+    }
+    Config config = Config.load(configFile);
+    boolean inPlace = checkTarget(target);
+    OpenedImage.Settings settings =
+        new OpenedImage.Settings(
+            digest,
+            Duration.ofSeconds(config.mount.readTimeoutSeconds),
+            config.cache.memoryBytes,
+            null,
+            0);
+    long start = System.nanoTime();
+    Extractor.Summary s;
+    try (OpenedImage opened = OpenedImage.local(ociDir, tag, settings)) {
+      Extractor extractor = new Extractor(opened.image());
+      if (!extractor.restoresOwners()) {
+        System.err.println(
+            "puzzlefs extract: not running as root, so the extracted files belong to you, not to"
+                + " the owners the image records");
+      }
+      s = inPlace ? extractInPlace(extractor) : extractAndRename(extractor);
+    }
+    System.err.printf(
+        "extracted %s:%s into %s: %d directories, %d files (%d bytes), %d symlinks,"
+            + " %d special files, %d hard links%s, %.1fs%n",
+        ociDir,
+        tag,
+        target,
+        s.directories(),
+        s.files(),
+        s.bytes(),
+        s.symlinks(),
+        s.specialFiles(),
+        s.hardLinks(),
+        s.skipped() > 0 ? ", " + s.skipped() + " entries skipped" : "",
+        (System.nanoTime() - start) / 1e9);
+    return 0;
+  }
+
+  /**
+   * True when {@code dir} is an existing empty directory, false when it does not exist; a clear
+   * error for anything else, before anything is written.
+   */
+  private static boolean checkTarget(Path dir) throws IOException {
+    if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
+      return false;
+    }
+    if (!Files.isDirectory(dir)) {
+      throw new IOException(
+          "cannot extract into " + dir + ": it exists and is not a directory; give a new DIR");
+    }
+    try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir)) {
+      Iterator<Path> it = entries.iterator();
+      if (it.hasNext()) {
+        throw new IOException(
+            "cannot extract into "
+                + dir
+                + ": it is not empty (it holds "
+                + it.next().getFileName()
+                + "); give a new or empty directory");
+      }
+    }
+    return true;
+  }
+
+  private Extractor.Summary extractInPlace(Extractor extractor) throws IOException {
+    Path dir = target.toRealPath();
+    try {
+      return extractor.extractInto(dir);
+    } catch (IOException | RuntimeException e) {
+      throw withCleanup(e, dir, false);
+    }
+  }
+
+  private Extractor.Summary extractAndRename(Extractor extractor) throws IOException {
+    Path dest = target.toAbsolutePath().normalize();
+    Path parent = Files.createDirectories(dest.getParent());
+    Path partial = Files.createTempDirectory(parent, "." + dest.getFileName() + ".extracting-");
+    try {
+      Extractor.Summary summary = extractor.extractInto(partial);
+      Files.move(partial, dest);
+      return summary;
+    } catch (IOException | RuntimeException e) {
+      throw withCleanup(e, partial, true);
+    }
+  }
+
+  /** Removes a failed extraction and says so (or why not) in the error. */
+  private static IOException withCleanup(Exception e, Path dir, boolean removeDir) {
+    String note;
+    try {
+      deleteTree(dir, removeDir);
+      note = "removed the partly extracted tree";
+    } catch (IOException cleanup) {
+      note = "could not remove the partly extracted tree " + dir + ": " + cleanup;
+    }
+    String msg = e.getMessage() == null ? e.toString() : e.getMessage();
+    return new IOException(msg + " (" + note + ")", e);
+  }
+
+  /** Deletes everything under {@code dir}, and {@code dir} itself if {@code removeDir}. */
+  private static void deleteTree(Path dir, boolean removeDir) throws IOException {
+    Files.walkFileTree(
+        dir,
+        new SimpleFileVisitor<>() {
+          @Override
+          public FileVisitResult preVisitDirectory(Path d, BasicFileAttributes a)
+              throws IOException {
+            // The walk may already have made a directory read-only; open it up to empty it. An
+            // existing DIR the user gave us keeps its permissions.
+            if (removeDir || !d.equals(dir)) {
+              Files.setPosixFilePermissions(d, PosixFilePermissions.fromString("rwx------"));
+            }
+            return FileVisitResult.CONTINUE;
+          }
+
+          @Override
+          public FileVisitResult visitFile(Path f, BasicFileAttributes a) throws IOException {
+            Files.delete(f);
+            return FileVisitResult.CONTINUE;
+          }
+
+          @Override
+          public FileVisitResult postVisitDirectory(Path d, IOException failure)
+              throws IOException {
+            if (failure != null) {
+              throw failure;
+            }
+            if (removeDir || !d.equals(dir)) {
+              Files.delete(d);
+            }
+            return FileVisitResult.CONTINUE;
+          }
+        });
+  }
+}

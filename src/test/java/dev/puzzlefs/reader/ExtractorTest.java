@@ -1,0 +1,186 @@
+package dev.puzzlefs.reader;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.format.FormatException;
+import dev.puzzlefs.format.InodeKind;
+import dev.puzzlefs.testing.FakeImage;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The extractor over in-memory images: what it writes, and the images it refuses. */
+class ExtractorTest {
+  @TempDir Path tmp;
+
+  private static int mode(Path p) throws IOException {
+    return (Integer) Files.getAttribute(p, "unix:mode", LinkOption.NOFOLLOW_LINKS);
+  }
+
+  private static Object ino(Path p) throws IOException {
+    return Files.getAttribute(p, "unix:ino", LinkOption.NOFOLLOW_LINKS);
+  }
+
+  private static List<Path> list(Path dir) throws IOException {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.toList();
+    }
+  }
+
+  @Test
+  void extractInto_filesSpanningChunks_bytesExactAndSummaryCounts() throws Exception {
+    FakeImage fake = new FakeImage(1000);
+    byte[] big = new byte[3_000_000]; // more than one read buffer
+    new Random(3).nextBytes(big);
+    fake.dir("/d");
+    fake.file("/d/big", big);
+    fake.file("/empty", new byte[0]);
+    Path out = Files.createDirectory(tmp.resolve("out"));
+
+    Extractor.Summary s = new Extractor(fake.open(), false).extractInto(out);
+
+    assertArrayEquals(big, Files.readAllBytes(out.resolve("d/big")));
+    assertEquals(0, Files.size(out.resolve("empty")));
+    assertEquals(new Extractor.Summary(2, 2, big.length, 0, 0, 0, 0), s);
+  }
+
+  @Test
+  void extractInto_socketFifoAndHardLinkedSymlink_madeAsTheirOwnKind() throws Exception {
+    FakeImage fake = new FakeImage(64);
+    fake.file("/target", FakeImage.utf8("t"));
+    long link = fake.symlink("/s", FakeImage.utf8("target"));
+    fake.hardlink("/s2", link);
+    fake.special("/sock", InodeKind.SOCK, 0, 0);
+    fake.special("/fifo", InodeKind.FIFO, 0, 0);
+    Path out = Files.createDirectory(tmp.resolve("out"));
+
+    Extractor.Summary s = new Extractor(fake.open(), false).extractInto(out);
+
+    assertEquals(0140000, mode(out.resolve("sock")) & 0170000);
+    assertEquals(0010000, mode(out.resolve("fifo")) & 0170000);
+    assertTrue(Files.isSymbolicLink(out.resolve("s2")), "the link, not the file it names");
+    assertEquals(ino(out.resolve("s")), ino(out.resolve("s2")));
+    assertEquals(1, s.hardLinks());
+    assertEquals(2, s.specialFiles());
+  }
+
+  @Test
+  void extractInto_readOnlyDirectory_getsChildrenThenItsMode() throws Exception {
+    FakeImage fake = new FakeImage(64);
+    long ro = fake.dir("/ro");
+    fake.permissions(ro, 0555);
+    fake.dir("/ro/sub");
+    fake.file("/ro/sub/f", FakeImage.utf8("x"));
+    Path out = Files.createDirectory(tmp.resolve("out"));
+
+    new Extractor(fake.open(), false).extractInto(out);
+
+    assertEquals(0555, mode(out.resolve("ro")) & 07777);
+    assertEquals("x", Files.readString(out.resolve("ro/sub/f")));
+  }
+
+  @Test
+  void extractInto_entryNamedDotDot_refusedWithoutWritingOutside() throws Exception {
+    FakeImage fake = new FakeImage(64);
+    fake.dir("/d");
+    fake.file("/d/..", FakeImage.utf8("escape"));
+    Path out = Files.createDirectory(tmp.resolve("out"));
+
+    FormatException e =
+        assertThrows(
+            FormatException.class, () -> new Extractor(fake.open(), false).extractInto(out));
+
+    assertTrue(
+        e.getMessage().contains("directory /d of the image has an entry named '..'"),
+        e.getMessage());
+    assertEquals(List.of(out.resolve("d")), list(out));
+    assertEquals(List.of(), list(out.resolve("d")));
+  }
+
+  @Test
+  void extractInto_directoryListedTwice_refusedInsteadOfLooping() throws Exception {
+    FakeImage fake = new FakeImage(64);
+    long d = fake.dir("/d");
+    fake.hardlink("/d/again", d);
+    Path out = Files.createDirectory(tmp.resolve("out"));
+
+    FormatException e =
+        assertThrows(
+            FormatException.class, () -> new Extractor(fake.open(), false).extractInto(out));
+
+    assertTrue(e.getMessage().contains("lists directory ino " + d + " twice"), e.getMessage());
+  }
+
+  @Test
+  void extractInto_corruptChunk_failsNamingFileAndBlob() throws Exception {
+    FakeImage fake = new FakeImage(64);
+    fake.file("/a", new byte[200]);
+    Map<Digest, byte[]> blobs = fake.blobs();
+    Digest bad = blobs.keySet().iterator().next();
+    ChunkSource failing =
+        blob ->
+            blob.equals(bad)
+                ? CompletableFuture.failedFuture(new IOException("chunk " + blob + " is corrupt"))
+                : CompletableFuture.completedFuture(blobs.get(blob));
+    Path out = Files.createDirectory(tmp.resolve("out"));
+    Image image = fake.open(failing, Duration.ofSeconds(5));
+
+    IOException e =
+        assertThrows(IOException.class, () -> new Extractor(image, false).extractInto(out));
+
+    assertTrue(e.getMessage().startsWith("cannot extract /a: "), e.getMessage());
+    assertTrue(e.getMessage().contains(bad.toString()), e.getMessage());
+  }
+
+  @Test
+  void extractInto_failureAfterAReadOnlyDirectory_leavesItPrivateAndRemovable() throws Exception {
+    FakeImage fake = new FakeImage(64);
+    long ro = fake.dir("/a-ro");
+    fake.permissions(ro, 0500);
+    fake.file("/a-ro/f", FakeImage.utf8("x"));
+    fake.file("/b", new byte[100]);
+    Map<Digest, byte[]> blobs = fake.blobs();
+    Digest last = fake.rootfs().layers().get(0).get(3).chunks().get(1).blob();
+    ChunkSource failing =
+        blob ->
+            blob.equals(last)
+                ? CompletableFuture.failedFuture(new IOException("gone"))
+                : CompletableFuture.completedFuture(blobs.get(blob));
+    Path out = Files.createDirectory(tmp.resolve("out"));
+    Image image = fake.open(failing, Duration.ofSeconds(5));
+
+    assertThrows(IOException.class, () -> new Extractor(image, false).extractInto(out));
+
+    assertEquals(0700, mode(out.resolve("a-ro")) & 07777);
+    assertEquals("x", Files.readString(out.resolve("a-ro/f")));
+  }
+
+  @Test
+  void extractInto_nonEmptyDirectory_refusedBeforeWriting() throws Exception {
+    FakeImage fake = new FakeImage(64);
+    fake.file("/a", FakeImage.utf8("a"));
+    Path out = Files.createDirectory(tmp.resolve("out"));
+    Files.writeString(out.resolve("mine"), "keep");
+
+    IOException e =
+        assertThrows(IOException.class, () -> new Extractor(fake.open(), false).extractInto(out));
+
+    assertTrue(e.getMessage().endsWith("is not empty"), e.getMessage());
+    assertEquals(List.of(out.resolve("mine")), list(out));
+    assertFalse(Files.exists(out.resolve("a")));
+  }
+}
