@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.registry.ImagePusher;
@@ -51,7 +50,7 @@ class CachingChunkSourceRegistryTest {
 
   @BeforeAll
   static void pushImage() throws Exception {
-    assumeTrue(TestRegistry.available(), TestRegistry.BINARY + " is not installed");
+    assertTrue(TestRegistry.available(), TestRegistry.BINARY + " is not installed");
     registry = TestRegistry.launch();
     vertx = Vertx.vertx();
     image = TestImages.create(layoutDir, "v1", 8, 50_000, 11);

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.oci.Descriptor;
@@ -38,7 +37,7 @@ class RegistryRoundTripTest {
 
   @BeforeAll
   static void startRegistry() throws Exception {
-    assumeTrue(TestRegistry.available(), TestRegistry.BINARY + " is not installed");
+    assertTrue(TestRegistry.available(), TestRegistry.BINARY + " is not installed");
     registry = TestRegistry.launch();
     vertx = Vertx.vertx();
   }
