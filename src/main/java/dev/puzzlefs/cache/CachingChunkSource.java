@@ -164,6 +164,10 @@ public final class CachingChunkSource implements ChunkSource {
     byte[] bytes;
     try {
       bytes = disk.read(blob);
+    } catch (DiskCache.NotRegularFileException e) {
+      corruptDiskEntries.increment();
+      LOG.warn("{}; fetching it again", e.getMessage());
+      return null;
     } catch (IOException e) {
       LOG.warn("cannot read cache entry {}: {}; fetching it again", disk.path(blob), e.toString());
       return null;

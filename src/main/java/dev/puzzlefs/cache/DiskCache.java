@@ -2,12 +2,18 @@ package dev.puzzlefs.cache;
 
 import dev.puzzlefs.format.Digest;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributeView;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileTime;
 import java.time.Clock;
 import java.time.Duration;
@@ -25,6 +31,10 @@ import org.slf4j.LoggerFactory;
  * a partial entry. Reading an entry sets its modification time, and eviction deletes the entries
  * with the oldest times, which approximates least-recently-used. This class does not verify bytes;
  * {@link CachingChunkSource} does, on the way in and on the way out.
+ *
+ * <p>Only regular files are entries, and links are never followed: anything else found under an
+ * entry's name (a symbolic link, a FIFO, a device, a directory) is deleted itself, never what it
+ * points to, and the entry counts as missing.
  */
 final class DiskCache {
   private static final Logger LOG = LoggerFactory.getLogger(DiskCache.class);
@@ -55,17 +65,31 @@ final class DiskCache {
     return dir.resolve(blob.hex());
   }
 
-  /** The entry's bytes, or null when there is none. Marks the entry as recently used. */
+  /**
+   * The entry's bytes, or null when there is none. Marks the entry as recently used. Something
+   * other than a regular file in the entry's place is deleted (itself, not what a link points to)
+   * and reported with {@link NotRegularFileException}.
+   */
   byte[] read(Digest blob) throws IOException {
     Path path = path(blob);
     byte[] data;
     try {
-      data = Files.readAllBytes(path);
+      BasicFileAttributes attributes =
+          Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+      if (!attributes.isRegularFile()) {
+        deleteNotRegular(path);
+        throw new NotRegularFileException(path);
+      }
+      try (InputStream in =
+          Files.newInputStream(path, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
+        data = in.readAllBytes();
+      }
     } catch (NoSuchFileException e) {
       return null;
     }
     try {
-      Files.setLastModifiedTime(path, FileTime.from(clock.instant()));
+      Files.getFileAttributeView(path, BasicFileAttributeView.class, LinkOption.NOFOLLOW_LINKS)
+          .setTimes(FileTime.from(clock.instant()), null, null);
     } catch (NoSuchFileException e) {
       // Evicted since we read it: the bytes we have are still good.
     }
@@ -75,7 +99,7 @@ final class DiskCache {
   /** Stores {@code data} as the entry for {@code blob} unless it is already there. */
   void write(Digest blob, byte[] data) throws IOException {
     Path target = path(blob);
-    if (data.length > maxBytes || Files.exists(target)) {
+    if (data.length > maxBytes || Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
       return;
     }
     Path tmp = Files.createTempFile(dir, "." + blob.hex().substring(0, 16) + ".", ".tmp");
@@ -98,12 +122,22 @@ final class DiskCache {
   void delete(Digest blob) throws IOException {
     Path path = path(blob);
     try {
-      long size = Files.size(path);
+      long size =
+          Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).size();
       if (Files.deleteIfExists(path)) {
         bytes.addAndGet(-size);
       }
     } catch (NoSuchFileException e) {
       // Already gone.
+    }
+  }
+
+  /** Deletes {@code path} itself (a link, not its target); a directory only when empty. */
+  private static void deleteNotRegular(Path path) throws IOException {
+    try {
+      Files.deleteIfExists(path);
+    } catch (DirectoryNotEmptyException e) {
+      throw new IOException("cache entry " + path + " is a directory that is not empty", e);
     }
   }
 
@@ -127,7 +161,9 @@ final class DiskCache {
       for (Path file : files) {
         if (!file.getFileName().toString().startsWith(".")) {
           try {
-            entries.add(new Entry(file, Files.getLastModifiedTime(file), Files.size(file)));
+            BasicFileAttributes a =
+                Files.readAttributes(file, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+            entries.add(new Entry(file, a.lastModifiedTime(), a.isRegularFile() ? a.size() : 0));
           } catch (NoSuchFileException e) {
             // Deleted meanwhile.
           }
@@ -159,15 +195,28 @@ final class DiskCache {
     try (DirectoryStream<Path> files = Files.newDirectoryStream(dir)) {
       for (Path file : files) {
         if (file.getFileName().toString().startsWith(".")) {
-          if (Files.getLastModifiedTime(file).compareTo(stale) < 0) {
+          if (Files.getLastModifiedTime(file, LinkOption.NOFOLLOW_LINKS).compareTo(stale) < 0) {
             Files.deleteIfExists(file);
           }
         } else {
-          total += Files.size(file);
+          BasicFileAttributes a =
+              Files.readAttributes(file, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+          if (a.isRegularFile()) {
+            total += a.size();
+          }
         }
       }
     }
     return total;
+  }
+
+  /** A cache entry was not a regular file; it has been deleted. */
+  static final class NotRegularFileException extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    NotRegularFileException(Path path) {
+      super("cache entry " + path + " was not a regular file; deleted it");
+    }
   }
 
   private record Entry(Path path, FileTime modified, long size) {}

@@ -80,16 +80,33 @@ final class OpenedImage implements AutoCloseable {
       Descriptor rootfsDesc = rootfsOf(pulled.manifest(), pulled.digest().toString());
       byte[] blob =
           Futures.await(
-              puller.fetchBlob(ref.repository(), rootfsDesc.digestValue()),
+              puller.fetchBlob(ref.repository(), rootfsDesc.digestValue(), rootfsDesc.size()),
               "fetch of the rootfs blob of " + ref);
       Rootfs rootfs = decode(blob, rootfsDesc, s);
-      CachingChunkSource source =
-          cache(new RegistryBlobFetcher(client, ref.repository()), rootfs, s, true);
+      Map<Digest, Long> sizes = layerSizes(pulled.manifest());
+      RegistryBlobFetcher fetcher =
+          new RegistryBlobFetcher(client, ref.repository(), d -> sizes.getOrDefault(d, -1L));
+      CachingChunkSource source = cache(fetcher, rootfs, s, true);
       return new OpenedImage(Image.open(rootfs, source, s.readTimeout()), client);
     } catch (IOException | RuntimeException | InterruptedException e) {
       client.close();
       throw e;
     }
+  }
+
+  /** The size each layer of {@code manifest} has, by digest, as its descriptor says. */
+  static Map<Digest, Long> layerSizes(ImageManifest manifest) {
+    Map<Digest, Long> sizes = new HashMap<>();
+    if (manifest.layers() != null) {
+      for (Descriptor d : manifest.layers()) {
+        try {
+          sizes.put(d.digestValue(), d.size());
+        } catch (IllegalArgumentException e) {
+          // Not a sha256 digest: no chunk can name this layer, so its size is never asked for.
+        }
+      }
+    }
+    return sizes;
   }
 
   private static void checkManifest(byte[] manifest, Settings s, String what) throws IOException {

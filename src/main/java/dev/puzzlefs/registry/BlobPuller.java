@@ -2,23 +2,29 @@ package dev.puzzlefs.registry;
 
 import dev.puzzlefs.format.Digest;
 import io.vertx.core.Future;
-import io.vertx.core.http.HttpMethod;
-import io.vertx.ext.web.codec.BodyCodec;
+import io.vertx.core.Promise;
+import io.vertx.core.http.HttpClientResponse;
 
 /**
  * {@code GET /v2/<repo>/blobs/<digest>}, following redirects (registries often send blobs from
  * object storage). The body is hashed as it streams in; only bytes that hash to the digest are
- * returned.
+ * returned. A body announced or found to be longer than {@code limit} is cut off at once (the
+ * connection is reset) and fails with {@link BlobTooLargeException}, which is not retried.
  */
 final class BlobPuller implements RegistryOperation<byte[]> {
+  /** The most of an error body kept for the message. */
+  private static final long MAX_ERROR_BYTES = 64 << 10;
+
   private final String repository;
   private final Digest digest;
   private final String where;
+  private final long limit;
 
-  BlobPuller(RegistryHttp http, String repository, Digest digest) {
+  BlobPuller(RegistryHttp http, String repository, Digest digest, long limit) {
     this.repository = repository;
     this.digest = digest;
     this.where = http.where(repository);
+    this.limit = limit;
   }
 
   @Override
@@ -28,24 +34,43 @@ final class BlobPuller implements RegistryOperation<byte[]> {
 
   @Override
   public Future<byte[]> attempt(RegistryHttp http) {
-    DigestingSink sink = new DigestingSink(http.maxBodyBytes());
-    return http.request(HttpMethod.GET, "/v2/" + repository + "/blobs/" + digest)
-        .as(BodyCodec.pipe(sink))
-        .send()
-        .compose(
-            response -> {
-              if (response.statusCode() != 200) {
-                return Future.failedFuture(UnexpectedStatus.of(response, sink.bytes()));
+    return http.get("/v2/" + repository + "/blobs/" + digest)
+        .compose(response -> receive(http, response));
+  }
+
+  private Future<byte[]> receive(RegistryHttp http, HttpClientResponse response) {
+    boolean ok = response.statusCode() == 200;
+    long max = ok ? limit : MAX_ERROR_BYTES;
+    DigestingSink sink = new DigestingSink(max);
+    Promise<Void> body = Promise.promise();
+    long announced = contentLength(response);
+    if (ok && announced > limit) {
+      abort(response, body, "announced " + announced + " bytes, more than");
+    } else {
+      response.exceptionHandler(body::tryFail);
+      response.handler(
+          data -> {
+            sink.write(data);
+            if (sink.overflowed()) {
+              if (ok) {
+                http.bytesFetched.addAndGet(data.length());
+                abort(response, body, "sent more than");
+              } else {
+                // The message needs only the start of an error body; stop reading the rest.
+                response.request().reset();
+                body.tryComplete();
               }
-              http.bytesFetched.addAndGet(sink.received());
-              if (sink.overflowed()) {
-                return Future.failedFuture(
-                    new RegistryException(
-                        "could not "
-                            + description()
-                            + ": the registry sent more than the limit of "
-                            + http.maxBodyBytes()
-                            + " bytes"));
+            } else if (ok) {
+              http.bytesFetched.addAndGet(data.length());
+            }
+          });
+      response.endHandler(v -> body.tryComplete());
+    }
+    return body.future()
+        .compose(
+            v -> {
+              if (!ok) {
+                return Future.failedFuture(UnexpectedStatus.of(response, sink.bytes()));
               }
               Digest actual = sink.digest();
               if (!actual.equals(digest)) {
@@ -65,6 +90,36 @@ final class BlobPuller implements RegistryOperation<byte[]> {
               http.blobsFetched.incrementAndGet();
               return Future.succeededFuture(sink.bytes());
             });
+  }
+
+  /** Resets the request (closing the connection) and fails {@code body} with the typed error. */
+  private void abort(HttpClientResponse response, Promise<Void> body, String what) {
+    body.tryFail(
+        new BlobTooLargeException(
+            "could not "
+                + description()
+                + ": the registry "
+                + what
+                + " the limit of "
+                + limit
+                + " bytes for this blob",
+            digest,
+            limit));
+    response.handler(null);
+    response.request().reset();
+  }
+
+  /** The Content-Length header, or -1 when absent or unreadable. */
+  private static long contentLength(HttpClientResponse response) {
+    String header = response.getHeader("Content-Length");
+    if (header == null) {
+      return -1;
+    }
+    try {
+      return Long.parseLong(header.trim());
+    } catch (NumberFormatException e) {
+      return -1;
+    }
   }
 
   @Override

@@ -62,6 +62,14 @@ public final class ImagePuller {
     return client.pullBlob(repository, digest);
   }
 
+  /**
+   * The verified bytes of blob {@code digest}, which its descriptor says is {@code size} bytes
+   * long; a longer body is cut off and fails with {@link BlobTooLargeException}.
+   */
+  public Future<byte[]> fetchBlob(String repository, Digest digest, long size) {
+    return client.pullBlob(repository, digest, size);
+  }
+
   private static boolean isIndex(PulledManifest pulled) {
     String type = pulled.mediaType();
     if (MediaTypes.INDEX.equals(type) || ManifestPuller.DOCKER_MANIFEST_LIST.equals(type)) {

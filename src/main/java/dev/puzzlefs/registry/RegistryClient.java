@@ -93,7 +93,7 @@ public final class RegistryClient implements AutoCloseable {
                         e -> LOG.debug("connection to {} failed: {}", registry, e.toString())))
             .build();
     this.client = WebClient.wrap(httpClient, web);
-    this.http = new RegistryHttp(client, registry, host, port, ssl, this.options);
+    this.http = new RegistryHttp(client, httpClient, registry, host, port, ssl, this.options);
   }
 
   /** The registry this client talks to, {@code HOST[:PORT]}. */
@@ -116,7 +116,21 @@ public final class RegistryClient implements AutoCloseable {
    * they hash to anything else, {@link BlobNotFoundException} on 404.
    */
   public Future<byte[]> pullBlob(String repository, Digest digest) {
-    return run(new BlobPuller(http, repository, digest));
+    return run(new BlobPuller(http, repository, digest, options.maxBlobBytes()));
+  }
+
+  /**
+   * Like {@link #pullBlob(String, Digest)} for a blob known to be {@code expectedSize} bytes long
+   * (as its descriptor says): a response announcing or sending more than that, or more than {@link
+   * RegistryClientOptions#maxBlobBytes()}, is cut off as soon as it does and fails at once, without
+   * retries, with {@link BlobTooLargeException}.
+   */
+  public Future<byte[]> pullBlob(String repository, Digest digest, long expectedSize) {
+    if (expectedSize < 0) {
+      throw new IllegalArgumentException("negative expected size " + expectedSize);
+    }
+    long limit = Math.min(expectedSize, options.maxBlobBytes());
+    return run(new BlobPuller(http, repository, digest, limit));
   }
 
   /**

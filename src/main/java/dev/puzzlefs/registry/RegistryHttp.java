@@ -1,7 +1,12 @@
 package dev.puzzlefs.registry;
 
+import io.vertx.core.Future;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientRequest;
+import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.RequestOptions;
 import io.vertx.ext.web.client.HttpRequest;
 import io.vertx.ext.web.client.WebClient;
 import java.util.concurrent.atomic.AtomicLong;
@@ -18,6 +23,7 @@ final class RegistryHttp {
   final AtomicLong blobsPushed = new AtomicLong();
 
   private final WebClient client;
+  private final HttpClient httpClient;
   private final String registry;
   private final String host;
   private final int port;
@@ -26,12 +32,14 @@ final class RegistryHttp {
 
   RegistryHttp(
       WebClient client,
+      HttpClient httpClient,
       String registry,
       String host,
       int port,
       boolean ssl,
       RegistryClientOptions options) {
     this.client = client;
+    this.httpClient = httpClient;
     this.registry = registry;
     this.host = host;
     this.port = port;
@@ -54,6 +62,28 @@ final class RegistryHttp {
         .idleTimeout(
             Math.min(options.idleTimeout().toMillis(), options.requestTimeout().toMillis()))
         .followRedirects(method == HttpMethod.GET || method == HttpMethod.HEAD);
+  }
+
+  /**
+   * A GET of {@code path} on this registry through the plain HTTP client, following redirects. The
+   * response body is left to the caller, which reads it as it arrives and may reset the request to
+   * stop it early (what {@link #request} cannot do once a body codec is set).
+   */
+  Future<HttpClientResponse> get(String path) {
+    requests.incrementAndGet();
+    RequestOptions request =
+        new RequestOptions()
+            .setMethod(HttpMethod.GET)
+            .setHost(host)
+            .setPort(port)
+            .setSsl(ssl)
+            .setURI(path)
+            .setFollowRedirects(true)
+            .setConnectTimeout(options.connectTimeout().toMillis())
+            .setIdleTimeout(
+                Math.min(options.idleTimeout().toMillis(), options.requestTimeout().toMillis()))
+            .putHeader("User-Agent", options.userAgent());
+    return httpClient.request(request).compose(HttpClientRequest::send);
   }
 
   /** {@code http[s]://host:port}, the base that relative Location headers resolve against. */

@@ -2,6 +2,7 @@ package dev.puzzlefs.registry;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.vertx.core.http.HttpClientResponse;
 import io.vertx.ext.web.client.HttpResponse;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -29,6 +30,15 @@ final class UnexpectedStatus extends Exception {
 
   /** The status of {@code response}, with the registry's error text from {@code body}. */
   static UnexpectedStatus of(HttpResponse<?> response, byte[] body) {
+    return new UnexpectedStatus(
+        response.statusCode(),
+        errorText(body),
+        response.getHeader("Retry-After"),
+        response.getHeader("WWW-Authenticate"));
+  }
+
+  /** The status of {@code response}, with the registry's error text from {@code body}. */
+  static UnexpectedStatus of(HttpClientResponse response, byte[] body) {
     return new UnexpectedStatus(
         response.statusCode(),
         errorText(body),

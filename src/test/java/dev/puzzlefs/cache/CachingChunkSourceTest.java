@@ -8,6 +8,7 @@ import static dev.puzzlefs.testing.Futures.await;
 import static dev.puzzlefs.testing.Futures.failure;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -22,6 +23,7 @@ import dev.puzzlefs.registry.RegistryClientOptions;
 import dev.puzzlefs.testing.TestImages;
 import io.vertx.core.Vertx;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
 import java.time.Duration;
@@ -38,6 +40,7 @@ import java.util.function.Function;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The cache over a local layout, fakes and WireMock: corruption, deadlines, eviction. */
@@ -140,6 +143,46 @@ class CachingChunkSourceTest {
     assertEquals(1, fresh.corruptDiskEntries());
     assertEquals(0, fresh.diskHits());
     assertEquals(1, fresh.fetches());
+    assertArrayEquals(bytes(d), Files.readAllBytes(diskEntry(d)));
+  }
+
+  @Test
+  void fetch_symlinkDiskEntry_deletesTheLinkOnlyAndFetchesAgain() throws Exception {
+    Digest d = chunk(3);
+    Path target = tmp.resolve("outside");
+    Files.write(target, bytes(d));
+    FileTime old = FileTime.from(Instant.parse("2001-01-01T00:00:00Z"));
+    Files.setLastModifiedTime(target, old);
+    Files.createDirectories(diskEntry(d).getParent());
+    Files.createSymbolicLink(diskEntry(d), target);
+    CachingChunkSource source = layoutSource();
+
+    assertArrayEquals(bytes(d), await(source.fetch(d)));
+
+    assertEquals(1, source.corruptDiskEntries());
+    assertEquals(0, source.diskHits());
+    assertEquals(1, source.fetches());
+    assertTrue(Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS));
+    assertEquals(old, Files.getLastModifiedTime(target));
+    assertArrayEquals(bytes(d), Files.readAllBytes(target));
+    assertFalse(Files.isSymbolicLink(diskEntry(d)));
+    assertArrayEquals(bytes(d), Files.readAllBytes(diskEntry(d)));
+  }
+
+  @Test
+  @Timeout(30)
+  void fetch_fifoDiskEntry_doesNotHangAndFetchesAgain() throws Exception {
+    Digest d = chunk(4);
+    Files.createDirectories(diskEntry(d).getParent());
+    Process mkfifo = new ProcessBuilder("mkfifo", diskEntry(d).toString()).start();
+    assertEquals(0, mkfifo.waitFor());
+    CachingChunkSource source = layoutSource();
+
+    assertArrayEquals(bytes(d), await(source.fetch(d)));
+
+    assertEquals(1, source.corruptDiskEntries());
+    assertEquals(1, source.fetches());
+    assertTrue(Files.isRegularFile(diskEntry(d), LinkOption.NOFOLLOW_LINKS));
     assertArrayEquals(bytes(d), Files.readAllBytes(diskEntry(d)));
   }
 

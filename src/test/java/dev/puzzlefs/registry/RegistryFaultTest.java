@@ -270,6 +270,75 @@ class RegistryFaultTest {
   }
 
   @Test
+  void pullBlob_bodyLongerThanExpectedSize_failsFastWithoutRetry() throws Exception {
+    byte[] huge = TestImages.randomBytes(new Random(7), 4 << 20);
+    server.stubFor(
+        get(blobPath)
+            .willReturn(
+                aResponse()
+                    .withStatus(200)
+                    .withHeader("Content-Length", String.valueOf(huge.length))
+                    .withBody(huge)));
+    long start = System.nanoTime();
+
+    Throwable e = failure(client.pullBlob(REPO, digest, blob.length));
+
+    long elapsedMillis = (System.nanoTime() - start) / 1_000_000;
+    BlobTooLargeException tooLarge = assertInstanceOf(BlobTooLargeException.class, e);
+    assertEquals(digest, tooLarge.digest());
+    assertEquals(blob.length, tooLarge.limit());
+    assertEquals(
+        "could not fetch blob "
+            + digest
+            + " from 127.0.0.1:"
+            + server.port()
+            + "/"
+            + REPO
+            + ": the registry announced "
+            + huge.length
+            + " bytes, more than the limit of "
+            + blob.length
+            + " bytes for this blob",
+        e.getMessage());
+    assertEquals(1, blobGets());
+    assertEquals(0, client.blobsFetched());
+    assertTrue(elapsedMillis < TIMEOUT.toMillis(), elapsedMillis + " ms");
+  }
+
+  @Test
+  void pullBlob_chunkedBodyLongerThanExpectedSize_isCutOffWithoutRetry() throws Exception {
+    byte[] huge = TestImages.randomBytes(new Random(7), 4 << 20);
+    // Chunked, with no Content-Length, and slow: 4 MiB over far longer than the request timeout.
+    server.stubFor(
+        get(blobPath)
+            .willReturn(
+                aResponse()
+                    .withStatus(200)
+                    .withBody(huge)
+                    .withChunkedDribbleDelay(400, (int) TIMEOUT.toMillis() * 4)));
+    long start = System.nanoTime();
+
+    Throwable e = failure(client.pullBlob(REPO, digest, blob.length));
+
+    long elapsedMillis = (System.nanoTime() - start) / 1_000_000;
+    BlobTooLargeException tooLarge = assertInstanceOf(BlobTooLargeException.class, e);
+    assertTrue(
+        e.getMessage().contains("sent more than the limit of " + blob.length), e.getMessage());
+    assertEquals(digest, tooLarge.digest());
+    assertEquals(1, blobGets());
+    assertTrue(client.bytesFetched() < huge.length, client.bytesFetched() + " bytes");
+    assertTrue(elapsedMillis < TIMEOUT.toMillis(), elapsedMillis + " ms");
+  }
+
+  @Test
+  void pullBlob_expectedSize_servesBlobOfThatSize() throws Exception {
+    server.stubFor(get(blobPath).willReturn(aResponse().withStatus(200).withBody(blob)));
+
+    assertArrayEquals(blob, await(client.pullBlob(REPO, digest, blob.length)));
+    assertEquals(1, client.blobsFetched());
+  }
+
+  @Test
   void pullBlob_redirect_followsToLocation() throws Exception {
     String storage = "/storage/blob-data?signature=abc";
     server.stubFor(
