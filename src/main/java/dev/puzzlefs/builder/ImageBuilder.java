@@ -18,6 +18,7 @@ import dev.puzzlefs.oci.OciLayout;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HexFormat;
@@ -78,7 +79,7 @@ public final class ImageBuilder {
       Chunker chunker = new Chunker(FastCdc.PUZZLEFS, writer);
       byte[] buf = new byte[READ_BUFFER];
       for (int i = 0; i < files.size(); i++) {
-        lengths[i] = stream(files.get(i).path, chunker, buf);
+        lengths[i] = stream(files.get(i), chunker, buf);
       }
       chunker.finish();
       chunks = writer.finish();
@@ -156,15 +157,28 @@ public final class ImageBuilder {
         MediaTypes.EMPTY, Digest.sha256(EMPTY_CONFIG).toString(), 2, null, null, "e30=");
   }
 
-  private static long stream(Path file, Chunker chunker, byte[] buf) throws IOException {
+  static long stream(SourceNode file, Chunker chunker, byte[] buf) throws IOException {
     long total = 0;
-    try (InputStream in = Files.newInputStream(file)) {
+    try (InputStream in = Files.newInputStream(file.path)) {
       for (int n; (n = in.read(buf)) > 0; ) {
         chunker.write(buf, 0, n);
         total += n;
       }
     } catch (IOException e) {
-      throw new IOException("cannot read " + file + ": " + e.getMessage(), e);
+      throw new IOException("cannot read " + file.path + ": " + Problems.describe(e), e);
+    }
+    Object modified =
+        Files.readAttributes(file.path, "unix:lastModifiedTime", LinkOption.NOFOLLOW_LINKS)
+            .get("lastModifiedTime");
+    if (total != file.size || !modified.equals(file.modified)) {
+      throw new IOException(
+          file.path
+              + " changed while it was read ("
+              + file.size
+              + " bytes when listed, "
+              + total
+              + " read); nothing was tagged: build again from a tree that is not"
+              + " being written to");
     }
     return total;
   }

@@ -20,6 +20,11 @@ final class SourceNode {
   final byte[] symlinkTarget;
   final List<DirEntry> entries;
 
+  /** Size and modification time when walked: a file that changes while read is an error. */
+  long size;
+
+  Object modified;
+
   SourceNode(
       long ino,
       InodeKind kind,

@@ -42,7 +42,8 @@ final class TreeWalker {
     return walker.nodes;
   }
 
-  private void walkRoot(Path root) throws IOException {
+  private void walkRoot(Path given) throws IOException {
+    Path root = given;
     Map<String, Object> attrs;
     try {
       attrs = Files.readAttributes(root, "unix:*");
@@ -53,6 +54,9 @@ final class TreeWalker {
       throw new IOException("root filesystem " + root + " is not a directory");
     }
     rootDev = (Long) attrs.get("dev");
+    // Walk the real directory: a symlink given as ROOTFS must not change what is recorded
+    // (the root's own xattrs are read without following links).
+    root = root.toRealPath();
     SourceNode rootNode = node(1, root, attrs);
     nodes.add(rootNode);
     visit(rootNode);
@@ -63,7 +67,7 @@ final class TreeWalker {
     try (DirectoryStream<Path> stream = Files.newDirectoryStream(dir.path)) {
       stream.forEach(children::add);
     } catch (IOException e) {
-      throw new IOException("cannot list directory " + dir.path + ": " + e, e);
+      throw new IOException("cannot list directory " + dir.path + ": " + Problems.describe(e), e);
     }
     List<byte[]> names = new ArrayList<>(children.size());
     Integer[] order = new Integer[children.size()];
@@ -95,6 +99,8 @@ final class TreeWalker {
         ino = nodes.size() + 1L;
       }
       SourceNode node = node(ino, child, attrs);
+      node.size = (Long) attrs.get("size");
+      node.modified = attrs.get("lastModifiedTime");
       nodes.add(node);
       dir.entries.add(new DirEntry(ino, names.get(i)));
       if (node.kind == InodeKind.DIR) {

@@ -15,7 +15,10 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.TypeConversionException;
 
 /** {@code puzzlefs build ROOTFS OCI_DIR TAG}. */
-@Command(name = "build", description = "Build a PuzzleFS image from a directory tree.")
+@Command(
+    mixinStandardHelpOptions = true,
+    name = "build",
+    description = "Build a PuzzleFS image from a directory tree.")
 final class BuildCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "ROOTFS", description = "the directory tree to build")
   Path rootfs;
@@ -55,6 +58,48 @@ final class BuildCommand implements Callable<Integer> {
     }
   }
 
+  /**
+   * Refuses an OCI_DIR that would damage something: empty, inside the tree being built, or an
+   * ordinary non-empty directory that is not an OCI layout.
+   */
+  private void checkOutput() throws java.io.IOException {
+    if (ociDir.toString().isEmpty()) {
+      throw new IllegalArgumentException("OCI_DIR must not be empty");
+    }
+    if (threads < 1) {
+      throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+    }
+    java.nio.file.Path realRoot = rootfs.toRealPath();
+    java.nio.file.Path out = ociDir.toAbsolutePath().normalize();
+    java.nio.file.Path existing = out;
+    while (existing != null && !Files.exists(existing)) {
+      existing = existing.getParent();
+    }
+    if (existing != null
+        && existing.toRealPath().resolve(existing.relativize(out)).startsWith(realRoot)) {
+      throw new java.io.IOException(
+          "OCI_DIR "
+              + ociDir
+              + " is inside the root filesystem "
+              + rootfs
+              + "; the image would contain itself: put the layout somewhere else");
+    }
+    if (Files.isDirectory(ociDir) && !Files.exists(ociDir.resolve("oci-layout"))) {
+      try (var entries = Files.list(ociDir)) {
+        if (entries.findAny().isPresent()) {
+          throw new java.io.IOException(
+              "OCI_DIR "
+                  + ociDir
+                  + " is a non-empty directory but not an OCI layout (no"
+                  + " oci-layout file); refusing to write into it");
+        }
+      }
+    }
+    if (Files.exists(ociDir) && !Files.isDirectory(ociDir)) {
+      throw new java.io.IOException("OCI_DIR " + ociDir + " exists and is not a directory");
+    }
+  }
+
   @Override
   public Integer call() throws Exception {
     if (!Files.isDirectory(rootfs)) {
@@ -64,6 +109,7 @@ final class BuildCommand implements Callable<Integer> {
               + (Files.exists(rootfs) ? " is not a directory" : " does not exist"));
     }
     Tags.check(tag);
+    checkOutput();
     long start = System.nanoTime();
     BuildResult r =
         new ImageBuilder(threads, compression).build(rootfs, OciLayout.openOrCreate(ociDir), tag);

@@ -40,6 +40,7 @@ import picocli.CommandLine.Spec;
  * expected digest, which also catches a blob changed between the check and the enabling.
  */
 @Command(
+    mixinStandardHelpOptions = true,
     name = "enable-fs-verity",
     description = {
       "Turn on the kernel's fs-verity for every blob of an image, after checking their digests.",

@@ -29,6 +29,7 @@ import picocli.CommandLine.Spec;
  * fails, what was written is removed again, but a killed process leaves a partial tree in it.
  */
 @Command(
+    mixinStandardHelpOptions = true,
     name = "extract",
     description = {
       "Write an image's tree into a new or empty directory, verifying every chunk.",

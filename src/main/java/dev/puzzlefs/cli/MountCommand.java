@@ -22,6 +22,7 @@ import picocli.CommandLine.Spec;
  * returns once that child reports the mount ready, or fails with the child's reason.
  */
 @Command(
+    mixinStandardHelpOptions = true,
     name = "mount",
     description = {
       "Mount an image read-only with FUSE, from a local OCI layout (OCI_DIR TAG) or straight",

@@ -166,7 +166,26 @@ public final class MountSupport {
       CompletableFuture<Integer> word = readOneByte(fifo);
       long logStart = Files.exists(logFile) ? Files.size(logFile) : 0;
       child = start(mainClass, childArgs, fifo, logFile);
-      return awaitWord(child, word, new LogView(logFile, logStart), timeout, err);
+      // Ctrl-C or SIGTERM before the child reported: take the half-started mount down with us.
+      Process started = child;
+      Path scratch = dir;
+      Thread cancel =
+          new Thread(
+              () -> {
+                started.destroy();
+                deleteQuietly(scratch);
+              },
+              "puzzlefs-cancel-mount");
+      Runtime.getRuntime().addShutdownHook(cancel);
+      try {
+        return awaitWord(child, word, new LogView(logFile, logStart), timeout, err);
+      } finally {
+        try {
+          Runtime.getRuntime().removeShutdownHook(cancel);
+        } catch (IllegalStateException shuttingDown) {
+          // the hook is already running
+        }
+      }
     } catch (IOException e) {
       err.println("puzzlefs: could not start the background mount: " + e.getMessage());
       if (child != null) {

@@ -14,6 +14,7 @@ import picocli.CommandLine.Parameters;
 
 /** {@code puzzlefs push OCI_DIR TAG docker://HOST:PORT/REPO:TAG}. */
 @Command(
+    mixinStandardHelpOptions = true,
     name = "push",
     description = "Upload an image to an OCI registry (blobs it already has are skipped).")
 final class PushCommand implements Callable<Integer> {

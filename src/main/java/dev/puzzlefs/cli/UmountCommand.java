@@ -7,14 +7,17 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
 /** {@code puzzlefs umount MOUNTPOINT}. */
-@Command(name = "umount", description = "Unmount a puzzlefs mount.")
+@Command(
+    mixinStandardHelpOptions = true,
+    name = "umount",
+    description = "Unmount a puzzlefs mount.")
 final class UmountCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "MOUNTPOINT")
   Path mountpoint;
 
   @Override
   public Integer call() throws Exception {
-    Mounter.umount(mountpoint);
+    Mounter.umountPuzzlefs(mountpoint);
     return 0;
   }
 }

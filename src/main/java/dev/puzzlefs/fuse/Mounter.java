@@ -41,6 +41,9 @@ public final class Mounter {
   /** How long {@link #mount(Image, Path, boolean, List)} waits for the kernel to answer. */
   public static final Duration DEFAULT_READY_TIMEOUT = Duration.ofSeconds(30);
 
+  /** The type the mount table shows for our mounts ({@code subtype=puzzlefs}). */
+  static final String FS_TYPE = "fuse.puzzlefs";
+
   private static final Logger log = LoggerFactory.getLogger(Mounter.class);
   private static final long POLL_MILLIS = 10;
 
@@ -188,6 +191,20 @@ public final class Mounter {
    */
   public static void umount(Path mountpoint) throws IOException {
     unmount(mountpoint, false);
+  }
+
+  /**
+   * {@link #umount}, for users: refuses anything but a puzzlefs mount, so a mistyped path cannot
+   * take down another filesystem.
+   */
+  public static void umountPuzzlefs(Path mountpoint) throws IOException {
+    Path dir = mountpoint.toAbsolutePath().normalize();
+    String type = MountTable.typeAt(dir);
+    if (type != null && !type.equals(FS_TYPE)) {
+      throw new IOException(
+          dir + " is not a puzzlefs mount (it is " + type + "); not unmounting it");
+    }
+    umount(dir);
   }
 
   /** Like {@link #umount} but detaches lazily ({@code -z}/{@code -l}) even while busy. */

@@ -26,6 +26,13 @@ public final class OciLayout {
   private static final byte[] LAYOUT_MARKER =
       "{\"imageLayoutVersion\":\"1.0.0\"}".getBytes(StandardCharsets.UTF_8);
 
+  /**
+   * Mode of every file written: temporary files start private, but a layout is read by other users
+   * and tools (registries, skopeo), as files written under the usual umask 022 would be.
+   */
+  private static final java.util.Set<java.nio.file.attribute.PosixFilePermission> READABLE =
+      java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--");
+
   private final Path root;
 
   private OciLayout(Path root) {
@@ -98,6 +105,7 @@ public final class OciLayout {
       try (var out = Files.newOutputStream(tmp)) {
         out.write(data, 0, len);
       }
+      Files.setPosixFilePermissions(tmp, READABLE);
       move(tmp, target);
     } finally {
       Files.deleteIfExists(tmp);
@@ -227,6 +235,7 @@ public final class OciLayout {
     Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
     try {
       Files.write(tmp, data);
+      Files.setPosixFilePermissions(tmp, READABLE);
       move(tmp, target);
     } finally {
       Files.deleteIfExists(tmp);

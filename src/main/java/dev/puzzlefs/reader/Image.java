@@ -130,6 +130,7 @@ public final class Image implements AutoCloseable {
     if (root < 0 || inodes[root].kind() != InodeKind.DIR) {
       throw new FormatException("image has no root directory (ino " + ROOT_INO + ")");
     }
+    checkNames(inodes);
     return new Image(inos, inodes, source, readDeadline);
   }
 
@@ -137,6 +138,34 @@ public final class Image implements AutoCloseable {
    * Counts, per inode, the directory entries that name it, and per directory its subdirectories;
    * notes each directory's parent (the first directory found to list it; the root is its own).
    */
+  /** Refuses names no directory may hold: empty, {@code .}, {@code ..}, or with '/' or NUL. */
+  private static void checkNames(Inode[] inodes) throws FormatException {
+    for (Inode dir : inodes) {
+      if (dir.kind() != InodeKind.DIR) {
+        continue;
+      }
+      for (DirEntry entry : dir.entries()) {
+        byte[] n = entry.name();
+        boolean dots =
+            n.length <= 2 && n.length > 0 && n[0] == '.' && (n.length == 1 || n[1] == '.');
+        boolean bad = n.length == 0 || dots;
+        for (byte b : n) {
+          bad |= b == '/' || b == 0;
+        }
+        if (bad) {
+          throw new FormatException(
+              "directory ino "
+                  + dir.ino()
+                  + " holds an invalid entry name '"
+                  + new String(n, StandardCharsets.UTF_8)
+                  + "' (ino "
+                  + entry.ino()
+                  + ")");
+        }
+      }
+    }
+  }
+
   private void countLinks() {
     int[] subdirs = new int[inos.length];
     for (int d = 0; d < inodes.length; d++) {

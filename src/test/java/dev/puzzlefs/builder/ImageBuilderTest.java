@@ -218,6 +218,49 @@ class ImageBuilderTest {
   }
 
   @Test
+  void build_rootfsGivenThroughASymlink_recordsTheSameImage() throws Exception {
+    Path src = tmp.resolve("src");
+    Files.createDirectories(src);
+    Files.writeString(src.resolve("a"), "x");
+    Files.getFileAttributeView(src, UserDefinedFileAttributeView.class)
+        .write("dirx", java.nio.ByteBuffer.wrap(new byte[] {1}));
+    Path link = Files.createSymbolicLink(tmp.resolve("link"), src);
+    BuildResult direct =
+        new ImageBuilder(1).build(src, OciLayout.openOrCreate(tmp.resolve("o1")), "t");
+    BuildResult viaLink =
+        new ImageBuilder(1).build(link, OciLayout.openOrCreate(tmp.resolve("o2")), "t");
+    assertEquals(direct.manifest(), viaLink.manifest());
+  }
+
+  @Test
+  void stream_fileChangedSinceTheWalk_failsNamingIt() throws Exception {
+    Path f = Files.writeString(tmp.resolve("f"), "12345");
+    SourceNode node = new SourceNode(2, InodeKind.FILE, f, 0, 0, 0644, 0, null, null);
+    node.size = 10; // what the walk saw before the file shrank
+    node.modified = Files.getLastModifiedTime(f);
+    var chunker =
+        new dev.puzzlefs.format.Chunker(dev.puzzlefs.format.FastCdc.PUZZLEFS, (b, o, l) -> {});
+    IOException e =
+        assertThrows(IOException.class, () -> ImageBuilder.stream(node, chunker, new byte[64]));
+    assertTrue(e.getMessage().contains(f + " changed while it was read"), e.getMessage());
+  }
+
+  @Test
+  void build_layoutFiles_areReadableByOthers() throws Exception {
+    Path src = tmp.resolve("src");
+    Files.createDirectories(src);
+    Files.writeString(src.resolve("a"), "x");
+    OciLayout layout = OciLayout.openOrCreate(tmp.resolve("oci"));
+    BuildResult r = new ImageBuilder(1).build(src, layout, "t");
+    for (Path p : List.of(tmp.resolve("oci/index.json"), layout.blobPath(r.manifest()))) {
+      assertEquals(
+          "rw-r--r--",
+          java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(p)),
+          p.toString());
+    }
+  }
+
+  @Test
   void build_retagging_replacesTheOldEntry() throws Exception {
     Path src = tmp.resolve("src");
     Files.createDirectories(src);

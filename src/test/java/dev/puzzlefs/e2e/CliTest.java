@@ -298,6 +298,41 @@ class CliTest {
   }
 
   @Test
+  void umount_ofAFilesystemThatIsNotPuzzlefs_refusesAndLeavesItMounted() throws Exception {
+    Processes.run(10, "mount", "-t", "tmpfs", "qa", mnt.toString());
+    try {
+      String err = fail("umount", mnt.toString());
+      assertTrue(err.contains("is not a puzzlefs mount"), err);
+      assertTrue(mounted());
+    } finally {
+      Processes.exec(10, null, "umount", mnt.toString());
+    }
+  }
+
+  @Test
+  void build_intoAPlaceThatWouldBeDamaged_refuses() throws Exception {
+    Path plain = Files.createDirectories(tmp.resolve("plain"));
+    Files.writeString(plain.resolve("notes.txt"), "mine");
+    String err = fail("build", src.toString(), plain.toString(), "t");
+    assertTrue(err.contains("not an OCI layout"), err);
+    assertEquals(List.of(plain.resolve("notes.txt")), Files.list(plain).toList());
+
+    String inside = fail("build", src.toString(), src.resolve("oci").toString(), "t");
+    assertTrue(inside.contains("inside the root filesystem"), inside);
+    assertFalse(Files.exists(src.resolve("oci")));
+
+    String empty = fail("build", src.toString(), "", "t");
+    assertTrue(empty.contains("OCI_DIR must not be empty"), empty);
+  }
+
+  @Test
+  void subcommandHelp_exitsZeroWithUsage() throws Exception {
+    for (String c : List.of("build", "mount", "umount", "push", "extract", "enable-fs-verity")) {
+      assertTrue(Cli.ok(c, "--help").out().contains("Usage: puzzlefs " + c), c);
+    }
+  }
+
+  @Test
   void help_listsEveryCommand() throws Exception {
     String out = Cli.ok("--help").out();
     for (String c : List.of("build", "mount", "umount", "push")) {

@@ -81,6 +81,29 @@ class ImageTest {
   }
 
   @Test
+  void open_entryNamesNoDirectoryMayHold_throwFormatException() {
+    for (String bad : List.of("a/b", ".", "..", "")) {
+      Inode root =
+          new Inode(
+              1,
+              InodeKind.DIR,
+              0,
+              0,
+              0755,
+              0,
+              0,
+              List.of(new DirEntry(2, utf8(bad))),
+              null,
+              null,
+              null);
+      Rootfs rootfs = new Rootfs(List.of(List.of(root, emptyFile(2))), List.of(), 3);
+
+      FormatException e = assertThrows(FormatException.class, () -> open(rootfs), bad);
+      assertTrue(e.getMessage().contains("invalid entry name"), e.getMessage());
+    }
+  }
+
+  @Test
   void open_noRootDirectory_throwsFormatException() {
     Rootfs rootfs = new Rootfs(List.of(List.of(emptyFile(1))), List.of(), 3);
 
@@ -114,7 +137,7 @@ class ImageTest {
     FakeImage fake = new FakeImage(64);
     List<byte[]> names = new ArrayList<>();
     for (int b = 1; b < 256; b++) {
-      if (b != '/') {
+      if (b != '/' && b != '.') { // neither may be a whole name
         names.add(new byte[] {'/', (byte) b});
         fake.file(names.get(names.size() - 1), new byte[] {(byte) b});
       }
