@@ -65,6 +65,7 @@ final class BlobPuller implements RegistryOperation<byte[]> {
             }
           });
       response.endHandler(v -> body.tryComplete());
+      response.resume();
     }
     return body.future()
         .compose(

@@ -3,7 +3,6 @@ package dev.puzzlefs.registry;
 import io.vertx.core.Future;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClient;
-import io.vertx.core.http.HttpClientRequest;
 import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.RequestOptions;
@@ -83,7 +82,19 @@ final class RegistryHttp {
             .setIdleTimeout(
                 Math.min(options.idleTimeout().toMillis(), options.requestTimeout().toMillis()))
             .putHeader("User-Agent", options.userAgent());
-    return httpClient.request(request).compose(HttpClientRequest::send);
+    // Paused as soon as it arrives, on the event loop: the caller attaches its body handlers in a
+    // later callback (after retries' and limiters' hops), and must then resume() it, so no
+    // buffer of a multi-buffer body is delivered before anyone listens.
+    return httpClient
+        .request(request)
+        .compose(
+            req ->
+                req.send()
+                    .map(
+                        response -> {
+                          response.pause();
+                          return response;
+                        }));
   }
 
   /** {@code http[s]://host:port}, the base that relative Location headers resolve against. */

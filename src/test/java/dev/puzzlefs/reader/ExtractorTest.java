@@ -100,15 +100,14 @@ class ExtractorTest {
     fake.file("/d/..", FakeImage.utf8("escape"));
     Path out = Files.createDirectory(tmp.resolve("out"));
 
+    // The image is refused when opened, before an extractor could write anything.
     FormatException e =
         assertThrows(
             FormatException.class, () -> new Extractor(fake.open(), false).extractInto(out));
 
-    assertTrue(
-        e.getMessage().contains("directory /d of the image has an entry named '..'"),
-        e.getMessage());
-    assertEquals(List.of(out.resolve("d")), list(out));
-    assertEquals(List.of(), list(out.resolve("d")));
+    assertTrue(e.getMessage().contains("invalid entry name '..'"), e.getMessage());
+    assertEquals(List.of(), list(out));
+    assertEquals(List.of(out), list(tmp));
   }
 
   @Test

@@ -172,6 +172,22 @@ class RegistryRoundTripTest {
   }
 
   @Test
+  void pullBlob_manyBuffersLong_arrivesWholeAfterHopsBetweenThreads() throws Exception {
+    // A body that arrives in many network buffers; pulled many times at once so the body
+    // handlers are attached on other threads than the one that received the response.
+    byte[] data = TestImages.randomBytes(new java.util.Random(7), 3 << 20);
+    Digest digest = Digest.sha256(data);
+    await(client.pushBlob("roundtrip/large", digest, data));
+    java.util.List<io.vertx.core.Future<byte[]>> pulls = new java.util.ArrayList<>();
+    for (int i = 0; i < 12; i++) {
+      pulls.add(client.pullBlob("roundtrip/large", digest, data.length));
+    }
+    for (io.vertx.core.Future<byte[]> pull : pulls) {
+      assertArrayEquals(data, await(pull));
+    }
+  }
+
+  @Test
   void pushBlob_bytesNotMatchingDigest_isRejectedWithoutRetry() {
     byte[] data = {1, 2, 3, 4};
     Digest claimed = Digest.sha256(new byte[] {9});
