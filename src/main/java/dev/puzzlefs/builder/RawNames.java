@@ -38,11 +38,6 @@ public final class RawNames {
     }
   }
 
-  /** True when names are read byte-exactly (not through a charset). */
-  public static boolean exact() {
-    return AS_BYTES != null;
-  }
-
   /** The bytes of {@code path} exactly as the filesystem spelled them. */
   public static byte[] bytes(Path path) {
     if (AS_BYTES != null && path.getClass().getName().equals("sun.nio.fs.UnixPath")) {

@@ -14,6 +14,11 @@ final class Cli {
   private Cli() {}
 
   static Processes.Result run(String... args) throws IOException, InterruptedException {
+    return Processes.exec(300, null, command(args).toArray(String[]::new));
+  }
+
+  /** The command line that runs {@code puzzlefs args} in a JVM on the test class path. */
+  static List<String> command(String... args) {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.add("--enable-native-access=ALL-UNNAMED");
@@ -23,7 +28,7 @@ final class Cli {
     cmd.add(System.getProperty("java.class.path"));
     cmd.add("dev.puzzlefs.cli.Main");
     cmd.addAll(List.of(args));
-    return Processes.exec(300, null, cmd.toArray(String[]::new));
+    return cmd;
   }
 
   /** Runs and fails with the command's output unless it exits 0. */

@@ -92,18 +92,9 @@ class CliTest {
   }
 
   private static Process foreground(Path fifo, String... args) throws Exception {
-    List<String> cmd = new ArrayList<>();
-    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    cmd.add("--enable-native-access=ALL-UNNAMED");
-    cmd.add("-cp");
-    cmd.add(System.getProperty("java.class.path"));
-    cmd.add("dev.puzzlefs.cli.Main");
-    cmd.add("mount");
-    cmd.add("-f");
-    cmd.add("-i");
-    cmd.add(fifo.toString());
+    List<String> cmd = new ArrayList<>(List.of("mount", "-f", "-i", fifo.toString()));
     cmd.addAll(List.of(args));
-    return new ProcessBuilder(cmd)
+    return new ProcessBuilder(Cli.command(cmd.toArray(String[]::new)))
         .redirectOutput(ProcessBuilder.Redirect.DISCARD)
         .redirectError(ProcessBuilder.Redirect.DISCARD)
         .start();
@@ -143,16 +134,7 @@ class CliTest {
     Path zoci = tmp.resolve("zoci");
     Cli.ok("build", "--compression", "zstd", src.toString(), zoci.toString(), "z");
     try (TestRegistry registry = TestRegistry.launch()) {
-      String ref = "docker://" + registry.hostPort() + "/cli/zstd:v1";
-      Processes.run(
-          300, "skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:" + zoci + ":z", ref);
-      Cli.ok(
-          "mount",
-          "--plain-http",
-          "--cache-dir",
-          tmp.resolve("cache").toString(),
-          ref,
-          mnt.toString());
+      skopeoToRegistryAndMount(zoci, "z", registry, "cli/zstd");
       for (String f : List.of("hello", "dir/data", "dir/text")) {
         assertEquals(-1L, Files.mismatch(src.resolve(f), mnt.resolve(f)), f);
       }
@@ -282,16 +264,7 @@ class CliTest {
   @Test
   void skopeoCopy_toTheRegistry_thenMountsFromThere() throws Exception {
     try (TestRegistry registry = TestRegistry.launch()) {
-      String ref = "docker://" + registry.hostPort() + "/cli/skopeo:v1";
-      Processes.run(
-          300, "skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:" + oci + ":v1", ref);
-      Cli.ok(
-          "mount",
-          "--plain-http",
-          "--cache-dir",
-          tmp.resolve("cache").toString(),
-          ref,
-          mnt.toString());
+      skopeoToRegistryAndMount(oci, "v1", registry, "cli/skopeo");
       assertEquals("hello\n", Files.readString(mnt.resolve("hello")));
       assertEquals(-1L, Files.mismatch(src.resolve("dir/data"), mnt.resolve("dir/data")));
     }
@@ -330,6 +303,21 @@ class CliTest {
     for (String c : List.of("build", "mount", "umount", "push", "extract", "enable-fs-verity")) {
       assertTrue(Cli.ok(c, "--help").out().contains("Usage: puzzlefs " + c), c);
     }
+  }
+
+  /** Copies a layout's tag to the registry with skopeo, then mounts it from there lazily. */
+  private void skopeoToRegistryAndMount(Path layout, String tag, TestRegistry registry, String repo)
+      throws Exception {
+    String ref = "docker://" + registry.hostPort() + "/" + repo + ":v1";
+    Processes.run(
+        300, "skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:" + layout + ":" + tag, ref);
+    Cli.ok(
+        "mount",
+        "--plain-http",
+        "--cache-dir",
+        tmp.resolve("cache").toString(),
+        ref,
+        mnt.toString());
   }
 
   @Test
