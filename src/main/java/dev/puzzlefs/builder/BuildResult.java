@@ -4,6 +4,8 @@ import dev.puzzlefs.format.Digest;
 
 /**
  * What a build produced: the manifest's sha256 and fs-verity digest, and counts for the summary.
+ * {@code chunks} counts distinct chunks of the new layer; of those, {@code chunksReused} (stored in
+ * {@code bytesReused} bytes) were already chunks of the base image of a delta build.
  */
 public record BuildResult(
     Digest manifest,
@@ -13,7 +15,11 @@ public record BuildResult(
     long bytes,
     int chunks,
     int chunksWritten,
-    long storedBytes) {
+    long storedBytes,
+    int layers,
+    int chunksReused,
+    long bytesReused,
+    int whiteouts) {
 
   /** The manifest's fs-verity digest in lowercase hex, as {@code mount --digest} takes it. */
   public String manifestVerityHex() {

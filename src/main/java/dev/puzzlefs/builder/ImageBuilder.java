@@ -2,6 +2,7 @@ package dev.puzzlefs.builder;
 
 import dev.puzzlefs.format.Chunker;
 import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.format.DirEntry;
 import dev.puzzlefs.format.FastCdc;
 import dev.puzzlefs.format.FileChunk;
 import dev.puzzlefs.format.FsVerity;
@@ -63,14 +64,32 @@ public final class ImageBuilder {
 
   /** Builds {@code rootfs} into {@code layout} and tags the image {@code tag}. */
   public BuildResult build(Path rootfs, OciLayout layout, String tag) throws IOException {
-    List<SourceNode> nodes = TreeWalker.walk(rootfs);
+    return build(rootfs, layout, tag, null);
+  }
 
+  /**
+   * Builds {@code rootfs} into {@code layout} and tags the image {@code tag}; with a {@code
+   * baseTag}, as a delta on the image of that tag in the same layout (FORMAT.md, "Delta builds"):
+   * the new tree becomes a complete new top layer, paths the base has keep their inos, inos the
+   * base shows that the new tree no longer uses are whited out, and chunks the base already stores
+   * are not written again.
+   */
+  public BuildResult build(Path rootfs, OciLayout layout, String tag, String baseTag)
+      throws IOException {
+    BaseImage base = baseTag == null ? null : BaseImage.load(layout, baseTag);
+    List<SourceNode> nodes = TreeWalker.walk(rootfs);
+    long[] inoOf = new long[nodes.size()];
+    List<Inode> whiteouts = assignInos(nodes, base, inoOf);
+
+    // The data stream takes the files in (final) ino order: in a delta build the kept files come
+    // first and in the base's order, so their chunks come out as they did there.
     List<SourceNode> files = new ArrayList<>();
     for (SourceNode n : nodes) {
       if (n.kind == InodeKind.FILE) {
         files.add(n);
       }
     }
+    files.sort((a, b) -> Long.compare(inoOf[(int) a.ino - 1], inoOf[(int) b.ino - 1]));
     long[] lengths = new long[files.size()];
     List<ChunkWriter.StoredChunk> chunks;
     ExecutorService workers = Executors.newFixedThreadPool(threads, BuildThreads.FACTORY);
@@ -88,47 +107,73 @@ public final class ImageBuilder {
     }
 
     Map<Long, List<FileChunk>> fileChunks = assignChunks(files, lengths, chunks);
-    List<Inode> inodes = new ArrayList<>(nodes.size());
+    List<Inode> inodes = new ArrayList<>(nodes.size() + whiteouts.size());
     for (SourceNode n : nodes) {
-      inodes.add(toInode(n, fileChunks.get(n.ino)));
+      inodes.add(toInode(n, inoOf, fileChunks.get(n.ino)));
     }
+    inodes.addAll(whiteouts);
+    inodes.sort((a, b) -> Long.compare(a.ino(), b.ino()));
+
     Map<Digest, byte[]> verity = new TreeMap<>();
+    if (base != null) {
+      for (VerityData v : base.verity()) {
+        verity.put(v.blob(), v.verity());
+      }
+    }
     Set<Digest> chunkOrder = new LinkedHashSet<>();
+    Map<Digest, Integer> sizes = new TreeMap<>();
     long stored = 0;
     int written = 0;
+    int reused = 0;
+    long reusedBytes = 0;
     for (ChunkWriter.StoredChunk c : chunks) {
       verity.put(c.digest(), c.verity());
+      sizes.put(c.digest(), c.storedLength());
       if (chunkOrder.add(c.digest())) {
         stored += c.storedLength();
+        if (base != null && base.chunks().containsKey(c.digest())) {
+          reused++;
+          reusedBytes += c.storedLength();
+        }
       }
       written += c.written() ? 1 : 0;
     }
     List<VerityData> verityList = new ArrayList<>();
     verity.forEach((d, v) -> verityList.add(new VerityData(d, v)));
 
-    Rootfs model = new Rootfs(List.of(inodes), verityList, Rootfs.MANIFEST_VERSION);
+    List<List<Inode>> layers = new ArrayList<>();
+    layers.add(inodes);
+    if (base != null) {
+      layers.addAll(base.layers());
+    }
+    Rootfs model = new Rootfs(layers, verityList, Rootfs.MANIFEST_VERSION);
     byte[] rootfsBlob = RootfsCodec.encode(model);
     Digest rootfsDigest = layout.putBlob(rootfsBlob);
     layout.putBlob(EMPTY_CONFIG);
 
-    List<Descriptor> layers = new ArrayList<>();
-    layers.add(
+    List<Descriptor> descriptors = new ArrayList<>();
+    descriptors.add(
         Descriptor.of(MediaTypes.ROOTFS, rootfsDigest, rootfsBlob.length)
             .withAnnotations(
                 Map.of(
                     MediaTypes.VERITY_ROOT_HASH,
                     HexFormat.of().formatHex(FsVerity.digest(rootfsBlob)))));
-    Map<Digest, Integer> sizes = new TreeMap<>();
-    for (ChunkWriter.StoredChunk c : chunks) {
-      sizes.put(c.digest(), c.storedLength());
-    }
     // Readers go by BlobRef.compressed; the media type only tells OCI tools what kind of build.
     String chunkType =
         compression == Compression.ZSTD ? MediaTypes.FILEDATA_ZSTD : MediaTypes.FILEDATA;
     for (Digest d : chunkOrder) {
-      layers.add(Descriptor.of(chunkType, d, sizes.get(d)));
+      descriptors.add(Descriptor.of(chunkType, d, sizes.get(d)));
     }
-    ImageManifest manifest = new ImageManifest(2, MediaTypes.MANIFEST, emptyConfig(), layers, null);
+    if (base != null) {
+      // The old layers still reference their chunks: list them so copying the image copies them.
+      for (Descriptor d : base.chunks().values()) {
+        if (!chunkOrder.contains(d.digestValue())) {
+          descriptors.add(d);
+        }
+      }
+    }
+    ImageManifest manifest =
+        new ImageManifest(2, MediaTypes.MANIFEST, emptyConfig(), descriptors, null);
     byte[] manifestBytes = Json.write(manifest);
     Digest manifestDigest = layout.putBlob(manifestBytes);
     layout.tag(
@@ -148,7 +193,76 @@ public final class ImageBuilder {
         totalBytes,
         chunkOrder.size(),
         written,
-        stored);
+        stored,
+        layers.size(),
+        reused,
+        reusedBytes,
+        whiteouts.size());
+  }
+
+  /**
+   * Gives every walked node its final ino into {@code inoOf} (indexed by walk ino - 1) and returns
+   * the whiteouts the new layer needs. Without a base the walk's numbers stand. With one, a node
+   * takes the base's ino of the first of its names the base has (unless another node already took
+   * it, as when two names that were hard links are now separate files); other nodes get numbers
+   * above every ino the base ever used, in walk order; every ino the base shows and the new tree
+   * does not use becomes a whiteout.
+   */
+  private static List<Inode> assignInos(List<SourceNode> nodes, BaseImage base, long[] inoOf) {
+    if (base == null) {
+      for (int i = 0; i < inoOf.length; i++) {
+        inoOf[i] = i + 1;
+      }
+      return List.of();
+    }
+    // Each node's names, as relative paths; a parent always has a lower walk ino than its
+    // children, so its path is known when its entries are reached.
+    String[] dirPath = new String[nodes.size()];
+    List<List<String>> names = new ArrayList<>(nodes.size());
+    for (int i = 0; i < nodes.size(); i++) {
+      names.add(new ArrayList<>(1));
+    }
+    dirPath[0] = "";
+    names.get(0).add("");
+    for (SourceNode n : nodes) {
+      if (n.kind != InodeKind.DIR) {
+        continue;
+      }
+      String parent = dirPath[(int) n.ino - 1];
+      for (DirEntry e : n.entries) {
+        String name = BaseImage.key(e.name());
+        String path = parent.isEmpty() ? name : parent + "/" + name;
+        int child = (int) e.ino() - 1;
+        names.get(child).add(path);
+        if (nodes.get(child).kind == InodeKind.DIR) {
+          dirPath[child] = path;
+        }
+      }
+    }
+    Set<Long> taken = new java.util.HashSet<>();
+    long next = base.maxIno();
+    for (int i = 0; i < nodes.size(); i++) {
+      long ino = -1;
+      for (String path : names.get(i)) {
+        long candidate = base.inoOf(path);
+        if (candidate > 0 && !taken.contains(candidate)) {
+          ino = candidate;
+          break;
+        }
+      }
+      if (ino < 0) {
+        ino = ++next;
+      }
+      taken.add(ino);
+      inoOf[i] = ino;
+    }
+    List<Inode> whiteouts = new ArrayList<>();
+    for (long ino : base.visibleInos()) {
+      if (!taken.contains(ino)) {
+        whiteouts.add(Inode.whiteout(ino));
+      }
+    }
+    return whiteouts;
   }
 
   /** The OCI empty descriptor, with its bytes inlined as the spec shows it. */
@@ -213,7 +327,7 @@ public final class ImageBuilder {
     return out;
   }
 
-  private static Inode toInode(SourceNode n, List<FileChunk> chunks) {
+  private static Inode toInode(SourceNode n, long[] inoOf, List<FileChunk> chunks) {
     long major = 0;
     long minor = 0;
     if (n.kind == InodeKind.CHR || n.kind == InodeKind.BLK) {
@@ -221,15 +335,22 @@ public final class ImageBuilder {
       minor = (n.rdev & 0xff) | ((n.rdev >>> 12) & ~0xffL);
     }
     // The walk adds directory entries in name order already.
+    List<DirEntry> entries = null;
+    if (n.entries != null) {
+      entries = new ArrayList<>(n.entries.size());
+      for (DirEntry e : n.entries) {
+        entries.add(new DirEntry(inoOf[(int) e.ino() - 1], e.name()));
+      }
+    }
     return new Inode(
-        n.ino,
+        inoOf[(int) n.ino - 1],
         n.kind,
         n.uid,
         n.gid,
         n.permissions,
         major,
         minor,
-        n.entries,
+        entries,
         chunks,
         n.xattrs,
         n.symlinkTarget);

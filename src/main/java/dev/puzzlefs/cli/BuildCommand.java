@@ -43,6 +43,15 @@ final class BuildCommand implements Callable<Integer> {
               + " smaller")
   Compression compression = Compression.NONE;
 
+  @Option(
+      names = "--base-layer",
+      paramLabel = "BASE_TAG",
+      description =
+          "build a delta on the image tagged BASE_TAG in OCI_DIR: its layers are kept below a new"
+              + " top layer, chunks it already has are not written again, kept paths keep their"
+              + " inode numbers and removed paths are whited out")
+  String baseTag;
+
   /** Takes the lower-case names users type. */
   static final class CompressionConverter implements ITypeConverter<Compression> {
     @Override
@@ -109,10 +118,18 @@ final class BuildCommand implements Callable<Integer> {
               + (Files.exists(rootfs) ? " is not a directory" : " does not exist"));
     }
     Tags.check(tag);
+    if (baseTag != null) {
+      Tags.check(baseTag);
+      if (!Files.exists(ociDir.resolve("index.json"))) {
+        throw new java.io.IOException(
+            "--base-layer " + baseTag + ": " + ociDir + " is not an OCI layout (no index.json)");
+      }
+    }
     checkOutput();
     long start = System.nanoTime();
     BuildResult r =
-        new ImageBuilder(threads, compression).build(rootfs, OciLayout.openOrCreate(ociDir), tag);
+        new ImageBuilder(threads, compression)
+            .build(rootfs, OciLayout.openOrCreate(ociDir), tag, baseTag);
     double secs = (System.nanoTime() - start) / 1e9;
     String stored =
         compression == Compression.NONE ? "" : ", stored in " + r.storedBytes() + " bytes";
@@ -128,6 +145,12 @@ final class BuildCommand implements Callable<Integer> {
         r.chunksWritten(),
         stored,
         secs);
+    if (baseTag != null) {
+      System.err.printf(
+          "delta on %s: %d of %d chunks (%d bytes) reused from it, %d paths whited out, %d"
+              + " layers%n",
+          baseTag, r.chunksReused(), r.chunks(), r.bytesReused(), r.whiteouts(), r.layers());
+    }
     System.out.println("puzzlefs image manifest digest: " + r.manifestVerityHex());
     return 0;
   }
