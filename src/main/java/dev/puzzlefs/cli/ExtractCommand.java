@@ -1,6 +1,7 @@
 package dev.puzzlefs.cli;
 
 import dev.puzzlefs.reader.Extractor;
+import dev.puzzlefs.registry.ImageReference;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileVisitResult;
@@ -12,8 +13,10 @@ import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.Iterator;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
@@ -21,7 +24,7 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code puzzlefs extract [--digest HEX] OCI_DIR TAG DIR}.
+ * {@code puzzlefs extract [--digest HEX] (OCI_DIR TAG | docker://REF) DIR}.
  *
  * <p>A new DIR is written as a hidden sibling ({@code .DIR.extracting-*}) and renamed into place
  * only when complete, so an interrupted extraction never leaves a DIR that looks whole. An existing
@@ -38,14 +41,15 @@ import picocli.CommandLine.Spec;
 final class ExtractCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 
-  @Parameters(index = "0", paramLabel = "OCI_DIR", description = "OCI layout holding the image")
-  Path ociDir;
+  @Parameters(
+      arity = "2..3",
+      paramLabel = "IMAGE",
+      description =
+          "OCI_DIR TAG DIR (a local layout), or docker://HOST[:PORT]/REPO[:TAG] DIR (straight from"
+              + " a registry); DIR is where to write the tree")
+  List<String> args;
 
-  @Parameters(index = "1", paramLabel = "TAG", description = "tag of the image")
-  String tag;
-
-  @Parameters(index = "2", paramLabel = "DIR", description = "where to write the tree")
-  Path target;
+  private Path target;
 
   @Option(
       names = "--digest",
@@ -56,14 +60,26 @@ final class ExtractCommand implements Callable<Integer> {
   @Option(names = "--config", paramLabel = "FILE", description = "configuration file")
   Path configFile;
 
+  @Mixin RegistryOptions registry;
+
   @Override
   public Integer call() throws Exception {
     if (digest != null && !digest.matches("[0-9a-fA-F]{64}")) {
       throw new ParameterException(
           spec.commandLine(), "--digest takes 64 hex characters, got '" + digest + "'");
     }
+    boolean remote = args.get(0).startsWith(ImageReference.SCHEME);
+    if (remote != (args.size() == 2)) {
+      throw new ParameterException(
+          spec.commandLine(),
+          "expected OCI_DIR TAG DIR or docker://REFERENCE DIR, got " + String.join(" ", args));
+    }
+    target = Path.of(args.get(args.size() - 1));
+    String image = remote ? args.get(0) : args.get(0) + ":" + args.get(1);
     Config config = Config.load(configFile);
     boolean inPlace = checkTarget(target);
+    // No disk cache: every chunk is read once, into DIR; keeping a second copy would only cost
+    // disk.
     OpenedImage.Settings settings =
         new OpenedImage.Settings(
             digest,
@@ -73,7 +89,7 @@ final class ExtractCommand implements Callable<Integer> {
             0);
     long start = System.nanoTime();
     Extractor.Summary s;
-    try (OpenedImage opened = OpenedImage.local(ociDir, tag, settings)) {
+    try (OpenedImage opened = open(remote, config, settings)) {
       Extractor extractor = new Extractor(opened.image());
       if (!extractor.restoresOwners()) {
         System.err.println(
@@ -83,10 +99,9 @@ final class ExtractCommand implements Callable<Integer> {
       s = inPlace ? extractInPlace(extractor) : extractAndRename(extractor);
     }
     System.err.printf(
-        "extracted %s:%s into %s: %d directories, %d files (%d bytes), %d symlinks,"
+        "extracted %s into %s: %d directories, %d files (%d bytes), %d symlinks,"
             + " %d special files, %d hard links%s, %.1fs%n",
-        ociDir,
-        tag,
+        image,
         target,
         s.directories(),
         s.files(),
@@ -97,6 +112,15 @@ final class ExtractCommand implements Callable<Integer> {
         s.skipped() > 0 ? ", " + s.skipped() + " entries skipped" : "",
         (System.nanoTime() - start) / 1e9);
     return 0;
+  }
+
+  private OpenedImage open(boolean remote, Config config, OpenedImage.Settings settings)
+      throws Exception {
+    if (!remote) {
+      return OpenedImage.local(Path.of(args.get(0)), args.get(1), settings);
+    }
+    ImageReference ref = ImageReference.parse(args.get(0));
+    return OpenedImage.remote(ref, registry.client(ref, config), settings);
   }
 
   /**

@@ -46,7 +46,10 @@ final class OpenedImage implements AutoCloseable {
     return image;
   }
 
-  /** Settings the opener needs, resolved from the configuration and flags. */
+  /**
+   * Settings the opener needs, resolved from the configuration and flags. A registry image is
+   * cached on disk in {@code cacheDir} unless it is null.
+   */
   record Settings(
       String expectedManifestVerity,
       Duration readTimeout,
@@ -86,7 +89,7 @@ final class OpenedImage implements AutoCloseable {
       Map<Digest, Long> sizes = layerSizes(pulled.manifest());
       RegistryBlobFetcher fetcher =
           new RegistryBlobFetcher(client, ref.repository(), d -> sizes.getOrDefault(d, -1L));
-      CachingChunkSource source = cache(fetcher, rootfs, s, true);
+      CachingChunkSource source = cache(fetcher, rootfs, s, s.cacheDir() != null);
       return new OpenedImage(Image.open(rootfs, source, s.readTimeout()), client);
     } catch (IOException | RuntimeException | InterruptedException e) {
       client.close();
