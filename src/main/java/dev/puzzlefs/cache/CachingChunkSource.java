@@ -63,6 +63,9 @@ public final class CachingChunkSource implements ChunkSource {
   private final LongAdder memoryHits = new LongAdder();
   private final LongAdder inFlightJoins = new LongAdder();
   private final LongAdder diskHits = new LongAdder();
+  private final LongAdder diskWriteErrors = new LongAdder();
+  private final java.util.concurrent.atomic.AtomicBoolean diskWritesFailing =
+      new java.util.concurrent.atomic.AtomicBoolean();
   private final LongAdder fetches = new LongAdder();
   private final LongAdder bytesFetched = new LongAdder();
   private final LongAdder corruptDiskEntries = new LongAdder();
@@ -218,13 +221,34 @@ public final class CachingChunkSource implements ChunkSource {
     }
     bytesFetched.add(bytes.length);
     if (disk != null) {
-      try {
-        disk.write(blob, bytes);
-      } catch (IOException e) {
-        LOG.warn("cannot write cache entry {}: {}", disk.path(blob), e.toString());
-      }
+      storeOnDisk(blob, bytes);
     }
     return bytes;
+  }
+
+  /**
+   * Writes the disk entry. A full or unwritable cache disk must not fail reads: the chunk is served
+   * from memory all the same, the first failure is logged as a warning and later ones only at debug
+   * level, until a write succeeds again (said once, too).
+   */
+  private void storeOnDisk(Digest blob, byte[] bytes) {
+    try {
+      disk.write(blob, bytes);
+      if (diskWritesFailing.compareAndSet(true, false)) {
+        LOG.info("disk cache {} is writable again", disk.path(blob).getParent());
+      }
+    } catch (IOException e) {
+      diskWriteErrors.increment();
+      if (diskWritesFailing.compareAndSet(false, true)) {
+        LOG.warn(
+            "cannot write cache entry {}: {}; serving chunks without the disk cache until it can"
+                + " be written again (no further warnings)",
+            disk.path(blob),
+            e.toString());
+      } else {
+        LOG.debug("cannot write cache entry {}: {}", disk.path(blob), e.toString());
+      }
+    }
   }
 
   private void verify(Digest blob, byte[] bytes, String what) throws ChunkVerificationException {
@@ -288,6 +312,7 @@ public final class CachingChunkSource implements ChunkSource {
     out.put("fetchedBlobs", fetches());
     out.put("memoryHits", memoryHits());
     out.put("diskHits", diskHits());
+    out.put("diskWriteErrors", diskWriteErrors.sum());
     out.put("inFlightJoins", inFlightJoins());
     out.put("corruptDiskEntries", corruptDiskEntries());
     out.put("memoryCacheBytes", memoryBytes());
