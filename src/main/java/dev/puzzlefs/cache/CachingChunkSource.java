@@ -48,6 +48,7 @@ import org.slf4j.LoggerFactory;
 public final class CachingChunkSource implements ChunkSource {
   private static final Logger LOG = LoggerFactory.getLogger(CachingChunkSource.class);
   private static final HexFormat HEX = HexFormat.of();
+  private static final long SHARED_FETCH_POLL_MILLIS = 20;
 
   private final BlobFetcher fetcher;
   private final DiskCache disk;
@@ -159,7 +160,47 @@ public final class CachingChunkSource implements ChunkSource {
     return CompletableFuture.supplyAsync(() -> readDisk(blob), executor)
         .thenCompose(
             bytes ->
-                bytes != null ? CompletableFuture.completedFuture(bytes) : fetchAndStore(blob));
+                bytes != null
+                    ? CompletableFuture.completedFuture(bytes)
+                    : fetchShared(blob, System.nanoTime() + fetchTimeoutMillis * 1_000_000));
+  }
+
+  /**
+   * Fetches a chunk that is not on disk, once among the processes sharing the disk cache: the one
+   * that claims the chunk's fetch lock fetches it and writes the entry; the others poll until the
+   * entry appears (and read it as a disk hit) or the lock is free again (the fetch failed: they try
+   * themselves). Past {@code deadline} a waiter stops waiting and fetches on its own.
+   */
+  private CompletableFuture<byte[]> fetchShared(Digest blob, long deadline) {
+    DiskCache.FetchClaim claim = disk.tryClaimFetch(blob);
+    if (claim == null && System.nanoTime() < deadline) {
+      return CompletableFuture.supplyAsync(
+              () -> disk.contains(blob) ? readDisk(blob) : null,
+              CompletableFuture.delayedExecutor(
+                  SHARED_FETCH_POLL_MILLIS, TimeUnit.MILLISECONDS, executor))
+          .thenCompose(
+              bytes ->
+                  bytes != null
+                      ? CompletableFuture.completedFuture(bytes)
+                      : fetchShared(blob, deadline));
+    }
+    DiskCache.FetchClaim held = claim == null ? DiskCache.FetchClaim.UNCOORDINATED : claim;
+    if (held.coordinated()) {
+      // The last holder may have written the entry just before releasing the claim we now have.
+      byte[] written = disk.contains(blob) ? readDisk(blob) : null;
+      if (written != null) {
+        held.release();
+        return CompletableFuture.completedFuture(written);
+      }
+    }
+    CompletableFuture<byte[]> fetched;
+    try {
+      fetched = fetchAndStore(blob);
+    } catch (RuntimeException e) {
+      held.release();
+      throw e;
+    }
+    return fetched.whenComplete((bytes, failure) -> held.release());
   }
 
   /** The verified disk entry, or null after deleting a corrupt one or finding none. */
@@ -364,6 +405,9 @@ public final class CachingChunkSource implements ChunkSource {
   @Override
   public void close() {
     memory.invalidateAll();
+    if (disk != null) {
+      disk.close();
+    }
     if (ownedExecutor != null) {
       ownedExecutor.shutdown();
     }

@@ -3,6 +3,10 @@ package dev.puzzlefs.cache;
 import dev.puzzlefs.format.Digest;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.DirectoryStream;
@@ -45,6 +49,7 @@ final class DiskCache {
   private final long maxBytes;
   private final Clock clock;
   private final AtomicLong bytes = new AtomicLong();
+  private final FileChannel locks;
 
   DiskCache(Path root, long maxBytes, Clock clock) throws IOException {
     if (maxBytes < 1) {
@@ -54,6 +59,15 @@ final class DiskCache {
     this.maxBytes = maxBytes;
     this.clock = clock;
     Files.createDirectories(dir);
+    FileChannel lockFile = null;
+    try {
+      lockFile =
+          FileChannel.open(
+              root.resolve(".fetch-locks"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+    } catch (IOException e) {
+      LOG.debug("no fetch locks in {} ({}); mounts sharing it may fetch a chunk twice", root, e);
+    }
+    this.locks = lockFile;
     bytes.set(scan());
     if (bytes.get() > maxBytes) {
       evict();
@@ -115,6 +129,74 @@ final class DiskCache {
     }
     if (bytes.addAndGet(data.length) > maxBytes) {
       evict();
+    }
+  }
+
+  /**
+   * Claims the fetch of {@code blob} among all processes sharing this cache: an advisory lock on
+   * one byte of {@code .fetch-locks}, at an offset taken from the digest. Returns the claim to
+   * release once the entry is written ({@link FetchClaim#UNCOORDINATED} when locking is not
+   * possible here: the caller just fetches), or null when another process holds it (the caller
+   * waits for the entry to appear or the claim to be released).
+   */
+  FetchClaim tryClaimFetch(Digest blob) {
+    if (locks == null) {
+      return FetchClaim.UNCOORDINATED;
+    }
+    long position = ByteBuffer.wrap(blob.bytes()).getLong() >>> 2;
+    try {
+      FileLock lock = locks.tryLock(position, 1, false);
+      return lock == null ? null : new FetchClaim(lock);
+    } catch (OverlappingFileLockException e) {
+      // This JVM holds it: another source on the same directory, whose fetch we cannot see.
+      return FetchClaim.UNCOORDINATED;
+    } catch (IOException e) {
+      LOG.debug("cannot lock the fetch of {}: {}", blob, e.toString());
+      return FetchClaim.UNCOORDINATED;
+    }
+  }
+
+  /** Closes the fetch lock file (releasing any claim still held). */
+  void close() {
+    if (locks != null) {
+      try {
+        locks.close();
+      } catch (IOException e) {
+        LOG.debug("cannot close {}: {}", dir.resolveSibling(".fetch-locks"), e.toString());
+      }
+    }
+  }
+
+  /** Whether an entry for {@code blob} exists (not checking its bytes). */
+  boolean contains(Digest blob) {
+    return Files.isRegularFile(path(blob), LinkOption.NOFOLLOW_LINKS);
+  }
+
+  /** The right to fetch a chunk into the cache, held until the entry is written. */
+  static final class FetchClaim {
+    /** Fetching without coordinating with other processes. */
+    static final FetchClaim UNCOORDINATED = new FetchClaim(null);
+
+    private final FileLock lock;
+
+    private FetchClaim(FileLock lock) {
+      this.lock = lock;
+    }
+
+    /** Whether other processes see this claim. */
+    boolean coordinated() {
+      return lock != null;
+    }
+
+    void release() {
+      if (lock == null) {
+        return;
+      }
+      try {
+        lock.release();
+      } catch (IOException e) {
+        LOG.debug("cannot release a fetch lock: {}", e.toString());
+      }
     }
   }
 
