@@ -15,7 +15,8 @@ import picocli.CommandLine.Command;
       UmountCommand.class,
       PushCommand.class,
       ExtractCommand.class,
-      EnableVerityCommand.class
+      EnableVerityCommand.class,
+      StatsCommand.class
     })
 public final class Main {
   private Main() {}

@@ -1,5 +1,6 @@
 package dev.puzzlefs.cli;
 
+import dev.puzzlefs.reader.Prefetcher;
 import dev.puzzlefs.registry.ImageReference;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,6 +30,8 @@ import picocli.CommandLine.Spec;
       "from a registry (docker://HOST[:PORT]/REPO[:TAG]) before any pull."
     })
 final class MountCommand implements Callable<Integer> {
+  private static final int PREFETCH_IN_FLIGHT = 4;
+
   @Spec CommandSpec spec;
 
   @Parameters(
@@ -77,6 +80,29 @@ final class MountCommand implements Callable<Integer> {
   @Option(names = "--config", paramLabel = "FILE", description = "configuration file")
   Path configFile;
 
+  @Option(
+      names = "--prefetch",
+      paramLabel = "none|all",
+      description =
+          "all: fetch the whole image into the cache in the background once mounted, reads first"
+              + " (default: none, only what reads and their readahead need)")
+  String prefetch = "none";
+
+  @Option(
+      names = "--prefetch-list",
+      paramLabel = "FILE",
+      description =
+          "fetch the files listed in FILE (one path per line, from the image's root; a directory"
+              + " means everything under it) first, in that order")
+  Path prefetchList;
+
+  @Option(
+      names = "--metrics",
+      paramLabel = "HOST:PORT",
+      description =
+          "serve the mount's counters in the Prometheus text format at http://HOST:PORT/metrics")
+  String metrics;
+
   @Mixin RegistryOptions registry;
 
   @Override
@@ -91,6 +117,18 @@ final class MountCommand implements Callable<Integer> {
     if (digest != null && !digest.matches("[0-9a-fA-F]{64}")) {
       throw new ParameterException(
           spec.commandLine(), "--digest takes 64 hex characters, got '" + digest + "'");
+    }
+    if (!prefetch.equals("none") && !prefetch.equals("all")) {
+      throw new ParameterException(
+          spec.commandLine(), "--prefetch takes none or all, got '" + prefetch + "'");
+    }
+    List<byte[]> prefetchPaths = readPrefetchList();
+    if (metrics != null) {
+      try {
+        MetricsServer.parse(metrics);
+      } catch (IllegalArgumentException e) {
+        throw new ParameterException(spec.commandLine(), e.getMessage());
+      }
     }
     Config config = Config.load(configFile);
     if (!foreground) {
@@ -107,9 +145,62 @@ final class MountCommand implements Callable<Integer> {
       MountSupport.signalAndWait(readyFifo, MountSupport.FAILED);
       return 1;
     }
+    MetricsServer metricsServer = null;
+    if (metrics != null) {
+      try {
+        metricsServer =
+            MetricsServer.start(metrics, opened.image(), mountpoint.toAbsolutePath().toString());
+      } catch (java.io.IOException e) {
+        System.err.println("puzzlefs mount: " + Main.describe(e));
+        System.err.flush();
+        opened.close();
+        MountSupport.signalAndWait(readyFifo, MountSupport.FAILED);
+        return 1;
+      }
+    }
+    Prefetcher prefetcher = null;
+    if (prefetch.equals("all") || !prefetchPaths.isEmpty()) {
+      prefetcher =
+          Prefetcher.plan(opened.image(), prefetchPaths, prefetch.equals("all"), PREFETCH_IN_FLIGHT)
+              .start();
+    }
     try (opened) {
       return MountSupport.runForeground(opened.image(), mountpoint, options, readyFifo);
+    } finally {
+      if (prefetcher != null) {
+        prefetcher.close();
+      }
+      if (metricsServer != null) {
+        metricsServer.close();
+      }
     }
+  }
+
+  /** The paths of {@code --prefetch-list}, as raw bytes; a clear error if it cannot be read. */
+  private List<byte[]> readPrefetchList() throws java.io.IOException {
+    List<byte[]> paths = new ArrayList<>();
+    if (prefetchList == null) {
+      return paths;
+    }
+    byte[] text;
+    try {
+      text = Files.readAllBytes(prefetchList);
+    } catch (java.io.IOException e) {
+      throw new java.io.IOException(
+          "cannot read --prefetch-list " + prefetchList + ": " + Main.describe(e), e);
+    }
+    int start = 0;
+    for (int i = 0; i <= text.length; i++) {
+      if (i == text.length || text[i] == '\n') {
+        byte[] line = java.util.Arrays.copyOfRange(text, start, i);
+        start = i + 1;
+        String printable = new String(line, java.nio.charset.StandardCharsets.UTF_8).strip();
+        if (!printable.isEmpty() && !printable.startsWith("#")) {
+          paths.add(line);
+        }
+      }
+    }
+    return paths;
   }
 
   private OpenedImage open(boolean remote, Config config) throws Exception {

@@ -70,6 +70,8 @@ public final class MountSupport {
       return 1;
     }
 
+    java.util.concurrent.atomic.AtomicBoolean statsLogged =
+        new java.util.concurrent.atomic.AtomicBoolean();
     Thread unmountOnExit =
         new Thread(
             () -> {
@@ -78,6 +80,7 @@ public final class MountSupport {
               } catch (IOException e) {
                 System.err.println("puzzlefs: " + e.getMessage());
               }
+              logFinalStats(image, mountpoint, statsLogged);
             },
             "puzzlefs-unmount");
     Runtime.getRuntime().addShutdownHook(unmountOnExit);
@@ -99,7 +102,16 @@ public final class MountSupport {
       // The JVM is already shutting down; the hook is running or has run.
     }
     log.info("unmounted {}", mount.mountpoint());
+    logFinalStats(image, mountpoint, statsLogged);
     return 0;
+  }
+
+  /** Logs the mount's counters once, however it ended. */
+  private static void logFinalStats(
+      Image image, Path mountpoint, java.util.concurrent.atomic.AtomicBoolean done) {
+    if (done.compareAndSet(false, true)) {
+      log.info("counters of the mount on {}: {}", mountpoint, image.stats());
+    }
   }
 
   /**

@@ -40,8 +40,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Reads start the fetch of every chunk they need before waiting for any, and wait at most the
  * read deadline in total. A read that starts where the previous read of the same file ended also
- * starts fetching the next {@value #READAHEAD_CHUNKS} chunks of the file without waiting for them.
- * The chunk source offers no priorities, so readahead competes with demand reads as equals.
+ * starts fetching the next {@value #READAHEAD_CHUNKS} chunks of the file at once, without waiting
+ * for them. The chunk source offers no priorities, so readahead competes with demand reads as
+ * equals.
  *
  * <p>A compressed chunk ({@link FileChunk#compressed}, whatever the manifest's media type says) is
  * fetched and verified as stored, then only the seekable zstd frames that hold the bytes a read
@@ -55,7 +56,10 @@ public final class Image implements AutoCloseable {
   public static final long ROOT_INO = 1;
 
   /** How many chunks past a sequential read are fetched ahead. */
-  public static final int READAHEAD_CHUNKS = 2;
+  public static final int READAHEAD_CHUNKS = 8;
+
+  /** How far from the end of the previous read a read may start and still count as sequential. */
+  private static final long SEQUENTIAL_SLACK = 512 << 10;
 
   private static final Logger log = LoggerFactory.getLogger(Image.class);
   private static final int RECENT_CHUNKS = 32;
@@ -72,6 +76,16 @@ public final class Image implements AutoCloseable {
   private final RecentChunks recent;
   private final long deadlineNanos;
   private volatile long chunkBytes = -1;
+
+  /** Reads waiting now for a chunk that was not yet there: prefetch yields while it is above 0. */
+  private final java.util.concurrent.atomic.AtomicInteger readsWaiting =
+      new java.util.concurrent.atomic.AtomicInteger();
+
+  private final java.util.concurrent.atomic.LongAdder readStalls =
+      new java.util.concurrent.atomic.LongAdder();
+  private final java.util.concurrent.atomic.LongAdder readaheadChunks =
+      new java.util.concurrent.atomic.LongAdder();
+  private volatile java.util.function.Supplier<Map<String, Long>> extraStats = Map::of;
 
   private Image(long[] inos, Inode[] inodes, ChunkSource source, Duration readDeadline) {
     this.inos = inos;
@@ -259,7 +273,39 @@ public final class Image implements AutoCloseable {
     Map<String, Long> out = new java.util.TreeMap<>(source.stats());
     out.put("imageBytes", chunkBytes());
     out.put("inodes", inodeCount());
+    out.put("readStalls", readStalls.sum());
+    out.put("readaheadChunks", readaheadChunks.sum());
+    out.putAll(extraStats.get());
     return out;
+  }
+
+  /** Adds counters from elsewhere (a prefetcher) to {@link #stats}. */
+  public void addStats(java.util.function.Supplier<Map<String, Long>> more) {
+    java.util.function.Supplier<Map<String, Long>> before = extraStats;
+    extraStats =
+        () -> {
+          Map<String, Long> all = new HashMap<>(before.get());
+          all.putAll(more.get());
+          return all;
+        };
+  }
+
+  /** How many reads are waiting for chunks right now. */
+  public int readsWaiting() {
+    return readsWaiting.get();
+  }
+
+  /**
+   * Starts fetching {@code blob} into the chunk source's caches without waiting for it; for
+   * prefetching. The future completes when the chunk is cached (or failed).
+   */
+  public CompletableFuture<byte[]> warm(Digest blob) {
+    try {
+      CompletableFuture<byte[]> f = source.fetch(blob);
+      return f != null ? f : CompletableFuture.failedFuture(new IOException("no future"));
+    } catch (RuntimeException e) {
+      return CompletableFuture.failedFuture(e);
+    }
   }
 
   private long chunkBytes() {
@@ -393,6 +439,13 @@ public final class Image implements AutoCloseable {
 
     List<FileChunk> chunks = file.chunks();
     CompletableFuture<?>[] futures = startFetches(chunks, first, last);
+    // A read near where the last one of this file ended (the kernel's readahead may have several
+    // in flight, slightly out of order) is sequential: fetch the next chunks now, while this read
+    // waits for its own. Every file's "last read" ends at 0, so reading from the start counts.
+    long previousEnd = lastReadEnd.getAndSet(index, end);
+    if (Math.abs(offset - previousEnd) <= SEQUENTIAL_SLACK) {
+      readAhead(chunks, last + 1);
+    }
     long deadline = System.nanoTime() + deadlineNanos;
     for (int c = first; c <= last; c++) {
       FileChunk chunk = chunks.get(c);
@@ -417,10 +470,6 @@ public final class Image implements AutoCloseable {
       sink.put((int) (from - offset), stored, (int) chunkFrom, (int) (chunkTo - chunkFrom));
     }
 
-    // Every file's "previous read" ends at 0, so a read from the start counts as sequential.
-    if (lastReadEnd.getAndSet(index, end) == offset) {
-      readAhead(chunks, last + 1);
-    }
     return (int) (end - offset);
   }
 
@@ -459,6 +508,11 @@ public final class Image implements AutoCloseable {
   private byte[] await(long ino, FileChunk chunk, CompletableFuture<?> future, long deadline)
       throws ChunkReadException {
     Digest blob = chunk.blob();
+    boolean stalled = !future.isDone();
+    if (stalled) {
+      readStalls.increment();
+      readsWaiting.incrementAndGet();
+    }
     try {
       long left = Math.max(0, deadline - System.nanoTime());
       return (byte[]) future.get(left, TimeUnit.NANOSECONDS);
@@ -476,6 +530,10 @@ public final class Image implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new ChunkReadException(blob, ino, "interrupted while waiting", e);
+    } finally {
+      if (stalled) {
+        readsWaiting.decrementAndGet();
+      }
     }
   }
 
@@ -483,6 +541,7 @@ public final class Image implements AutoCloseable {
     int stop = Math.min(chunks.size(), next + READAHEAD_CHUNKS);
     for (int c = next; c < stop; c++) {
       recent.fetch(chunks.get(c).blob());
+      readaheadChunks.increment();
     }
   }
 

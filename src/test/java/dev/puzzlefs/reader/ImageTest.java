@@ -379,8 +379,8 @@ class ImageTest {
 
   @Test
   void read_sequentialReads_prefetchNextChunks() throws Exception {
-    FakeImage fake = new FakeImage(100);
-    long file = fake.file("/f", random(1000, 10));
+    FakeImage fake = new FakeImage(100_000);
+    long file = fake.file("/f", random(2_000_000, 10));
     List<Digest> chunks =
         fake.rootfs().layers().get(0).get(1).chunks().stream().map(FileChunk::blob).toList();
     List<Digest> requested = Collections.synchronizedList(new ArrayList<>());
@@ -393,23 +393,27 @@ class ImageTest {
             },
             Duration.ofSeconds(5));
 
-    image.read(file, 500, new byte[50], 0, 50);
-    assertEquals(List.of(chunks.get(5)), requested);
-    image.read(file, 550, new byte[100], 0, 100);
+    image.read(file, 1_000_000, new byte[50], 0, 50);
+    assertEquals(List.of(chunks.get(10)), requested, "far from the last read: no readahead");
+    image.read(file, 1_000_050, new byte[100_000], 0, 100_000);
 
-    assertEquals(List.of(chunks.get(5), chunks.get(6), chunks.get(7), chunks.get(8)), requested);
+    List<Digest> expected = new ArrayList<>(chunks.subList(10, 12));
+    expected.addAll(chunks.subList(12, 12 + Image.READAHEAD_CHUNKS));
+    assertEquals(expected, requested, "the next chunks after the read's last one");
+    image.read(file, 0, new byte[10], 0, 10);
+    assertEquals(chunks.get(0), requested.get(requested.size() - 1), "a jump back: no readahead");
   }
 
   @Test
   void read_randomReads_doNotPrefetch() throws Exception {
-    FakeImage fake = new FakeImage(100);
-    long file = fake.file("/f", random(1000, 11));
+    FakeImage fake = new FakeImage(100_000);
+    long file = fake.file("/f", random(10_000_000, 11));
     MapChunkSourceCounter counter = new MapChunkSourceCounter(fake.blobs());
     Image image = fake.open(counter, Duration.ofSeconds(5));
 
-    image.read(file, 500, new byte[10], 0, 10);
-    image.read(file, 300, new byte[10], 0, 10);
-    image.read(file, 800, new byte[10], 0, 10);
+    image.read(file, 5_000_000, new byte[10], 0, 10);
+    image.read(file, 3_000_000, new byte[10], 0, 10);
+    image.read(file, 8_000_000, new byte[10], 0, 10);
 
     assertEquals(3, counter.calls.get());
   }

@@ -1,0 +1,82 @@
+package dev.puzzlefs.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.UserDefinedFileAttributeView;
+import java.util.Iterator;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code puzzlefs stats [--json] MOUNTPOINT}: the counters of a running mount. */
+@Command(
+    mixinStandardHelpOptions = true,
+    name = "stats",
+    description = {
+      "Show what a running mount has fetched and served: bytes and chunks fetched, cache hits in",
+      "memory and on disk, read stalls, readahead and prefetch progress.",
+      "",
+      "Example: puzzlefs stats /mnt/image"
+    })
+final class StatsCommand implements Callable<Integer> {
+  /** The virtual attribute of a mount's root that holds its counters (without "user."). */
+  static final String ATTRIBUTE = "puzzlefs.stats";
+
+  @Parameters(index = "0", paramLabel = "MOUNTPOINT", description = "a puzzlefs mount")
+  Path mountpoint;
+
+  @Option(names = "--json", description = "print the counters as one JSON object")
+  boolean json;
+
+  @Override
+  public Integer call() throws Exception {
+    String text = read(mountpoint);
+    if (json) {
+      System.out.println(text);
+      return 0;
+    }
+    JsonNode counters = new ObjectMapper().readTree(text);
+    int width = 0;
+    for (Iterator<String> it = counters.fieldNames(); it.hasNext(); ) {
+      width = Math.max(width, it.next().length());
+    }
+    for (Iterator<Map.Entry<String, JsonNode>> it = counters.fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> e = it.next();
+      System.out.printf("%-" + width + "s  %s%n", e.getKey(), e.getValue().asText());
+    }
+    return 0;
+  }
+
+  /** The counters of the mount on {@code mountpoint}, as JSON text. */
+  static String read(Path mountpoint) throws IOException {
+    if (!Files.isDirectory(mountpoint)) {
+      throw new IOException(mountpoint + " is not a directory, so not a mount point");
+    }
+    UserDefinedFileAttributeView view =
+        Files.getFileAttributeView(mountpoint, UserDefinedFileAttributeView.class);
+    try {
+      int size = view.size(ATTRIBUTE);
+      ByteBuffer buf = ByteBuffer.allocate(size);
+      view.read(ATTRIBUTE, buf);
+      buf.flip();
+      return StandardCharsets.UTF_8.decode(buf).toString();
+    } catch (FileSystemException e) {
+      throw new IOException(
+          mountpoint
+              + " is not a puzzlefs mount: it has no user."
+              + ATTRIBUTE
+              + " attribute ("
+              + (e.getReason() != null ? e.getReason() : e.getMessage())
+              + ")",
+          e);
+    }
+  }
+}
