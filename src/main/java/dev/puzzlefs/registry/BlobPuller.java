@@ -28,6 +28,11 @@ final class BlobPuller implements RegistryOperation<byte[]> {
   }
 
   @Override
+  public String scope() {
+    return RegistryOperation.pullScope(repository);
+  }
+
+  @Override
   public String description() {
     return "fetch blob " + digest + " from " + where;
   }
@@ -121,6 +126,12 @@ final class BlobPuller implements RegistryOperation<byte[]> {
     } catch (NumberFormatException e) {
       return -1;
     }
+  }
+
+  /** Bytes that hash to something else may have been damaged on the way: ask again. */
+  @Override
+  public boolean retryable(RegistryException failure) {
+    return failure instanceof DigestMismatchException;
   }
 
   @Override
