@@ -192,9 +192,26 @@ final class RegistryAuthenticator {
                   String.join(" ", scopes),
                   registry,
                   found == null ? "anonymous" : found);
-              return tokenRunner.apply(new TokenFetcher(registry, realm, service, scopes, found));
+              return tokenRunner
+                  .apply(new TokenFetcher(registry, realm, service, scopes, found))
+                  .recover(e -> Future.failedFuture(withHint(e, found)));
             })
         .map(token -> new CachedToken(token.value(), started + lifetimeNanos(token)));
+  }
+
+  /** A token server's refusal, with what was presented to it and where that came from. */
+  private Throwable withHint(Throwable failure, Credentials presented) {
+    if (!(failure instanceof RegistryUnauthorizedException)) {
+      return failure;
+    }
+    String hint =
+        presented == null
+            ? "no credentials for " + registry + " in " + source.describe()
+            : "the token server refused the credentials for "
+                + registry
+                + " from "
+                + source.describe();
+    return new RegistryUnauthorizedException(failure.getMessage() + "; " + hint);
   }
 
   /**

@@ -183,6 +183,9 @@ class RegistryAuthRoundTripTest {
       assertTrue(
           e.getMessage().contains("get a token for repository:token/ok:pull"), e.getMessage());
       assertTrue(e.getMessage().contains("HTTP 401"), e.getMessage());
+      assertTrue(
+          e.getMessage().contains("no credentials for " + tokenRegistry.hostPort()),
+          e.getMessage());
     }
   }
 

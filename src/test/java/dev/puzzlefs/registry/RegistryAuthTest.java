@@ -474,6 +474,7 @@ class RegistryAuthTest {
     assertTrue(log.toString().contains("getting a token"), "debug lines were captured:\n" + log);
     assertTrue(blobError.contains("were refused"), blobError);
     assertTrue(tokenError.contains("HTTP 401"), tokenError);
+    assertTrue(tokenError.contains("the token server refused the credentials"), tokenError);
     String encoded = basic(USER, PASSWORD).substring("Basic ".length());
     for (String text : List.of(blobError, tokenError, log.toString())) {
       assertFalse(text.contains(PASSWORD), text);

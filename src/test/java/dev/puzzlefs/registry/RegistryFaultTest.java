@@ -28,8 +28,11 @@ import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServer;
+import java.io.IOException;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.ZoneOffset;
@@ -188,6 +191,44 @@ class RegistryFaultTest {
       assertTrue(e.getMessage().endsWith("(3 attempts)"), e.getMessage());
       assertTrue(elapsedMillis < timeout * ATTEMPTS + 5000, elapsedMillis + " ms");
       assertTrue(elapsedMillis >= timeout * ATTEMPTS - 100, elapsedMillis + " ms");
+    }
+  }
+
+  @Test
+  void pullBlob_connectionNeverAccepted_failsAfterTheConnectTimeout() throws Exception {
+    List<Socket> fillers = new ArrayList<>();
+    try (ServerSocket full = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      // The socket never accepts; once its backlog is full the kernel ignores new connections.
+      InetSocketAddress address =
+          new InetSocketAddress(InetAddress.getLoopbackAddress(), full.getLocalPort());
+      for (int i = 0; i < 8; i++) {
+        Socket filler = new Socket();
+        fillers.add(filler);
+        try {
+          filler.connect(address, 200);
+        } catch (IOException e) {
+          break;
+        }
+      }
+      RegistryClientOptions impatient =
+          options().connectTimeout(Duration.ofMillis(500)).maxAttempts(2);
+      try (RegistryClient c =
+          new RegistryClient(vertx, "127.0.0.1:" + full.getLocalPort(), impatient)) {
+        long start = System.nanoTime();
+
+        Throwable e = failure(c.pullBlob(REPO, digest));
+
+        long elapsedMillis = (System.nanoTime() - start) / 1_000_000;
+        assertInstanceOf(RegistryUnreachableException.class, e);
+        assertTrue(e.getMessage().contains("timed out"), e.getMessage());
+        assertTrue(e.getMessage().endsWith("(2 attempts)"), e.getMessage());
+        assertTrue(elapsedMillis >= 900, elapsedMillis + " ms");
+        assertTrue(elapsedMillis < TIMEOUT.toMillis(), elapsedMillis + " ms");
+      }
+    } finally {
+      for (Socket filler : fillers) {
+        filler.close();
+      }
     }
   }
 
