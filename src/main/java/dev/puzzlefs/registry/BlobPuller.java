@@ -49,10 +49,11 @@ final class BlobPuller implements RegistryOperation<byte[]> {
     DigestingSink sink = new DigestingSink(max);
     Promise<Void> body = Promise.promise();
     long announced = contentLength(response);
+    // Set before any reset: without a handler Vert.x logs the reset stream at ERROR.
+    response.exceptionHandler(body::tryFail);
     if (ok && announced > limit) {
       abort(response, body, "announced " + announced + " bytes, more than");
     } else {
-      response.exceptionHandler(body::tryFail);
       response.handler(
           data -> {
             sink.write(data);
