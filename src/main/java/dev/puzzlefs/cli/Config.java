@@ -30,6 +30,8 @@ public final class Config {
     public int requestTimeoutSeconds = 30;
     public int retries = 3;
     public int maxConnections = 8;
+    public int retryTimeSeconds = 120;
+    public String authFile;
   }
 
   /** Mount settings. */

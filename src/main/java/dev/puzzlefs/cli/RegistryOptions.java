@@ -1,8 +1,12 @@
 package dev.puzzlefs.cli;
 
+import dev.puzzlefs.registry.DockerConfigCredentials;
 import dev.puzzlefs.registry.ImageReference;
 import dev.puzzlefs.registry.RegistryClient;
 import dev.puzzlefs.registry.RegistryClientOptions;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import picocli.CommandLine.Option;
 
@@ -28,17 +32,45 @@ final class RegistryOptions {
       description = "attempts for a request failing on connection, 5xx or 429")
   Integer retries;
 
-  /** A client for the registry of {@code ref}, configured from {@code config} and the flags. */
-  RegistryClient client(ImageReference ref, Config config) {
+  @Option(
+      names = "--retry-time",
+      paramLabel = "SECONDS",
+      description = "how long one registry operation may take with all its retries")
+  Integer retryTime;
+
+  @Option(
+      names = "--authfile",
+      paramLabel = "FILE",
+      description =
+          "Docker config.json with registry credentials"
+              + " (default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json)")
+  Path authFile;
+
+  /**
+   * A client for the registry of {@code ref}, configured from {@code config} and the flags, with
+   * credentials from the Docker configuration (read when the registry asks for them).
+   *
+   * @throws IOException when an auth file named by the flag or the configuration does not exist
+   */
+  RegistryClient client(ImageReference ref, Config config) throws IOException {
     Config.Registry c = config.registry;
     boolean insecure = plainHttp || c.insecure.contains(ref.registry());
+    Path auth = authFile;
+    if (auth == null && c.authFile != null && !c.authFile.isEmpty()) {
+      auth = Path.of(c.authFile);
+    }
+    if (auth != null && !Files.isRegularFile(auth)) {
+      throw new IOException("auth file " + auth + " does not exist");
+    }
     RegistryClientOptions options =
         new RegistryClientOptions()
             .plainHttp(insecure)
             .connectTimeout(Duration.ofSeconds(orDefault(connectTimeout, c.connectTimeoutSeconds)))
             .requestTimeout(Duration.ofSeconds(orDefault(requestTimeout, c.requestTimeoutSeconds)))
             .maxAttempts(Math.max(1, orDefault(retries, c.retries)))
-            .maxConcurrentRequests(c.maxConnections);
+            .maxRetryTime(Duration.ofSeconds(Math.max(1, orDefault(retryTime, c.retryTimeSeconds))))
+            .maxConcurrentRequests(c.maxConnections)
+            .credentials(DockerConfigCredentials.fromEnvironment(auth));
     return RegistryClient.create(ref.registry(), options);
   }
 

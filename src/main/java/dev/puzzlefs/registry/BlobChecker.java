@@ -17,6 +17,11 @@ final class BlobChecker implements RegistryOperation<Boolean> {
   }
 
   @Override
+  public String scope() {
+    return RegistryOperation.pullScope(repository);
+  }
+
+  @Override
   public String description() {
     return "check for blob " + digest + " in " + where;
   }

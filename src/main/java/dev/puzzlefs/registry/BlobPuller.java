@@ -28,6 +28,11 @@ final class BlobPuller implements RegistryOperation<byte[]> {
   }
 
   @Override
+  public String scope() {
+    return RegistryOperation.pullScope(repository);
+  }
+
+  @Override
   public String description() {
     return "fetch blob " + digest + " from " + where;
   }
@@ -44,10 +49,11 @@ final class BlobPuller implements RegistryOperation<byte[]> {
     DigestingSink sink = new DigestingSink(max);
     Promise<Void> body = Promise.promise();
     long announced = contentLength(response);
+    // Set before any reset: without a handler Vert.x logs the reset stream at ERROR.
+    response.exceptionHandler(body::tryFail);
     if (ok && announced > limit) {
       abort(response, body, "announced " + announced + " bytes, more than");
     } else {
-      response.exceptionHandler(body::tryFail);
       response.handler(
           data -> {
             sink.write(data);
@@ -121,6 +127,12 @@ final class BlobPuller implements RegistryOperation<byte[]> {
     } catch (NumberFormatException e) {
       return -1;
     }
+  }
+
+  /** Bytes that hash to something else may have been damaged on the way: ask again. */
+  @Override
+  public boolean retryable(RegistryException failure) {
+    return failure instanceof DigestMismatchException;
   }
 
   @Override

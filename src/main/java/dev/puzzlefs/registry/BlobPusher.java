@@ -26,6 +26,11 @@ final class BlobPusher implements RegistryOperation<Void> {
   }
 
   @Override
+  public String scope() {
+    return RegistryOperation.pushScope(repository);
+  }
+
+  @Override
   public String description() {
     return "push blob " + digest + " to " + where;
   }

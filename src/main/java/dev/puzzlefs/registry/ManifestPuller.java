@@ -1,11 +1,15 @@
 package dev.puzzlefs.registry;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.oci.MediaTypes;
 import io.vertx.core.Future;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.HttpResponse;
 import io.vertx.ext.web.codec.BodyCodec;
+import java.io.IOException;
+import java.util.List;
 
 /**
  * {@code GET /v2/<repo>/manifests/<tag or digest>}, accepting OCI manifests and indexes and their
@@ -24,6 +28,11 @@ final class ManifestPuller implements RegistryOperation<PulledManifest> {
       String.join(
           ", ", MediaTypes.MANIFEST, MediaTypes.INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST);
 
+  private static final List<String> KNOWN =
+      List.of(MediaTypes.MANIFEST, MediaTypes.INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST);
+
+  private static final ObjectMapper MAPPER = new ObjectMapper();
+
   /** Manifests are small; the distribution spec suggests registries accept at least 4 MiB. */
   private static final long MAX_MANIFEST_BYTES = 4L << 20;
 
@@ -35,6 +44,11 @@ final class ManifestPuller implements RegistryOperation<PulledManifest> {
     this.repository = repository;
     this.reference = reference;
     this.where = http.where(repository);
+  }
+
+  @Override
+  public String scope() {
+    return RegistryOperation.pullScope(repository);
   }
 
   @Override
@@ -83,7 +97,39 @@ final class ManifestPuller implements RegistryOperation<PulledManifest> {
     if (type != null && type.indexOf(';') >= 0) {
       type = type.substring(0, type.indexOf(';')).trim();
     }
-    return Future.succeededFuture(new PulledManifest(sink.bytes(), type, actual));
+    byte[] bytes = sink.bytes();
+    return Future.succeededFuture(new PulledManifest(bytes, mediaType(bytes, type), actual));
+  }
+
+  /**
+   * What the document is, from the document itself when it says: its {@code mediaType} field if it
+   * names a known type, else its shape (an index lists {@code manifests}, an image manifest has
+   * {@code config} and {@code layers}). Registries and proxies do send wrong Content-Types ({@code
+   * application/octet-stream}, or a manifest type for an index); the header is used only when the
+   * body tells nothing.
+   */
+  static String mediaType(byte[] document, String contentType) {
+    JsonNode root;
+    try {
+      root = MAPPER.readTree(document);
+    } catch (IOException e) {
+      return contentType;
+    }
+    if (root == null || !root.isObject()) {
+      return contentType;
+    }
+    String declared = root.path("mediaType").asText("");
+    if (KNOWN.contains(declared)) {
+      return declared;
+    }
+    boolean dockerHeader = contentType != null && contentType.startsWith("application/vnd.docker.");
+    if (root.path("manifests").isArray()) {
+      return dockerHeader ? DOCKER_MANIFEST_LIST : MediaTypes.INDEX;
+    }
+    if (root.has("config") && root.path("layers").isArray()) {
+      return dockerHeader ? DOCKER_MANIFEST : MediaTypes.MANIFEST;
+    }
+    return contentType;
   }
 
   /** The digest the bytes must have: the reference if it is one, else the registry's header. */
@@ -100,6 +146,12 @@ final class ManifestPuller implements RegistryOperation<PulledManifest> {
       }
     }
     return null;
+  }
+
+  /** Bytes that hash to something else may have been damaged on the way: ask again. */
+  @Override
+  public boolean retryable(RegistryException failure) {
+    return failure instanceof DigestMismatchException;
   }
 
   @Override

@@ -29,6 +29,11 @@ final class ManifestPusher implements RegistryOperation<Digest> {
   }
 
   @Override
+  public String scope() {
+    return RegistryOperation.pushScope(repository);
+  }
+
+  @Override
   public String description() {
     return "push manifest " + digest + " as " + reference + " to " + where;
   }

@@ -2,14 +2,12 @@ package dev.puzzlefs.registry;
 
 import dev.puzzlefs.format.Digest;
 import io.vertx.core.Future;
-import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxException;
 import io.vertx.core.http.HttpClient;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.ext.web.client.WebClient;
 import io.vertx.ext.web.client.WebClientOptions;
-import java.io.IOException;
 import java.net.ConnectException;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
@@ -20,12 +18,15 @@ import org.slf4j.LoggerFactory;
 /**
  * A client for one registry host, speaking the OCI distribution API.
  *
- * <p>Every operation is a small {@link RegistryOperation}; this class is the one place that runs
- * them. It bounds how many requests are in flight (later ones queue without blocking), gives each
- * attempt a deadline, retries connection failures, timeouts, 5xx and 429 with exponential backoff
- * up to {@link RegistryClientOptions#maxAttempts()}, and turns what is left into typed {@link
- * RegistryException}s. A 404, 401/403, other 4xx or a digest mismatch is never retried: asking
- * again would get the same answer.
+ * <p>Every operation is a small {@link RegistryOperation}; an {@link OperationRunner} runs them. It
+ * bounds how many requests are in flight (later ones queue without blocking), authenticates
+ * (anonymous, basic, or bearer tokens from the registry's token server, with credentials from
+ * {@link RegistryClientOptions#credentials()}), gives each attempt a deadline, retries connection
+ * failures, timeouts, 5xx, 429 and corrupted bodies with jittered exponential backoff within {@link
+ * RegistryClientOptions#maxAttempts()} and {@link RegistryClientOptions#maxRetryTime()}, and turns
+ * what is left into typed {@link RegistryException}s. A 404, other 4xx or a body larger than
+ * allowed is never retried: asking again would get the same answer. Redirects of downloads are
+ * followed without the registry's credentials when they lead elsewhere.
  *
  * <p>All methods return Vert.x futures and never block; use {@code toCompletionStage()} to bridge.
  * The futures complete on a Vert.x event loop, so callers must not block in their callbacks.
@@ -39,7 +40,7 @@ public final class RegistryClient implements AutoCloseable {
   private final WebClient client;
   private final RegistryHttp http;
   private final RegistryClientOptions options;
-  private final ConcurrencyLimiter limiter;
+  private final OperationRunner runner;
   private final String registry;
   private volatile boolean closed;
 
@@ -62,7 +63,6 @@ public final class RegistryClient implements AutoCloseable {
     this.ownsVertx = ownsVertx;
     this.options = options.copy();
     this.registry = registry;
-    this.limiter = new ConcurrencyLimiter(this.options.maxConcurrentRequests());
 
     boolean ssl = !this.options.plainHttp();
     String host = hostOf(registry);
@@ -87,6 +87,7 @@ public final class RegistryClient implements AutoCloseable {
             .httpClientBuilder()
             .with(web)
             .with(pool)
+            .withRedirectHandler(Redirects::follow)
             .withConnectHandler(
                 connection ->
                     connection.exceptionHandler(
@@ -94,6 +95,7 @@ public final class RegistryClient implements AutoCloseable {
             .build();
     this.client = WebClient.wrap(httpClient, web);
     this.http = new RegistryHttp(client, httpClient, registry, host, port, ssl, this.options);
+    this.runner = new OperationRunner(vertx, http, this.options, !ssl, registry, () -> closed);
   }
 
   /** The registry this client talks to, {@code HOST[:PORT]}. */
@@ -198,116 +200,7 @@ public final class RegistryClient implements AutoCloseable {
 
   /** Runs {@code operation} with retries; the future fails only with a RegistryException. */
   <T> Future<T> run(RegistryOperation<T> operation) {
-    Promise<T> result = Promise.promise();
-    attempt(operation, 1, result);
-    return result.future();
-  }
-
-  private <T> void attempt(RegistryOperation<T> operation, int attempt, Promise<T> result) {
-    limiter
-        .run(() -> withDeadline(operation.attempt(http)))
-        .onComplete(
-            ar -> {
-              if (ar.succeeded()) {
-                result.complete(ar.result());
-                return;
-              }
-              Throwable cause = ar.cause();
-              if (closed) {
-                result.fail(
-                    new RegistryException(
-                        "could not " + operation.description() + ": the client was closed", cause));
-                return;
-              }
-              if (!retryable(cause) || attempt >= options.maxAttempts()) {
-                result.fail(translate(operation, cause, attempt));
-                return;
-              }
-              long delay = backoffMillis(attempt, cause);
-              LOG.warn(
-                  "retrying {} after {} ({} of {})",
-                  operation.description(),
-                  reason(cause),
-                  attempt + 1,
-                  options.maxAttempts());
-              vertx.setTimer(Math.max(1, delay), id -> attempt(operation, attempt + 1, result));
-            });
-  }
-
-  /** Fails the attempt when it has not completed within the request timeout. */
-  private <T> Future<T> withDeadline(Future<T> attempt) {
-    long millis = options.requestTimeout().toMillis();
-    Promise<T> bounded = Promise.promise();
-    long timer =
-        vertx.setTimer(
-            millis,
-            id ->
-                bounded.tryFail(
-                    new TimeoutException("no complete response within " + millis + " ms")));
-    attempt.onComplete(
-        ar -> {
-          vertx.cancelTimer(timer);
-          if (ar.succeeded()) {
-            bounded.tryComplete(ar.result());
-          } else {
-            bounded.tryFail(ar.cause());
-          }
-        });
-    return bounded.future();
-  }
-
-  private static boolean retryable(Throwable cause) {
-    if (cause instanceof UnexpectedStatus) {
-      int status = ((UnexpectedStatus) cause).status();
-      return status == 429 || status >= 500;
-    }
-    if (cause instanceof RegistryException) {
-      return false;
-    }
-    return cause instanceof IOException
-        || cause instanceof TimeoutException
-        || cause instanceof VertxException;
-  }
-
-  private long backoffMillis(int attempt, Throwable cause) {
-    long max = options.maxBackoff().toMillis();
-    long delay = options.initialBackoff().toMillis() << Math.min(attempt - 1, 20);
-    if (cause instanceof UnexpectedStatus) {
-      delay = Math.max(delay, ((UnexpectedStatus) cause).retryAfterMillis());
-    }
-    return Math.min(delay, max);
-  }
-
-  private static RegistryException translate(
-      RegistryOperation<?> operation, Throwable cause, int attempts) {
-    if (cause instanceof RegistryException) {
-      return (RegistryException) cause;
-    }
-    String prefix = "could not " + operation.description() + ": ";
-    String suffix = " (" + attempts + (attempts == 1 ? " attempt)" : " attempts)");
-    if (cause instanceof UnexpectedStatus) {
-      UnexpectedStatus status = (UnexpectedStatus) cause;
-      if (status.status() == 404) {
-        return operation.notFound(prefix + "not found (" + status.getMessage() + ")");
-      }
-      // TODO: token authentication: on 401 with a Bearer challenge, fetch a token from the realm
-      // (one more operation class) and retry once with it; anonymous pulls need it on Docker Hub.
-      if (status.status() == 401 || status.status() == 403) {
-        String challenge = status.authenticate() == null ? "" : ", " + status.authenticate();
-        return new RegistryUnauthorizedException(
-            prefix
-                + "access denied ("
-                + status.getMessage()
-                + challenge
-                + "); registry authentication is not supported yet");
-      }
-      return new UnexpectedResponseException(
-          prefix + status.getMessage() + suffix, status.status());
-    }
-    if (retryable(cause)) {
-      return new RegistryUnreachableException(prefix + reason(cause) + suffix, cause);
-    }
-    return new RegistryException(prefix + reason(cause), cause);
+    return runner.run(operation);
   }
 
   /** A short lower-case account of a transport failure, for messages. */

@@ -4,8 +4,8 @@ import java.time.Duration;
 
 /**
  * How a {@link RegistryClient} talks to its registry. Every setter returns this options object; the
- * defaults suit a registry on the internet: HTTPS with certificate verification, 8 concurrent
- * requests, 3 attempts.
+ * defaults suit a registry on the internet: HTTPS with certificate verification, anonymous access,
+ * 8 concurrent requests, 3 attempts within 2 minutes.
  */
 public final class RegistryClientOptions {
   private boolean plainHttp;
@@ -18,6 +18,8 @@ public final class RegistryClientOptions {
   private Duration maxBackoff = Duration.ofSeconds(5);
   private long maxBlobBytes = 512L << 20;
   private String userAgent = "puzzlefs-java";
+  private Duration maxRetryTime = Duration.ofMinutes(2);
+  private CredentialSource credentials = CredentialSource.NONE;
 
   /** A copy of {@code other}. */
   public RegistryClientOptions copy() {
@@ -32,6 +34,8 @@ public final class RegistryClientOptions {
     c.maxBackoff = maxBackoff;
     c.maxBlobBytes = maxBlobBytes;
     c.userAgent = userAgent;
+    c.maxRetryTime = maxRetryTime;
+    c.credentials = credentials;
     return c;
   }
 
@@ -125,7 +129,10 @@ public final class RegistryClientOptions {
     return this;
   }
 
-  /** The longest wait between attempts, including one a 429's Retry-After asks for. */
+  /**
+   * The longest wait between attempts that the client chooses itself. A longer {@code Retry-After}
+   * from the registry is honoured as long as it fits in {@link #maxRetryTime()}.
+   */
   public Duration maxBackoff() {
     return maxBackoff;
   }
@@ -136,6 +143,31 @@ public final class RegistryClientOptions {
       throw new IllegalArgumentException("maxBackoff must be zero or positive, got " + value);
     }
     this.maxBackoff = value;
+    return this;
+  }
+
+  /**
+   * How long an operation may take in all, its attempts and the waits between them: no retry is
+   * made that would end later, and the last attempt's deadline is shortened to fit.
+   */
+  public Duration maxRetryTime() {
+    return maxRetryTime;
+  }
+
+  /** Sets the bound on an operation's total time. Default 2 minutes. */
+  public RegistryClientOptions maxRetryTime(Duration value) {
+    this.maxRetryTime = positive(value, "maxRetryTime");
+    return this;
+  }
+
+  /** Where credentials come from; asked each time the client authenticates anew. */
+  public CredentialSource credentials() {
+    return credentials;
+  }
+
+  /** Sets the credential source. Default {@link CredentialSource#NONE}: anonymous only. */
+  public RegistryClientOptions credentials(CredentialSource value) {
+    this.credentials = java.util.Objects.requireNonNull(value, "credentials");
     return this;
   }
 

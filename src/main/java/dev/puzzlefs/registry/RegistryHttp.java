@@ -8,18 +8,23 @@ import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.RequestOptions;
 import io.vertx.ext.web.client.HttpRequest;
 import io.vertx.ext.web.client.WebClient;
+import java.net.URI;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * What an operation needs to talk to one registry: requests aimed at it with the configured
- * timeouts, the limits, and the counters. Package-private; {@link RegistryClient} owns it.
+ * timeouts and, for one attempt, its {@code Authorization} header; the limits; and the counters.
+ * Package-private; {@link RegistryClient} owns it.
+ *
+ * <p>The header goes only to the registry's own origin (scheme, host and port): never to an upload
+ * Location or a redirect elsewhere, such as the object storage that serves blobs.
  */
 final class RegistryHttp {
-  final AtomicLong requests = new AtomicLong();
-  final AtomicLong bytesFetched = new AtomicLong();
-  final AtomicLong blobsFetched = new AtomicLong();
-  final AtomicLong bytesPushed = new AtomicLong();
-  final AtomicLong blobsPushed = new AtomicLong();
+  final AtomicLong requests;
+  final AtomicLong bytesFetched;
+  final AtomicLong blobsFetched;
+  final AtomicLong bytesPushed;
+  final AtomicLong blobsPushed;
 
   private final WebClient client;
   private final HttpClient httpClient;
@@ -28,6 +33,7 @@ final class RegistryHttp {
   private final int port;
   private final boolean ssl;
   private final RegistryClientOptions options;
+  private final String authorization;
 
   RegistryHttp(
       WebClient client,
@@ -44,6 +50,33 @@ final class RegistryHttp {
     this.port = port;
     this.ssl = ssl;
     this.options = options;
+    this.authorization = null;
+    this.requests = new AtomicLong();
+    this.bytesFetched = new AtomicLong();
+    this.blobsFetched = new AtomicLong();
+    this.bytesPushed = new AtomicLong();
+    this.blobsPushed = new AtomicLong();
+  }
+
+  private RegistryHttp(RegistryHttp base, String authorization) {
+    this.client = base.client;
+    this.httpClient = base.httpClient;
+    this.registry = base.registry;
+    this.host = base.host;
+    this.port = base.port;
+    this.ssl = base.ssl;
+    this.options = base.options;
+    this.authorization = authorization;
+    this.requests = base.requests;
+    this.bytesFetched = base.bytesFetched;
+    this.blobsFetched = base.blobsFetched;
+    this.bytesPushed = base.bytesPushed;
+    this.blobsPushed = base.blobsPushed;
+  }
+
+  /** The same, sending {@code authorization} (null: none) to the registry. */
+  RegistryHttp withAuthorization(String authorization) {
+    return new RegistryHttp(this, authorization);
   }
 
   /**
@@ -56,6 +89,9 @@ final class RegistryHttp {
         isAbsolute(pathOrUrl)
             ? client.requestAbs(method, pathOrUrl)
             : client.request(method, port, host, pathOrUrl).ssl(ssl);
+    if (authorization != null && (!isAbsolute(pathOrUrl) || isRegistry(pathOrUrl))) {
+      request.putHeader("Authorization", authorization);
+    }
     return request
         .connectTimeout(options.connectTimeout().toMillis())
         .idleTimeout(
@@ -82,6 +118,9 @@ final class RegistryHttp {
             .setIdleTimeout(
                 Math.min(options.idleTimeout().toMillis(), options.requestTimeout().toMillis()))
             .putHeader("User-Agent", options.userAgent());
+    if (authorization != null) {
+      request.putHeader("Authorization", authorization);
+    }
     // Paused as soon as it arrives, on the event loop: the caller attaches its body handlers in a
     // later callback (after retries' and limiters' hops), and must then resume() it, so no
     // buffer of a multi-buffer body is delivered before anyone listens.
@@ -102,6 +141,11 @@ final class RegistryHttp {
     return (ssl ? "https" : "http") + "://" + registry;
   }
 
+  /** {@code host:port}, as messages name the registry. */
+  String registry() {
+    return registry;
+  }
+
   /** {@code host:port/repository}, as messages name a repository. */
   String where(String repository) {
     return registry + "/" + repository;
@@ -110,6 +154,15 @@ final class RegistryHttp {
   /** The largest body an operation may accept. */
   long maxBodyBytes() {
     return options.maxBlobBytes();
+  }
+
+  /** True when the absolute {@code url} is on this registry's origin. */
+  private boolean isRegistry(String url) {
+    try {
+      return Redirects.sameOrigin(URI.create(baseUrl()), URI.create(url));
+    } catch (IllegalArgumentException e) {
+      return false;
+    }
   }
 
   private static boolean isAbsolute(String pathOrUrl) {

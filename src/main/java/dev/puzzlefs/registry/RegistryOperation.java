@@ -23,4 +23,28 @@ interface RegistryOperation<T> {
 
   /** The exception to report when the registry answers 404. */
   RegistryException notFound(String message);
+
+  /**
+   * The access the operation needs, as a token scope ({@code repository:a/b:pull}); null for an
+   * operation that must not be authenticated to the registry (fetching a token).
+   */
+  String scope();
+
+  /**
+   * Whether {@code failure}, a {@link RegistryException} of this operation's own, may go away when
+   * asked again (a body that arrived corrupted); transport failures, 5xx and 429 always may.
+   */
+  default boolean retryable(RegistryException failure) {
+    return false;
+  }
+
+  /** The scope for reading {@code repository}. */
+  static String pullScope(String repository) {
+    return "repository:" + repository + ":pull";
+  }
+
+  /** The scope for writing to (and reading) {@code repository}. */
+  static String pushScope(String repository) {
+    return "repository:" + repository + ":pull,push";
+  }
 }

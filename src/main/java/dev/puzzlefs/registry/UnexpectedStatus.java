@@ -6,6 +6,9 @@ import io.vertx.core.http.HttpClientResponse;
 import io.vertx.ext.web.client.HttpResponse;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.time.format.DateTimeParseException;
 
 /**
  * An operation got an HTTP status it does not handle itself. Only {@link RegistryClient} sees this:
@@ -50,14 +53,24 @@ final class UnexpectedStatus extends Exception {
     return status;
   }
 
-  /** The Retry-After header in milliseconds, or -1 when absent or not a number of seconds. */
-  long retryAfterMillis() {
+  /**
+   * The wait the Retry-After header asks for in milliseconds (a number of seconds, or an HTTP date
+   * compared with {@code nowEpochMillis}), or -1 when absent or unreadable.
+   */
+  long retryAfterMillis(long nowEpochMillis) {
     if (retryAfter == null) {
       return -1;
     }
+    String value = retryAfter.trim();
     try {
-      return Math.max(0, Long.parseLong(retryAfter.trim())) * 1000;
+      return Math.min(Long.MAX_VALUE / 2000, Math.max(0, Long.parseLong(value))) * 1000;
     } catch (NumberFormatException e) {
+      // Not seconds: an HTTP date, perhaps.
+    }
+    try {
+      long at = ZonedDateTime.parse(value, DateTimeFormatter.RFC_1123_DATE_TIME).toEpochSecond();
+      return Math.max(0, at * 1000 - nowEpochMillis);
+    } catch (DateTimeParseException e) {
       return -1;
     }
   }

@@ -245,6 +245,53 @@ class CliTest {
   }
 
   @Test
+  void pushAndMount_registryWithBasicAuth_takeCredentialsFromAuthfile() throws Exception {
+    String password = "Cli-Password-4711";
+    try (TestRegistry registry =
+        TestRegistry.launch(TestRegistry.htpasswdAuth(tmp, "cli-user", password))) {
+      String ref = "docker://" + registry.hostPort() + "/cli/auth:v1";
+      String auth =
+          java.util.Base64.getEncoder()
+              .encodeToString(("cli-user:" + password).getBytes(StandardCharsets.UTF_8));
+      Path authfile =
+          Files.writeString(
+              tmp.resolve("auth.json"),
+              "{\"auths\":{\"" + registry.hostPort() + "\":{\"auth\":\"" + auth + "\"}}}");
+      Path empty = Files.writeString(tmp.resolve("empty.json"), "{\"auths\":{}}");
+
+      String err =
+          fail("push", "--plain-http", "--authfile", empty.toString(), oci.toString(), "v1", ref);
+      assertTrue(err.contains("HTTP 401"), err);
+      assertTrue(err.contains("no credentials for " + registry.hostPort()), err);
+      assertTrue(err.contains(empty.toString()), err);
+      String missing =
+          fail(
+              "push",
+              "--plain-http",
+              "--authfile",
+              tmp.resolve("nope.json").toString(),
+              oci.toString(),
+              "v1",
+              ref);
+      assertTrue(
+          missing.contains("auth file " + tmp.resolve("nope.json") + " does not exist"), missing);
+
+      Cli.ok("push", "--plain-http", "--authfile", authfile.toString(), oci.toString(), "v1", ref);
+      Cli.ok(
+          "mount",
+          "--plain-http",
+          "--authfile",
+          authfile.toString(),
+          "--cache-dir",
+          tmp.resolve("cache").toString(),
+          ref,
+          mnt.toString());
+      assertEquals("hello\n", Files.readString(mnt.resolve("hello")));
+      assertEquals(-1L, Files.mismatch(src.resolve("dir/data"), mnt.resolve("dir/data")));
+    }
+  }
+
+  @Test
   void push_withoutPlainHttp_usesHttpsAndFailsAgainstAPlainRegistry() throws Exception {
     try (TestRegistry registry = TestRegistry.launch()) {
       String ref = "docker://" + registry.hostPort() + "/cli/tls:v1";

@@ -18,8 +18,11 @@ import java.util.stream.Stream;
  * serving plain HTTP on 127.0.0.1 with filesystem storage in a temporary directory.
  *
  * <p>{@link #stop()} kills the process the way a crash would; {@link #start()} brings it back on
- * the same port with the same storage, so clients can be tested across an outage. Tests should
- * skip, not fail, when {@link #available()} is false.
+ * the same port with the same storage, so clients can be tested across an outage. Tests fail, not
+ * skip, when {@link #available()} is false.
+ *
+ * <p>{@link #launch(String)} adds an {@code auth:} section (htpasswd or token); such a registry
+ * answers {@code GET /v2/} with 401, which counts as up.
  */
 public final class TestRegistry implements AutoCloseable {
   /** Where Debian installs the registry. */
@@ -33,13 +36,13 @@ public final class TestRegistry implements AutoCloseable {
   private final int port;
   private Process process;
 
-  private TestRegistry(Path dir, int port) throws IOException {
+  private TestRegistry(Path dir, int port, String auth) throws IOException {
     this.dir = dir;
     this.port = port;
     this.config = dir.resolve("config.yml");
     this.log = dir.resolve("registry.log");
     Files.createDirectories(storage());
-    Files.writeString(config, configText(storage(), port), StandardCharsets.UTF_8);
+    Files.writeString(config, configText(storage(), port) + auth, StandardCharsets.UTF_8);
     // A test run that dies early must not leave a registry behind.
     Runtime.getRuntime().addShutdownHook(new Thread(this::stop, "test-registry-stop"));
   }
@@ -51,10 +54,37 @@ public final class TestRegistry implements AutoCloseable {
 
   /** Creates storage and a config in a fresh temporary directory and starts the registry. */
   public static TestRegistry launch() throws IOException {
+    return launch("");
+  }
+
+  /**
+   * Like {@link #launch()}, with {@code auth} (YAML lines starting {@code auth:}) appended to the
+   * registry's configuration.
+   */
+  public static TestRegistry launch(String auth) throws IOException {
     Path dir = Files.createTempDirectory("puzzlefs-test-registry");
-    TestRegistry registry = new TestRegistry(dir, freePort());
+    TestRegistry registry = new TestRegistry(dir, freePort(), auth);
     registry.start();
     return registry;
+  }
+
+  /**
+   * An {@code auth:} section for HTTP basic authentication of {@code user} with {@code password},
+   * hashed with bcrypt (the only hash the registry accepts) by {@code htpasswd} into a file in
+   * {@code dir}.
+   */
+  public static String htpasswdAuth(Path dir, String user, String password)
+      throws IOException, InterruptedException {
+    Path htpasswd = Path.of("/usr/bin/htpasswd");
+    if (!Files.isExecutable(htpasswd)) {
+      throw new IllegalStateException(
+          htpasswd + " is missing: install apache2-utils (.ci/setup-debian does)");
+    }
+    Path file = dir.resolve("htpasswd");
+    Processes.Result r = Processes.run(30, htpasswd.toString(), "-Bbn", user, password);
+    Files.writeString(file, r.out(), StandardCharsets.UTF_8);
+    return String.join(
+        "\n", "auth:", "  htpasswd:", "    realm: puzzlefs-test", "    path: " + file, "");
   }
 
   /** Starts the registry (again) and waits until {@code GET /v2/} answers 200. */
@@ -145,7 +175,8 @@ public final class TestRegistry implements AutoCloseable {
       c.setConnectTimeout(500);
       c.setReadTimeout(1000);
       try {
-        return c.getResponseCode() == 200;
+        int status = c.getResponseCode();
+        return status == 200 || status == 401;
       } finally {
         c.disconnect();
       }
@@ -175,6 +206,11 @@ public final class TestRegistry implements AutoCloseable {
         // A fixed secret keeps upload state valid across a restart.
         "  secret: puzzlefs-test-registry",
         "");
+  }
+
+  /** What the registry logged, for a failing assertion's message. */
+  public String describe() {
+    return "docker-registry on " + hostPort() + ", its log:\n" + logText();
   }
 
   private static int freePort() throws IOException {

@@ -1,0 +1,316 @@
+package dev.puzzlefs.registry;
+
+import io.vertx.core.AsyncResult;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.VertxException;
+import java.io.IOException;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.BooleanSupplier;
+import java.util.function.LongSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Runs {@link RegistryOperation}s for a {@link RegistryClient}: the one place that owns
+ * authentication, retries, deadlines and turning failures into typed {@link RegistryException}s.
+ *
+ * <p>Each attempt waits for a slot under the concurrency bound and has its own deadline. A 401 or
+ * 403 goes to the {@link RegistryAuthenticator}: a first challenge is answered, and a refused
+ * header is replaced once, without counting as an attempt. Connection failures, timeouts, 5xx, 429
+ * and failures the operation calls retryable (a corrupted body) are retried with jittered
+ * exponential backoff, never sooner than a {@code Retry-After} asks, within {@link
+ * RegistryClientOptions#maxAttempts()} attempts and {@link RegistryClientOptions#maxRetryTime()} in
+ * all. Anything else (404, other 4xx, a body too large) fails at once: asking again would get the
+ * same answer.
+ */
+final class OperationRunner {
+  private static final Logger LOG = LoggerFactory.getLogger(OperationRunner.class);
+
+  private final Vertx vertx;
+  private final RegistryHttp http;
+  private final RegistryClientOptions options;
+  private final ConcurrencyLimiter limiter;
+  private final RegistryAuthenticator authenticator;
+  private final BooleanSupplier closed;
+  private final LongSupplier nanoTime;
+  private final Random random;
+
+  OperationRunner(
+      Vertx vertx,
+      RegistryHttp http,
+      RegistryClientOptions options,
+      boolean plainHttp,
+      String registry,
+      BooleanSupplier closed) {
+    this.vertx = vertx;
+    this.http = http;
+    this.options = options;
+    this.limiter = new ConcurrencyLimiter(options.maxConcurrentRequests());
+    this.closed = closed;
+    this.nanoTime = System::nanoTime;
+    this.random = new Random();
+    this.authenticator =
+        new RegistryAuthenticator(
+            registry, plainHttp, options.credentials(), vertx, this::run, nanoTime);
+  }
+
+  /** Runs {@code operation}; the future fails only with a RegistryException. */
+  <T> Future<T> run(RegistryOperation<T> operation) {
+    Run<T> run = new Run<>(operation);
+    if (operation.scope() == null) {
+      run.attempt(null, true);
+    } else {
+      authenticator
+          .authorization(operation.scope())
+          .onComplete(
+              ar -> {
+                if (ar.failed()) {
+                  run.result.fail(asRegistryException(operation, ar.cause()));
+                } else {
+                  run.attempt(ar.result(), true);
+                }
+              });
+    }
+    return run.result.future();
+  }
+
+  /** One operation's progress through its attempts. */
+  private final class Run<T> {
+    final RegistryOperation<T> operation;
+    final Promise<T> result = Promise.promise();
+    final long startNanos = nanoTime.getAsLong();
+    int attempts;
+    boolean refreshed;
+
+    Run(RegistryOperation<T> operation) {
+      this.operation = operation;
+    }
+
+    /** Sends the request again with {@code authorization}; an auth retry is not an attempt. */
+    void attempt(String authorization, boolean counts) {
+      if (counts) {
+        attempts++;
+      }
+      RegistryHttp h = authorization == null ? http : http.withAuthorization(authorization);
+      long deadline = Math.max(1, Math.min(options.requestTimeout().toMillis(), remainingMillis()));
+      limiter
+          .run(() -> withDeadline(operation.attempt(h), deadline))
+          .onComplete(ar -> handle(ar, authorization));
+    }
+
+    private void handle(AsyncResult<T> ar, String authorization) {
+      if (ar.succeeded()) {
+        result.complete(ar.result());
+        return;
+      }
+      Throwable cause = ar.cause();
+      if (closed.getAsBoolean()) {
+        result.fail(
+            new RegistryException(
+                "could not " + operation.description() + ": the client was closed", cause));
+        return;
+      }
+      if (operation.scope() != null && cause instanceof UnexpectedStatus status) {
+        if (status.status() == 401 || status.status() == 403) {
+          refused(status, authorization);
+          return;
+        }
+      }
+      if (!retryable(operation, cause) || attempts >= options.maxAttempts()) {
+        result.fail(translate(operation, cause, attemptsText()));
+        return;
+      }
+      long wait = backoffMillis(attempts, cause);
+      long remaining = remainingMillis();
+      if (wait >= remaining) {
+        result.fail(translate(operation, cause, attemptsText() + "; " + whyStop(cause, wait)));
+        return;
+      }
+      LOG.warn(
+          "retrying {} in {} ms after {} ({} of {})",
+          operation.description(),
+          wait,
+          reason(cause),
+          attempts + 1,
+          options.maxAttempts());
+      vertx.setTimer(Math.max(1, wait), id -> attempt(authorization, true));
+    }
+
+    /** After a 401 or 403: authenticate, or replace a refused header once, else give up. */
+    private void refused(UnexpectedStatus status, String sent) {
+      if (sent != null && refreshed) {
+        result.fail(denied(status, sent));
+        return;
+      }
+      if (sent != null) {
+        refreshed = true;
+      }
+      authenticator
+          .authenticate(status.authenticate(), operation.scope(), sent)
+          .onComplete(
+              ar -> {
+                if (ar.failed()) {
+                  result.fail(asRegistryException(operation, ar.cause()));
+                } else if (ar.result() == null) {
+                  result.fail(denied(status, sent));
+                } else {
+                  LOG.debug(
+                      "{} {} ({})",
+                      sent == null ? "authenticating to" : "renewing authentication for",
+                      operation.description(),
+                      status.getMessage());
+                  attempt(ar.result(), false);
+                }
+              });
+    }
+
+    private RegistryUnauthorizedException denied(UnexpectedStatus status, String sent) {
+      String challenge = status.authenticate() == null ? "" : ", " + status.authenticate();
+      String registry = http.registry();
+      String hint;
+      if (authenticator.credentialsFound()) {
+        hint =
+            "the credentials for " + registry + " from " + authenticator.source() + " were refused";
+      } else if (sent != null) {
+        hint =
+            "anonymous access was refused; no credentials for "
+                + registry
+                + " in "
+                + authenticator.source();
+      } else {
+        hint = "no credentials for " + registry + " in " + authenticator.source();
+      }
+      return new RegistryUnauthorizedException(
+          "could not "
+              + operation.description()
+              + ": access denied ("
+              + status.getMessage()
+              + challenge
+              + "); "
+              + hint);
+    }
+
+    private String attemptsText() {
+      return attempts + (attempts == 1 ? " attempt" : " attempts");
+    }
+
+    private long remainingMillis() {
+      long elapsed = TimeUnit.NANOSECONDS.toMillis(nanoTime.getAsLong() - startNanos);
+      return options.maxRetryTime().toMillis() - elapsed;
+    }
+
+    private String whyStop(Throwable cause, long wait) {
+      long limit = options.maxRetryTime().toMillis();
+      if (cause instanceof UnexpectedStatus status
+          && status.retryAfterMillis(System.currentTimeMillis()) >= wait) {
+        return "the registry asked to wait "
+            + seconds(wait)
+            + ", beyond the retry time limit of "
+            + seconds(limit);
+      }
+      return "the retry time limit of " + seconds(limit) + " is reached";
+    }
+  }
+
+  /** Fails the attempt when it has not completed within {@code millis}. */
+  private <T> Future<T> withDeadline(Future<T> attempt, long millis) {
+    Promise<T> bounded = Promise.promise();
+    long timer =
+        vertx.setTimer(
+            millis,
+            id ->
+                bounded.tryFail(
+                    new TimeoutException("no complete response within " + millis + " ms")));
+    attempt.onComplete(
+        ar -> {
+          vertx.cancelTimer(timer);
+          if (ar.succeeded()) {
+            bounded.tryComplete(ar.result());
+          } else {
+            bounded.tryFail(ar.cause());
+          }
+        });
+    return bounded.future();
+  }
+
+  private static boolean retryable(RegistryOperation<?> operation, Throwable cause) {
+    if (cause instanceof UnexpectedStatus status) {
+      return status.status() == 429 || status.status() >= 500;
+    }
+    if (cause instanceof RegistryException failure) {
+      return operation.retryable(failure);
+    }
+    return cause instanceof IOException
+        || cause instanceof TimeoutException
+        || cause instanceof VertxException;
+  }
+
+  /**
+   * Exponential backoff from {@link RegistryClientOptions#initialBackoff()}, capped at {@link
+   * RegistryClientOptions#maxBackoff()}, with its upper half random (so clients that failed
+   * together do not retry together), and never shorter than a Retry-After.
+   */
+  private long backoffMillis(int attempt, Throwable cause) {
+    long initial = options.initialBackoff().toMillis();
+    long max = options.maxBackoff().toMillis();
+    long exponential = Math.min(max, initial << Math.min(attempt - 1, 20));
+    long half = exponential / 2;
+    long delay = exponential - half + (half > 0 ? random.nextLong(half + 1) : 0);
+    if (cause instanceof UnexpectedStatus status) {
+      delay = Math.max(delay, status.retryAfterMillis(System.currentTimeMillis()));
+    }
+    return delay;
+  }
+
+  private static RegistryException translate(
+      RegistryOperation<?> operation, Throwable cause, String attempts) {
+    String suffix = " (" + attempts + ")";
+    if (cause instanceof BlobDigestMismatchException m) {
+      return new BlobDigestMismatchException(m.getMessage() + suffix, m.expected(), m.actual());
+    }
+    if (cause instanceof DigestMismatchException m) {
+      return new DigestMismatchException(m.getMessage() + suffix, m.expected(), m.actual());
+    }
+    if (cause instanceof RegistryException e) {
+      return e;
+    }
+    String prefix = "could not " + operation.description() + ": ";
+    if (cause instanceof UnexpectedStatus status) {
+      if (status.status() == 404) {
+        return operation.notFound(prefix + "not found (" + status.getMessage() + ")");
+      }
+      if (status.status() == 401 || status.status() == 403) {
+        return new RegistryUnauthorizedException(
+            prefix + "access denied (" + status.getMessage() + ")");
+      }
+      return new UnexpectedResponseException(
+          prefix + status.getMessage() + suffix, status.status());
+    }
+    if (retryable(operation, cause)) {
+      return new RegistryUnreachableException(prefix + reason(cause) + suffix, cause);
+    }
+    return new RegistryException(prefix + reason(cause), cause);
+  }
+
+  private static RegistryException asRegistryException(
+      RegistryOperation<?> operation, Throwable cause) {
+    if (cause instanceof RegistryException e) {
+      return e;
+    }
+    return new RegistryException(
+        "could not " + operation.description() + ": " + reason(cause), cause);
+  }
+
+  private static String seconds(long millis) {
+    return millis % 1000 == 0 ? millis / 1000 + " s" : String.format("%.1f s", millis / 1000.0);
+  }
+
+  /** A short lower-case account of a transport failure, for messages. */
+  static String reason(Throwable cause) {
+    return RegistryClient.reason(cause);
+  }
+}
