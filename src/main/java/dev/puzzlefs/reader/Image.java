@@ -109,7 +109,9 @@ public final class Image implements AutoCloseable {
    * @throws FormatException if the image has no root directory (ino 1), or holds a structure no
    *     filesystem can (see {@link TreeValidator}): a directory under two names or inside itself,
    *     an entry naming a missing ino, entries out of order or with an invalid or repeated name, a
-   *     layer out of ino order, chunk ranges past what a chunk or a file can hold
+   *     layer out of ino order, a chunk range past what a chunk can hold (a range past the end of
+   *     the actual chunk is found only when read: {@link #read} fails with {@link
+   *     ChunkReadException})
    */
   public static Image open(Rootfs rootfs, ChunkSource source, Duration readDeadline)
       throws FormatException {
