@@ -62,7 +62,7 @@ final class OpenedImage implements AutoCloseable {
     OciLayout layout = OciLayout.open(dir);
     Descriptor desc = layout.resolveTag(tag);
     byte[] manifestBytes = layout.readBlob(desc.digestValue());
-    checkManifest(manifestBytes, s, "tag " + tag + " of " + dir);
+    checkManifest(manifestBytes, s, desc.digest() + " (tag " + tag + " of " + dir + ")");
     ImageManifest manifest =
         dev.puzzlefs.oci.Json.read(manifestBytes, ImageManifest.class, "manifest " + desc.digest());
     Descriptor rootfsDesc = rootfsOf(manifest, desc.digest());
@@ -70,7 +70,12 @@ final class OpenedImage implements AutoCloseable {
     ExecutorService io = Executors.newFixedThreadPool(4, daemon("puzzlefs-io"));
     CachingChunkSource source =
         cache(new LayoutBlobFetcher(layout, io), rootfs, s, /* disk= */ false);
-    return new OpenedImage(Image.open(rootfs, source, s.readTimeout()), io::shutdownNow);
+    try {
+      return new OpenedImage(open(rootfs, rootfsDesc, source, s), io::shutdownNow);
+    } catch (IOException e) {
+      io.shutdownNow();
+      throw e;
+    }
   }
 
   /** Opens {@code ref} from its registry with {@code client}, which the result then owns. */
@@ -79,7 +84,7 @@ final class OpenedImage implements AutoCloseable {
     try {
       ImagePuller puller = new ImagePuller(client);
       PulledImage pulled = Futures.await(puller.fetchManifest(ref), "fetch of " + ref);
-      checkManifest(pulled.bytes(), s, ref.toString());
+      checkManifest(pulled.bytes(), s, pulled.digest() + " (" + ref + ")");
       Descriptor rootfsDesc = rootfsOf(pulled.manifest(), pulled.digest().toString());
       byte[] blob =
           Futures.await(
@@ -90,7 +95,7 @@ final class OpenedImage implements AutoCloseable {
       RegistryBlobFetcher fetcher =
           new RegistryBlobFetcher(client, ref.repository(), d -> sizes.getOrDefault(d, -1L));
       CachingChunkSource source = cache(fetcher, rootfs, s, s.cacheDir() != null);
-      return new OpenedImage(Image.open(rootfs, source, s.readTimeout()), client);
+      return new OpenedImage(open(rootfs, rootfsDesc, source, s), client);
     } catch (IOException | RuntimeException | InterruptedException e) {
       client.close();
       throw e;
@@ -119,7 +124,7 @@ final class OpenedImage implements AutoCloseable {
     String actual = HexFormat.of().formatHex(FsVerity.digest(manifest));
     if (!actual.equals(s.expectedManifestVerity().toLowerCase(java.util.Locale.ROOT))) {
       throw new IOException(
-          "the manifest of "
+          "manifest "
               + what
               + " has fs-verity digest "
               + actual
@@ -161,6 +166,17 @@ final class OpenedImage implements AutoCloseable {
     try {
       return RootfsCodec.decode(blob);
     } catch (IOException e) {
+      throw new IOException("rootfs blob " + desc.digest() + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** Indexes {@code rootfs}; a structure no filesystem can hold is an error naming its blob. */
+  private static Image open(Rootfs rootfs, Descriptor desc, CachingChunkSource source, Settings s)
+      throws IOException {
+    try {
+      return Image.open(rootfs, source, s.readTimeout());
+    } catch (IOException e) {
+      source.close();
       throw new IOException("rootfs blob " + desc.digest() + ": " + e.getMessage(), e);
     }
   }

@@ -25,11 +25,13 @@ import org.capnproto.Void;
  *
  * <p>Why it works this way: the blob comes from an image that may be damaged or hostile, so decode
  * turns every failure of the Cap'n Proto runtime into a {@link FormatException} that says where it
- * happened, and it refuses a blob that claims more list elements than its size can hold (a small
- * message whose pointers all alias one list would otherwise expand into millions of objects). The
- * runtime's traversal limit is raised in proportion to the blob so that images with millions of
- * inodes decode. Encode sizes the first segment from the model so that the message is one segment,
- * and writes fields in a fixed order, so the same model always gives the same bytes.
+ * happened, and it refuses a blob that claims more list elements or more bytes of names, targets,
+ * attributes and digests than its size can hold: a small message whose pointers all alias one list
+ * or one byte array would otherwise expand into millions of objects or gigabytes of copies (the
+ * runtime's traversal limit allows eight times the blob, too much for a large blob). The runtime's
+ * traversal limit is raised in proportion to the blob so that images with millions of inodes
+ * decode. Encode sizes the first segment from the model so that the message is one segment, and
+ * writes fields in a fixed order, so the same model always gives the same bytes.
  */
 public final class RootfsCodec {
   private static final int NESTING_LIMIT = 64;
@@ -236,6 +238,7 @@ public final class RootfsCodec {
     private final byte[] blob;
     private final long elementBudget;
     private long elements;
+    private long dataBytes;
     private int layer = -1;
     private int index = -1;
     private long ino = -1;
@@ -362,10 +365,13 @@ public final class RootfsCodec {
         xattrs = new ArrayList<>(list.size());
         for (int i = 0; i < list.size(); i++) {
           Metadata.Xattr.Reader x = list.get(i);
-          xattrs.add(new Xattr(x.getKey().toArray(), x.getVal().toArray()));
+          xattrs.add(
+              new Xattr(
+                  bytes(x.getKey(), "xattr " + i + " key"),
+                  bytes(x.getVal(), "xattr " + i + " value")));
         }
         if (additional.hasSymlinkTarget()) {
-          symlinkTarget = additional.getSymlinkTarget().toArray();
+          symlinkTarget = bytes(additional.getSymlinkTarget(), "symlink target");
         }
       }
 
@@ -389,7 +395,7 @@ public final class RootfsCodec {
       List<DirEntry> entries = new ArrayList<>(list.size());
       for (int i = 0; i < list.size(); i++) {
         Metadata.DirEntry.Reader e = list.get(i);
-        entries.add(new DirEntry(e.getIno(), e.getName().toArray()));
+        entries.add(new DirEntry(e.getIno(), bytes(e.getName(), "entry " + i + " name")));
       }
       return entries;
     }
@@ -415,6 +421,27 @@ public final class RootfsCodec {
       if (data.size() != 32) {
         throw new FormatException(
             "rootfs blob" + where() + ": " + what + " has " + data.size() + " bytes, expected 32");
+      }
+      return bytes(data, what);
+    }
+
+    /**
+     * Copies {@code data} out of the message. Without aliasing the copies add up to less than the
+     * blob, so a blob whose pointers make them add up to more is refused before it is copied.
+     */
+    private byte[] bytes(Data.Reader data, String what) throws FormatException {
+      dataBytes += data.size();
+      if (dataBytes > blob.length) {
+        throw new FormatException(
+            "rootfs blob of "
+                + blob.length
+                + " bytes declares more bytes of data than it holds"
+                + where()
+                + " ("
+                + what
+                + " of "
+                + data.size()
+                + " bytes)");
       }
       return data.toArray();
     }

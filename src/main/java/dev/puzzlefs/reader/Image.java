@@ -87,11 +87,16 @@ public final class Image implements AutoCloseable {
       new java.util.concurrent.atomic.LongAdder();
   private volatile java.util.function.Supplier<Map<String, Long>> extraStats = Map::of;
 
-  private Image(long[] inos, Inode[] inodes, ChunkSource source, Duration readDeadline) {
+  private Image(
+      long[] inos,
+      Inode[] inodes,
+      TreeValidator.Links links,
+      ChunkSource source,
+      Duration readDeadline) {
     this.inos = inos;
     this.inodes = inodes;
-    this.nlinks = new int[inos.length];
-    this.parents = new long[inos.length];
+    this.nlinks = links.nlinks();
+    this.parents = links.parents();
     this.sizes = new long[inos.length];
     this.chunkEnds = new AtomicReferenceArray<>(inos.length);
     this.lastReadEnd = new AtomicLongArray(inos.length);
@@ -109,14 +114,18 @@ public final class Image implements AutoCloseable {
       }
     }
     this.totalBytes = total;
-    countLinks();
   }
 
   /**
    * Builds the in-memory index of {@code rootfs}; reads will fetch chunks from {@code source} and
    * give up on a chunk after {@code readDeadline}.
    *
-   * @throws FormatException if the image has no root directory (ino 1)
+   * @throws FormatException if the image has no root directory (ino 1), or holds a structure no
+   *     filesystem can (see {@link TreeValidator}): a directory under two names or inside itself,
+   *     an entry naming a missing ino, entries out of order or with an invalid or repeated name, a
+   *     layer out of ino order, a chunk range past what a chunk can hold (a range past the end of
+   *     the actual chunk is found only when read: {@link #read} fails with {@link
+   *     ChunkReadException})
    */
   public static Image open(Rootfs rootfs, ChunkSource source, Duration readDeadline)
       throws FormatException {
@@ -124,6 +133,7 @@ public final class Image implements AutoCloseable {
     if (readDeadline.isNegative() || readDeadline.isZero()) {
       throw new IllegalArgumentException("read deadline must be positive: " + readDeadline);
     }
+    TreeValidator.checkLayers(rootfs);
     Map<Long, Inode> merged = new HashMap<>();
     for (List<Inode> layer : rootfs.layers()) {
       for (Inode inode : layer) {
@@ -140,76 +150,8 @@ public final class Image implements AutoCloseable {
     for (int i = 0; i < inos.length; i++) {
       inodes[i] = merged.get(inos[i]);
     }
-    int root = Arrays.binarySearch(inos, ROOT_INO);
-    if (root < 0 || inodes[root].kind() != InodeKind.DIR) {
-      throw new FormatException("image has no root directory (ino " + ROOT_INO + ")");
-    }
-    checkNames(inodes);
-    return new Image(inos, inodes, source, readDeadline);
-  }
-
-  /**
-   * Counts, per inode, the directory entries that name it, and per directory its subdirectories;
-   * notes each directory's parent (the first directory found to list it; the root is its own).
-   */
-  /** Refuses names no directory may hold: empty, {@code .}, {@code ..}, or with '/' or NUL. */
-  private static void checkNames(Inode[] inodes) throws FormatException {
-    for (Inode dir : inodes) {
-      if (dir.kind() != InodeKind.DIR) {
-        continue;
-      }
-      for (DirEntry entry : dir.entries()) {
-        byte[] n = entry.name();
-        boolean dots =
-            n.length <= 2 && n.length > 0 && n[0] == '.' && (n.length == 1 || n[1] == '.');
-        boolean bad = n.length == 0 || dots;
-        for (byte b : n) {
-          bad |= b == '/' || b == 0;
-        }
-        if (bad) {
-          throw new FormatException(
-              "directory ino "
-                  + dir.ino()
-                  + " holds an invalid entry name '"
-                  + new String(n, StandardCharsets.UTF_8)
-                  + "' (ino "
-                  + entry.ino()
-                  + ")");
-        }
-      }
-    }
-  }
-
-  private void countLinks() {
-    int[] subdirs = new int[inos.length];
-    for (int d = 0; d < inodes.length; d++) {
-      if (inodes[d].kind() != InodeKind.DIR) {
-        continue;
-      }
-      for (DirEntry entry : inodes[d].entries()) {
-        int child = indexOf(entry.ino());
-        if (child < 0) {
-          log.debug("directory ino {} names missing ino {}", inos[d], entry.ino());
-        } else if (inodes[child].kind() == InodeKind.DIR) {
-          subdirs[d]++;
-          if (parents[child] == 0) {
-            parents[child] = inos[d];
-          }
-        } else {
-          nlinks[child]++;
-        }
-      }
-    }
-    for (int i = 0; i < inodes.length; i++) {
-      if (inodes[i].kind() == InodeKind.DIR) {
-        nlinks[i] = 2 + subdirs[i];
-        if (parents[i] == 0) {
-          parents[i] = inos[i];
-        }
-      } else if (nlinks[i] == 0) {
-        nlinks[i] = 1;
-      }
-    }
+    TreeValidator.Links links = TreeValidator.check(inos, inodes);
+    return new Image(inos, inodes, links, source, readDeadline);
   }
 
   private int indexOf(long ino) {

@@ -185,9 +185,20 @@ class CliTest {
   }
 
   @Test
-  void mount_wrongDigest_refusesTheImage() throws Exception {
-    String err = fail("mount", "--digest", "00".repeat(32), oci.toString(), "v1", mnt.toString());
-    assertTrue(err.contains("digest"), err);
+  void mount_wrongDigest_refusesNamingTheManifestBlobExpectedAndActualDigest() throws Exception {
+    var layout = OciLayout.open(oci);
+    var manifest = layout.resolveTag("v1");
+    String actual =
+        java.util.HexFormat.of()
+            .formatHex(
+                dev.puzzlefs.format.FsVerity.digest(layout.readBlob(manifest.digestValue())));
+    String wrong = "00".repeat(32);
+
+    String err = fail("mount", "--digest", wrong, oci.toString(), "v1", mnt.toString());
+
+    assertTrue(err.contains("manifest " + manifest.digest()), err);
+    assertTrue(err.contains("has fs-verity digest " + actual), err);
+    assertTrue(err.contains("not the expected --digest " + wrong), err);
     assertFalse(mounted());
   }
 

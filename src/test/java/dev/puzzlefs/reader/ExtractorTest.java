@@ -121,7 +121,10 @@ class ExtractorTest {
         assertThrows(
             FormatException.class, () -> new Extractor(fake.open(), false).extractInto(out));
 
-    assertTrue(e.getMessage().contains("lists directory ino " + d + " twice"), e.getMessage());
+    // Refused when the image is opened, before the extractor could loop over it.
+    assertTrue(
+        e.getMessage().contains("directory ino " + d + " is listed again as 'again'"),
+        e.getMessage());
   }
 
   @Test

@@ -1,6 +1,7 @@
 package dev.puzzlefs.testing;
 
 import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.format.FsVerity;
 import dev.puzzlefs.oci.Descriptor;
 import dev.puzzlefs.oci.ImageManifest;
 import dev.puzzlefs.oci.Json;
@@ -10,6 +11,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -83,5 +85,40 @@ public final class TestImages {
     Digest manifestDigest = layout.putBlob(manifestBytes);
     layout.tag(tag, Descriptor.of(MediaTypes.MANIFEST, manifestDigest, manifestBytes.length));
     return new Image(layout, tag, manifestDigest, blobs);
+  }
+
+  /**
+   * Writes {@code rootfsBlob} (any bytes, well formed or not) and {@code chunks} into the layout in
+   * {@code dir} as a PuzzleFS image tagged {@code tag}, annotated as a builder would annotate it,
+   * and returns the manifest's fs-verity digest in hex: what {@code --digest} takes.
+   */
+  public static String writeRootfs(
+      Path dir, String tag, byte[] rootfsBlob, Map<Digest, byte[]> chunks) throws IOException {
+    OciLayout layout = OciLayout.openOrCreate(dir);
+    byte[] config = "{}".getBytes(StandardCharsets.UTF_8);
+    Digest configDigest = layout.putBlob(config);
+    Digest rootfsDigest = layout.putBlob(rootfsBlob);
+    List<Descriptor> layers = new ArrayList<>();
+    layers.add(
+        Descriptor.of(MediaTypes.ROOTFS, rootfsDigest, rootfsBlob.length)
+            .withAnnotations(
+                Map.of(
+                    MediaTypes.VERITY_ROOT_HASH,
+                    HexFormat.of().formatHex(FsVerity.digest(rootfsBlob)))));
+    for (Map.Entry<Digest, byte[]> chunk : chunks.entrySet()) {
+      layout.putBlob(chunk.getValue());
+      layers.add(Descriptor.of(MediaTypes.FILEDATA, chunk.getKey(), chunk.getValue().length));
+    }
+    ImageManifest manifest =
+        new ImageManifest(
+            2,
+            MediaTypes.MANIFEST,
+            Descriptor.of(MediaTypes.EMPTY, configDigest, config.length),
+            layers,
+            null);
+    byte[] manifestBytes = Json.write(manifest);
+    Digest manifestDigest = layout.putBlob(manifestBytes);
+    layout.tag(tag, Descriptor.of(MediaTypes.MANIFEST, manifestDigest, manifestBytes.length));
+    return HexFormat.of().formatHex(FsVerity.digest(manifestBytes));
   }
 }
