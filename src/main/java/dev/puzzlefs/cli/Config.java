@@ -32,6 +32,9 @@ public final class Config {
     public int maxConnections = 8;
     public int retryTimeSeconds = 120;
     public String authFile;
+
+    /** Per registry ({@code host:port}), mirrors tried in order before it when pulling. */
+    public java.util.Map<String, List<String>> mirrors = new java.util.LinkedHashMap<>();
   }
 
   /** Mount settings. */

@@ -120,7 +120,7 @@ final class ExtractCommand implements Callable<Integer> {
       return OpenedImage.local(Path.of(args.get(0)), args.get(1), settings);
     }
     ImageReference ref = ImageReference.parse(args.get(0));
-    return OpenedImage.remote(ref, registry.client(ref, config), settings);
+    return OpenedImage.remote(ref, registry.pullClients(ref, config), settings);
   }
 
   /**

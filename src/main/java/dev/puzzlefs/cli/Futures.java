@@ -10,8 +10,14 @@ final class Futures {
 
   /** The future's value; its failure rethrown as is when it is an IOException. */
   static <T> T await(Future<T> future, String what) throws IOException, InterruptedException {
+    return await(future.toCompletionStage().toCompletableFuture(), what);
+  }
+
+  /** The future's value; its failure rethrown as is when it is an IOException. */
+  static <T> T await(java.util.concurrent.CompletableFuture<T> future, String what)
+      throws IOException, InterruptedException {
     try {
-      return future.toCompletionStage().toCompletableFuture().get();
+      return future.get();
     } catch (ExecutionException e) {
       Throwable cause = e.getCause();
       if (cause instanceof IOException io) {

@@ -215,7 +215,7 @@ final class MountCommand implements Callable<Integer> {
       return OpenedImage.local(Path.of(args.get(0)), args.get(1), settings);
     }
     ImageReference ref = ImageReference.parse(args.get(0));
-    return OpenedImage.remote(ref, registry.client(ref, config), settings);
+    return OpenedImage.remote(ref, registry.pullClients(ref, config), settings);
   }
 
   /** Runs this same command with {@code -f} in a child JVM and waits for its word. */

@@ -2,6 +2,7 @@ package dev.puzzlefs.cli;
 
 import dev.puzzlefs.cache.BlobFetcher;
 import dev.puzzlefs.cache.CachingChunkSource;
+import dev.puzzlefs.cache.FallbackBlobFetcher;
 import dev.puzzlefs.cache.LayoutBlobFetcher;
 import dev.puzzlefs.cache.RegistryBlobFetcher;
 import dev.puzzlefs.format.Digest;
@@ -22,8 +23,10 @@ import dev.puzzlefs.registry.RegistryClient;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -34,6 +37,8 @@ import java.util.concurrent.Executors;
  * come later through a verifying cache.
  */
 final class OpenedImage implements AutoCloseable {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(OpenedImage.class);
+
   private final Image image;
   private final AutoCloseable[] resources;
 
@@ -81,23 +86,59 @@ final class OpenedImage implements AutoCloseable {
   /** Opens {@code ref} from its registry with {@code client}, which the result then owns. */
   static OpenedImage remote(ImageReference ref, RegistryClient client, Settings s)
       throws IOException, InterruptedException {
+    return remote(ref, List.of(client), s);
+  }
+
+  /**
+   * Opens {@code ref} through {@code clients}: registry mirrors in order, then the origin last. The
+   * manifest, the rootfs blob and each chunk come from the first that provides them. The result
+   * owns the clients.
+   */
+  static OpenedImage remote(ImageReference ref, List<RegistryClient> clients, Settings s)
+      throws IOException, InterruptedException {
+    AutoCloseable[] owned = clients.toArray(AutoCloseable[]::new);
     try {
-      ImagePuller puller = new ImagePuller(client);
-      PulledImage pulled = Futures.await(puller.fetchManifest(ref), "fetch of " + ref);
+      PulledImage pulled = null;
+      RegistryClient from = null;
+      IOException failure = null;
+      for (RegistryClient client : clients) {
+        try {
+          pulled =
+              Futures.await(
+                  new ImagePuller(client).fetchManifest(ref.onRegistry(client.registry())),
+                  "fetch of " + ref + " from " + client.registry());
+          from = client;
+          break;
+        } catch (IOException e) {
+          failure = failure == null ? e : failure;
+          if (client != clients.get(clients.size() - 1)) {
+            LOG.info("mirror {} could not provide {}: {}", client.registry(), ref, e.getMessage());
+          } else {
+            throw clients.size() == 1 ? e : new IOException(e.getMessage(), failure);
+          }
+        }
+      }
       checkManifest(pulled.bytes(), s, pulled.digest() + " (" + ref + ")");
       Descriptor rootfsDesc = rootfsOf(pulled.manifest(), pulled.digest().toString());
+      Map<Digest, Long> sizes = layerSizes(pulled.manifest());
+      List<BlobFetcher> fetchers = new ArrayList<>();
+      for (RegistryClient client : clients) {
+        fetchers.add(
+            new RegistryBlobFetcher(client, ref.repository(), d -> sizes.getOrDefault(d, -1L)));
+      }
+      // Start with the registry that had the manifest; the others stay behind it in order.
+      int first = clients.indexOf(from);
+      BlobFetcher fetcher = new FallbackBlobFetcher(fetchers.subList(first, fetchers.size()));
       byte[] blob =
           Futures.await(
-              puller.fetchBlob(ref.repository(), rootfsDesc.digestValue(), rootfsDesc.size()),
-              "fetch of the rootfs blob of " + ref);
+              fetcher.fetch(rootfsDesc.digestValue()), "fetch of the rootfs blob of " + ref);
       Rootfs rootfs = decode(blob, rootfsDesc, s);
-      Map<Digest, Long> sizes = layerSizes(pulled.manifest());
-      RegistryBlobFetcher fetcher =
-          new RegistryBlobFetcher(client, ref.repository(), d -> sizes.getOrDefault(d, -1L));
       CachingChunkSource source = cache(fetcher, rootfs, s, s.cacheDir() != null);
-      return new OpenedImage(open(rootfs, rootfsDesc, source, s), client);
+      return new OpenedImage(open(rootfs, rootfsDesc, source, s), owned);
     } catch (IOException | RuntimeException | InterruptedException e) {
-      client.close();
+      for (RegistryClient client : clients) {
+        client.close();
+      }
       throw e;
     }
   }

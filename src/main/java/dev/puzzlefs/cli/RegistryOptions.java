@@ -46,6 +46,34 @@ final class RegistryOptions {
               + " (default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json)")
   Path authFile;
 
+  @Option(
+      names = "--mirror",
+      paramLabel = "HOST[:PORT]",
+      description =
+          "a mirror of the image's registry, tried before it (repeatable; in order; adds to"
+              + " registry.mirrors of the configuration)")
+  java.util.List<String> mirrors = new java.util.ArrayList<>();
+
+  /**
+   * Clients for pulling {@code ref}: one per mirror of its registry (the flags' first, then the
+   * configuration's), in order, and the registry itself last.
+   */
+  java.util.List<RegistryClient> pullClients(ImageReference ref, Config config) throws IOException {
+    java.util.List<String> hosts = new java.util.ArrayList<>(mirrors);
+    hosts.addAll(config.registry.mirrors.getOrDefault(ref.registry(), java.util.List.of()));
+    java.util.List<RegistryClient> clients = new java.util.ArrayList<>();
+    try {
+      for (String host : hosts) {
+        clients.add(client(host, config));
+      }
+      clients.add(client(ref, config));
+    } catch (IOException | RuntimeException e) {
+      clients.forEach(RegistryClient::close);
+      throw e;
+    }
+    return clients;
+  }
+
   /**
    * A client for the registry of {@code ref}, configured from {@code config} and the flags, with
    * credentials from the Docker configuration (read when the registry asks for them).
@@ -53,8 +81,12 @@ final class RegistryOptions {
    * @throws IOException when an auth file named by the flag or the configuration does not exist
    */
   RegistryClient client(ImageReference ref, Config config) throws IOException {
+    return client(ref.registry(), config);
+  }
+
+  private RegistryClient client(String registry, Config config) throws IOException {
     Config.Registry c = config.registry;
-    boolean insecure = plainHttp || c.insecure.contains(ref.registry());
+    boolean insecure = plainHttp || c.insecure.contains(registry);
     Path auth = authFile;
     if (auth == null && c.authFile != null && !c.authFile.isEmpty()) {
       auth = Path.of(c.authFile);
@@ -71,7 +103,7 @@ final class RegistryOptions {
             .maxRetryTime(Duration.ofSeconds(Math.max(1, orDefault(retryTime, c.retryTimeSeconds))))
             .maxConcurrentRequests(c.maxConnections)
             .credentials(DockerConfigCredentials.fromEnvironment(auth));
-    return RegistryClient.create(ref.registry(), options);
+    return RegistryClient.create(registry, options);
   }
 
   private static int orDefault(Integer flag, int configured) {

@@ -172,6 +172,17 @@ public final class ImageReference {
     return new ImageReference(host, port, repository, tag, manifestDigest);
   }
 
+  /** The same repository, tag and digest on another registry ({@code HOST[:PORT]}): a mirror. */
+  public ImageReference onRegistry(String registry) {
+    return parse(
+        SCHEME
+            + registry
+            + "/"
+            + repository
+            + (tag != null ? ":" + tag : "")
+            + (digest != null ? "@" + digest : ""));
+  }
+
   @Override
   public boolean equals(Object o) {
     return o instanceof ImageReference && toString().equals(o.toString());
