@@ -16,4 +16,9 @@ public interface BlobFetcher {
 
   /** Where the blobs come from, for messages: {@code host:port/repo} or a directory. */
   String source();
+
+  /** Counters of the fetcher's own (requests, retries, errors), named for the mount's stats. */
+  default java.util.Map<String, Long> stats() {
+    return java.util.Map.of();
+  }
 }

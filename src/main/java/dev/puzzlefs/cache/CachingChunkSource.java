@@ -65,6 +65,7 @@ public final class CachingChunkSource implements ChunkSource {
   private final LongAdder inFlightJoins = new LongAdder();
   private final LongAdder diskHits = new LongAdder();
   private final LongAdder diskWriteErrors = new LongAdder();
+  private final LongAdder fetchErrors = new LongAdder();
   private final java.util.concurrent.atomic.AtomicBoolean diskWritesFailing =
       new java.util.concurrent.atomic.AtomicBoolean();
   private final LongAdder fetches = new LongAdder();
@@ -253,11 +254,13 @@ public final class CachingChunkSource implements ChunkSource {
 
   private byte[] checkAndStore(Digest blob, byte[] bytes, Throwable failure) {
     if (failure != null) {
+      fetchErrors.increment();
       throw new CompletionException(describe(blob, unwrap(failure)));
     }
     try {
       verify(blob, bytes, "chunk from " + fetcher.source());
     } catch (ChunkVerificationException e) {
+      fetchErrors.increment();
       throw new CompletionException(e);
     }
     bytesFetched.add(bytes.length);
@@ -348,7 +351,8 @@ public final class CachingChunkSource implements ChunkSource {
   /** The counters, named as the mount's {@code user.puzzlefs.stats} attribute reports them. */
   @Override
   public java.util.Map<String, Long> stats() {
-    java.util.Map<String, Long> out = new java.util.TreeMap<>();
+    java.util.Map<String, Long> out = new java.util.TreeMap<>(fetcher.stats());
+    out.put("fetchErrors", fetchErrors.sum());
     out.put("fetchedBytes", bytesFetched());
     out.put("fetchedBlobs", fetches());
     out.put("memoryHits", memoryHits());

@@ -17,6 +17,8 @@ public final class FallbackBlobFetcher implements BlobFetcher {
   private static final Logger LOG = LoggerFactory.getLogger(FallbackBlobFetcher.class);
 
   private final List<BlobFetcher> fetchers;
+  private final java.util.concurrent.atomic.LongAdder fallbacks =
+      new java.util.concurrent.atomic.LongAdder();
 
   /** Tries {@code fetchers} in order; at least one. */
   public FallbackBlobFetcher(List<BlobFetcher> fetchers) {
@@ -56,6 +58,7 @@ public final class FallbackBlobFetcher implements BlobFetcher {
                         "no source could provide " + blob + " (" + reasons + ")", cause));
               }
               reasons.append(reason).append("; ");
+              fallbacks.increment();
               LOG.info(
                   "{} could not provide {} ({}); trying {}",
                   fetcher.source(),
@@ -72,6 +75,17 @@ public final class FallbackBlobFetcher implements BlobFetcher {
       t = t.getCause();
     }
     return t;
+  }
+
+  /** The fetchers' counters, summed, and how many blobs a later fetcher had to provide. */
+  @Override
+  public java.util.Map<String, Long> stats() {
+    java.util.Map<String, Long> sum = new java.util.TreeMap<>();
+    for (BlobFetcher f : fetchers) {
+      f.stats().forEach((k, v) -> sum.merge(k, v, Long::sum));
+    }
+    sum.put("mirrorFallbacks", fallbacks.sum());
+    return sum;
   }
 
   @Override

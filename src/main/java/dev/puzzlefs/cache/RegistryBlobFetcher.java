@@ -40,6 +40,14 @@ public final class RegistryBlobFetcher implements BlobFetcher {
   }
 
   @Override
+  public java.util.Map<String, Long> stats() {
+    return java.util.Map.of(
+        "registryRequests", client.requests(),
+        "registryRetries", client.retries(),
+        "registryFailures", client.failures());
+  }
+
+  @Override
   public String source() {
     return client.registry() + "/" + repository;
   }

@@ -39,6 +39,13 @@ final class OperationRunner {
   private final LongSupplier nanoTime;
   private final Random random;
 
+  /** Attempts repeated after a retryable failure. */
+  final java.util.concurrent.atomic.LongAdder retries = new java.util.concurrent.atomic.LongAdder();
+
+  /** Operations that failed for good. */
+  final java.util.concurrent.atomic.LongAdder failures =
+      new java.util.concurrent.atomic.LongAdder();
+
   OperationRunner(
       Vertx vertx,
       RegistryHttp http,
@@ -61,6 +68,7 @@ final class OperationRunner {
   /** Runs {@code operation}; the future fails only with a RegistryException. */
   <T> Future<T> run(RegistryOperation<T> operation) {
     Run<T> run = new Run<>(operation);
+    run.result.future().onFailure(e -> failures.increment());
     if (operation.scope() == null) {
       run.attempt(null, true);
     } else {
@@ -137,6 +145,7 @@ final class OperationRunner {
           reason(cause),
           attempts + 1,
           options.maxAttempts());
+      retries.increment();
       vertx.setTimer(Math.max(1, wait), id -> attempt(authorization, true));
     }
 

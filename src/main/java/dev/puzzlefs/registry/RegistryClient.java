@@ -167,6 +167,16 @@ public final class RegistryClient implements AutoCloseable {
     return http.requests.get();
   }
 
+  /** Requests sent again after a retryable failure (429, 5xx, transport, corrupt body). */
+  public long retries() {
+    return runner.retries.sum();
+  }
+
+  /** Operations that failed for good, after their retries. */
+  public long failures() {
+    return runner.failures.sum();
+  }
+
   /** Blob body bytes received so far, verified or not. */
   public long bytesFetched() {
     return http.bytesFetched.get();

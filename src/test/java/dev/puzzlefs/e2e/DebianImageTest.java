@@ -172,6 +172,10 @@ class DebianImageTest {
     assertTrue(secs < 8 + 5, "EIO within the read timeout, took " + secs + "s");
     assertEquals(cached, Files.readString(m.resolve("etc/os-release")), "cached file still reads");
     assertTrue(Files.isDirectory(m.resolve("usr/bin")), "the mount stays up");
+    JsonNode s = stats(m);
+    assertTrue(s.get("fetchErrors").asLong() > 0, "the failed fetch is counted: " + s);
+    assertTrue(s.get("registryRetries").asLong() > 0, "and its retries: " + s);
+    assertTrue(s.get("registryFailures").asLong() > 0, s.toString());
 
     registry.start();
     assertEquals(Files.size(rootfs.resolve("usr/bin/bash")), Files.readAllBytes(uncached).length);
