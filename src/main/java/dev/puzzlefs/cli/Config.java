@@ -19,7 +19,7 @@ public final class Config {
   /** Chunk cache settings. */
   public static final class Cache {
     public String directory;
-    public long memoryBytes = 256L << 20;
+    public long memoryBytes = 32L << 20;
     public long diskBytes = 10L << 30;
   }
 

@@ -236,6 +236,7 @@ final class MountCommand implements Callable<Integer> {
         child.add(a);
       }
     }
+    MountSupport.sizeChildFor(cacheMemory != null ? cacheMemory : config.cache.memoryBytes);
     Path log = logFile != null ? logFile : defaultLog(config, mountpoint);
     Files.createDirectories(log.toAbsolutePath().getParent());
     int status =

@@ -254,17 +254,50 @@ public final class MountSupport {
     }
     command.add(javaBinary());
     command.add("--enable-native-access=ALL-UNNAMED");
+    command.addAll(childJvmOptions());
     command.add("-cp");
     command.add(System.getProperty("java.class.path"));
     command.add(mainClass);
     command.addAll(childArgs);
     command.addAll(List.of("-f", "-i", fifo.toString()));
     File log = logFile.toFile();
-    return new ProcessBuilder(command)
+    ProcessBuilder builder = new ProcessBuilder(command);
+    // glibc gives each thread that mallocs an arena of its own; the FUSE threads would make that
+    // tens of megabytes of resident memory a mount does not need.
+    builder.environment().putIfAbsent("MALLOC_ARENA_MAX", "2");
+    return builder
         .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
         .redirectOutput(ProcessBuilder.Redirect.appendTo(log))
         .redirectError(ProcessBuilder.Redirect.appendTo(log))
         .start();
+  }
+
+  /** Heap the mount child may use; set from the memory cache size before spawning. */
+  private static volatile long childHeapBytes = 64L << 20;
+
+  /**
+   * Sizes the mount child's heap for a memory cache of {@code memoryCacheBytes}: the cache plus
+   * room for reads in flight, so a mount's footprint follows its configuration rather than the
+   * JVM's default of a quarter of the machine's memory.
+   */
+  static void sizeChildFor(long memoryCacheBytes) {
+    childHeapBytes = Math.max(64L << 20, memoryCacheBytes + (32L << 20));
+  }
+
+  /**
+   * JVM options of the mount child: the serial collector (a mount's heap is small and its work is
+   * I/O; a concurrent collector's threads and regions would only add footprint), a heap bounded by
+   * {@link #sizeChildFor}, then anything in {@code PUZZLEFS_MOUNT_JAVA_OPTS}, which wins.
+   */
+  static List<String> childJvmOptions() {
+    List<String> options = new ArrayList<>();
+    options.add("-XX:+UseSerialGC");
+    options.add("-Xmx" + (childHeapBytes >> 20) + "m");
+    String extra = System.getenv("PUZZLEFS_MOUNT_JAVA_OPTS");
+    if (extra != null && !extra.isBlank()) {
+      options.addAll(List.of(extra.trim().split("\\s+")));
+    }
+    return options;
   }
 
   private static String javaBinary() {

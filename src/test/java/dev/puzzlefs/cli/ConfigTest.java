@@ -28,7 +28,7 @@ class ConfigTest {
     Config c = Config.read(f);
     assertEquals(7, c.registry.retries);
     assertEquals(5, c.registry.connectTimeoutSeconds);
-    assertEquals(256L << 20, c.cache.memoryBytes);
+    assertEquals(32L << 20, c.cache.memoryBytes);
   }
 
   @Test

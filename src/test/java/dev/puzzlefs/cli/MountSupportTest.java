@@ -197,4 +197,20 @@ class MountSupportTest {
       return in.read();
     }
   }
+
+  @Test
+  void childJvm_heapFollowsTheMemoryCache_withTheSerialCollector() {
+    try {
+      MountSupport.sizeChildFor(32L << 20);
+      assertTrue(
+          MountSupport.childJvmOptions().contains("-Xmx64m"), "" + MountSupport.childJvmOptions());
+      assertTrue(MountSupport.childJvmOptions().contains("-XX:+UseSerialGC"));
+      MountSupport.sizeChildFor(1L << 30);
+      assertTrue(MountSupport.childJvmOptions().contains("-Xmx1056m"));
+      MountSupport.sizeChildFor(0);
+      assertTrue(MountSupport.childJvmOptions().contains("-Xmx64m"), "never below 64 MiB");
+    } finally {
+      MountSupport.sizeChildFor(32L << 20);
+    }
+  }
 }
