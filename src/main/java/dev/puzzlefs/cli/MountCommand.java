@@ -31,6 +31,7 @@ import picocli.CommandLine.Spec;
     })
 final class MountCommand implements Callable<Integer> {
   private static final int PREFETCH_IN_FLIGHT = 4;
+  private static final long LOCAL_MEMORY_CACHE = 8L << 20;
 
   @Spec CommandSpec spec;
 
@@ -203,12 +204,26 @@ final class MountCommand implements Callable<Integer> {
     return paths;
   }
 
+  /**
+   * The memory cache's size: as given, else the configured one for a registry image; a local
+   * image's blobs are files the page cache already keeps, so it gets at most {@link
+   * #LOCAL_MEMORY_CACHE} unless the flag asks for more.
+   */
+  private long memoryCache(boolean remote, Config config) {
+    if (cacheMemory != null) {
+      return cacheMemory;
+    }
+    return remote
+        ? config.cache.memoryBytes
+        : Math.min(config.cache.memoryBytes, LOCAL_MEMORY_CACHE);
+  }
+
   private OpenedImage open(boolean remote, Config config) throws Exception {
     OpenedImage.Settings settings =
         new OpenedImage.Settings(
             digest,
             Duration.ofSeconds(readTimeout != null ? readTimeout : config.mount.readTimeoutSeconds),
-            cacheMemory != null ? cacheMemory : config.cache.memoryBytes,
+            memoryCache(remote, config),
             cacheDir != null ? cacheDir : config.cacheDirectory(),
             cacheDisk != null ? cacheDisk : config.cache.diskBytes);
     if (!remote) {
@@ -236,7 +251,8 @@ final class MountCommand implements Callable<Integer> {
         child.add(a);
       }
     }
-    MountSupport.sizeChildFor(cacheMemory != null ? cacheMemory : config.cache.memoryBytes);
+    boolean remote = args.get(0).startsWith(ImageReference.SCHEME);
+    MountSupport.sizeChildFor(memoryCache(remote, config), remote);
     Path log = logFile != null ? logFile : defaultLog(config, mountpoint);
     Files.createDirectories(log.toAbsolutePath().getParent());
     int status =

@@ -277,11 +277,13 @@ public final class MountSupport {
 
   /**
    * Sizes the mount child's heap for a memory cache of {@code memoryCacheBytes}: the cache plus
-   * room for reads in flight, so a mount's footprint follows its configuration rather than the
-   * JVM's default of a quarter of the machine's memory.
+   * room for reads in flight (more for a registry image), so a mount's footprint follows its
+   * configuration rather than the JVM's default of a quarter of the machine's memory.
    */
-  static void sizeChildFor(long memoryCacheBytes) {
-    childHeapBytes = Math.max(64L << 20, memoryCacheBytes + (32L << 20));
+  static void sizeChildFor(long memoryCacheBytes, boolean remote) {
+    // A registry mount also holds HTTP buffers and fetches in flight.
+    long headroom = remote ? 64L << 20 : 48L << 20;
+    childHeapBytes = Math.max(64L << 20, memoryCacheBytes + headroom);
   }
 
   /**

@@ -58,6 +58,9 @@ public final class Image implements AutoCloseable {
   /** How many chunks past a sequential read are fetched ahead. */
   public static final int READAHEAD_CHUNKS = 8;
 
+  /** How many chunks that follow a missed one in the data stream are fetched after a stall. */
+  public static final int STREAM_AHEAD_CHUNKS = 8;
+
   /** How far from the end of the previous read a read may start and still count as sequential. */
   private static final long SEQUENTIAL_SLACK = 512 << 10;
 
@@ -454,6 +457,7 @@ public final class Image implements AutoCloseable {
     if (stalled) {
       readStalls.increment();
       readsWaiting.incrementAndGet();
+      streamAhead(blob);
     }
     try {
       long left = Math.max(0, deadline - System.nanoTime());
@@ -477,6 +481,56 @@ public final class Image implements AutoCloseable {
         readsWaiting.decrementAndGet();
       }
     }
+  }
+
+  /**
+   * After a read had to wait for {@code blob}: starts fetching the chunks that follow it in the
+   * image's data stream. The stream holds the files in ino order, and a directory's files have
+   * consecutive inos, so a reader walking a directory (tar, cp, a package manager) will want those
+   * next, even though they belong to other files.
+   */
+  private void streamAhead(Digest blob) {
+    Map<Digest, Integer> index = streamIndex();
+    Integer at = index.get(blob);
+    if (at == null) {
+      return;
+    }
+    Digest[] order = streamOrder;
+    int stop = Math.min(order.length, at + 1 + STREAM_AHEAD_CHUNKS);
+    for (int i = at + 1; i < stop; i++) {
+      recent.fetch(order[i]);
+      readaheadChunks.increment();
+    }
+  }
+
+  private volatile Digest[] streamOrder;
+  private volatile Map<Digest, Integer> streamIndex;
+
+  /** Each chunk's position in the data stream (first use, files in ino order), built once. */
+  private Map<Digest, Integer> streamIndex() {
+    Map<Digest, Integer> index = streamIndex;
+    if (index == null) {
+      synchronized (this) {
+        index = streamIndex;
+        if (index == null) {
+          Map<Digest, Integer> built = new HashMap<>();
+          List<Digest> order = new java.util.ArrayList<>();
+          for (Inode inode : inodes) {
+            if (inode.chunks() != null) {
+              for (FileChunk c : inode.chunks()) {
+                if (built.putIfAbsent(c.blob(), order.size()) == null) {
+                  order.add(c.blob());
+                }
+              }
+            }
+          }
+          streamOrder = order.toArray(Digest[]::new);
+          streamIndex = built;
+          index = built;
+        }
+      }
+    }
+    return index;
   }
 
   private void readAhead(List<FileChunk> chunks, int next) {

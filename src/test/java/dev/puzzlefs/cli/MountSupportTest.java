@@ -206,7 +206,7 @@ class MountSupportTest {
           MountSupport.childJvmOptions().contains("-Xmx64m"), "" + MountSupport.childJvmOptions());
       assertTrue(MountSupport.childJvmOptions().contains("-XX:+UseSerialGC"));
       MountSupport.sizeChildFor(1L << 30);
-      assertTrue(MountSupport.childJvmOptions().contains("-Xmx1056m"));
+      assertTrue(MountSupport.childJvmOptions().contains("-Xmx1088m"));
       MountSupport.sizeChildFor(0);
       assertTrue(MountSupport.childJvmOptions().contains("-Xmx64m"), "never below 64 MiB");
     } finally {
