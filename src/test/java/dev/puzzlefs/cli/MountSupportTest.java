@@ -201,16 +201,18 @@ class MountSupportTest {
   @Test
   void childJvm_heapFollowsTheMemoryCache_withTheSerialCollector() {
     try {
-      MountSupport.sizeChildFor(32L << 20);
-      assertTrue(
-          MountSupport.childJvmOptions().contains("-Xmx64m"), "" + MountSupport.childJvmOptions());
-      assertTrue(MountSupport.childJvmOptions().contains("-XX:+UseSerialGC"));
-      MountSupport.sizeChildFor(1L << 30);
+      MountSupport.sizeChildFor(32L << 20, true);
+      List<String> options = MountSupport.childJvmOptions();
+      assertTrue(options.contains("-Xmx96m"), options.toString());
+      assertTrue(options.contains("-XX:+UseSerialGC"), options.toString());
+      MountSupport.sizeChildFor(1L << 30, true);
       assertTrue(MountSupport.childJvmOptions().contains("-Xmx1088m"));
-      MountSupport.sizeChildFor(0);
+      MountSupport.sizeChildFor(8L << 20, false);
+      assertTrue(MountSupport.childJvmOptions().contains("-Xmx64m"), "local: less headroom");
+      MountSupport.sizeChildFor(0, false);
       assertTrue(MountSupport.childJvmOptions().contains("-Xmx64m"), "never below 64 MiB");
     } finally {
-      MountSupport.sizeChildFor(32L << 20);
+      MountSupport.sizeChildFor(32L << 20, true);
     }
   }
 }
