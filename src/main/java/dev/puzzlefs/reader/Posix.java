@@ -21,7 +21,9 @@ final class Posix {
 
     int open(@In byte[] path, int flags, int mode);
 
-    long write(int fd, @In Pointer buf, long count);
+    long pwrite(int fd, @In Pointer buf, long count, long offset);
+
+    int ftruncate(int fd, long length);
 
     int close(int fd);
 
@@ -83,11 +85,15 @@ final class Posix {
     return fd;
   }
 
-  /** Writes all of {@code buf[0, count)} to {@code fd}, which was opened for {@code path}. */
-  static void writeFully(int fd, Pointer buf, long count, byte[] path) throws IOException {
+  /**
+   * Writes all of {@code buf[0, count)} to {@code fd} at file offset {@code offset}, leaving
+   * whatever lies before it untouched (a hole, if nothing was written there).
+   */
+  static void pwriteFully(int fd, Pointer buf, long count, long offset, byte[] path)
+      throws IOException {
     long done = 0;
     while (done < count) {
-      long n = LIBC.write(fd, buf.slice(done), count - done);
+      long n = LIBC.pwrite(fd, buf.slice(done), count - done, offset + done);
       if (n < 0) {
         int errno = RUNTIME.getLastError();
         if (errno != Errno.EINTR.intValue()) {
@@ -97,6 +103,11 @@ final class Posix {
         done += n;
       }
     }
+  }
+
+  /** Sets the length of the file open as {@code fd}; growing it adds a hole. */
+  static void ftruncate(int fd, long length, byte[] path) throws IOException {
+    check(LIBC.ftruncate(fd, length), "set the length of", path);
   }
 
   static void close(int fd, byte[] path) throws IOException {

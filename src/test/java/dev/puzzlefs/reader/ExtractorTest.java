@@ -10,6 +10,7 @@ import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.format.FormatException;
 import dev.puzzlefs.format.InodeKind;
 import dev.puzzlefs.testing.FakeImage;
+import dev.puzzlefs.testing.Processes;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -56,6 +57,34 @@ class ExtractorTest {
     assertArrayEquals(big, Files.readAllBytes(out.resolve("d/big")));
     assertEquals(0, Files.size(out.resolve("empty")));
     assertEquals(new Extractor.Summary(2, 2, big.length, 0, 0, 0, 0), s);
+  }
+
+  @Test
+  void extractInto_fileOfMostlyZeros_writtenWithHolesAndExactBytes() throws Exception {
+    FakeImage fake = new FakeImage(1 << 16);
+    byte[] sparse = new byte[3 * (1 << 20) + 5000]; // ends in zeros past the last read buffer
+    sparse[1] = 1; // one block of data at the start
+    sparse[(1 << 20) - 1] = 2; // the last byte of one read buffer ...
+    sparse[1 << 20] = 3; // ... and the first of the next
+    sparse[2 * (1 << 20) + 4095] = 4; // the last byte of a block
+    fake.file("/sparse", sparse);
+    fake.file("/zeros", new byte[1 << 20]);
+    Path out = Files.createDirectory(tmp.resolve("out"));
+
+    new Extractor(fake.open(), false).extractInto(out);
+
+    assertArrayEquals(sparse, Files.readAllBytes(out.resolve("sparse")));
+    assertArrayEquals(new byte[1 << 20], Files.readAllBytes(out.resolve("zeros")));
+    long allocated = allocatedBytes(out.resolve("sparse"));
+    assertTrue(allocated <= 64 * 1024, "four 4 KiB blocks hold data, not " + allocated + " bytes");
+    assertEquals(0, allocatedBytes(out.resolve("zeros")));
+  }
+
+  /** What {@code stat} says the file occupies on disk. */
+  private static long allocatedBytes(Path p) throws Exception {
+    String[] blocks =
+        Processes.run(10, "stat", "-c", "%b %B", p.toString()).out().trim().split(" ");
+    return Long.parseLong(blocks[0]) * Long.parseLong(blocks[1]);
   }
 
   @Test
