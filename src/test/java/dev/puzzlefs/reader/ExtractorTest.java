@@ -80,6 +80,47 @@ class ExtractorTest {
     assertEquals(0, allocatedBytes(out.resolve("zeros")));
   }
 
+  @Test
+  void extractInto_pathLongerThanPathMax_madeWithEveryKindAndMetadata() throws Exception {
+    FakeImage fake = new FakeImage(64);
+    StringBuilder dir = new StringBuilder();
+    for (char c = 'a'; c < 'a' + 17; c++) { // 17 levels of 256 bytes: beyond PATH_MAX
+      dir.append('/').append(String.valueOf(c).repeat(255));
+      fake.dir(dir.toString());
+    }
+    long file = fake.file(dir + "/file", FakeImage.utf8("deep\n"));
+    fake.hardlink(dir + "/link", file);
+    fake.hardlink("/near", file);
+    fake.symlink(dir + "/sym", FakeImage.utf8("file"));
+    fake.special(dir + "/fifo", InodeKind.FIFO, 0, 0);
+    fake.permissions(file, 0640).xattr(file, "user.k", FakeImage.utf8("v"));
+    Path out = Files.createDirectory(tmp.resolve("out"));
+    try {
+      new Extractor(fake.open(), false).extractInto(out);
+      assertDeepTreeReadable(out);
+    } finally {
+      // The JDK cannot delete what it cannot name in one call; rm walks with descriptors.
+      Processes.run(30, "rm", "-rf", out.toString());
+    }
+  }
+
+  private static void assertDeepTreeReadable(Path out) throws Exception {
+    // Reached the way a program must: one directory descriptor at a time.
+    String script =
+        "import os,stat,sys\n"
+            + "fd=os.open(sys.argv[1],os.O_RDONLY)\n"
+            + "for c in 'abcdefghijklmnopq': fd=os.open(c*255,os.O_RDONLY,dir_fd=fd)\n"
+            + "f=os.open('file',os.O_RDONLY,dir_fd=fd)\n"
+            + "st=os.stat(f)\n"
+            + "print(os.read(f,100).decode(),oct(st.st_mode),st.st_nlink,"
+            + "os.getxattr(f,'user.k').decode(),os.readlink('sym',dir_fd=fd),"
+            + "stat.S_ISFIFO(os.stat('fifo',dir_fd=fd).st_mode))\n";
+    assertEquals(
+        "deep\n 0o100640 3 v file True\n",
+        Processes.run(30, "python3", "-c", script, out.toString()).out());
+    assertEquals("deep\n", Files.readString(out.resolve("near")));
+  }
+
   /** What {@code stat} says the file occupies on disk. */
   private static long allocatedBytes(Path p) throws Exception {
     String[] blocks =
