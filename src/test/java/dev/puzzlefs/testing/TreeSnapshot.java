@@ -24,6 +24,8 @@ import java.util.TreeMap;
  * look the same to a reader.
  */
 public final class TreeSnapshot {
+  private static final String EMPTY_SHA256 = Digest.sha256(new byte[0]).hex();
+
   private final Map<String, String> entries;
   private final String xattrs;
 
@@ -73,7 +75,9 @@ public final class TreeSnapshot {
               }
             }
             if (type == 0100000) {
-              sb.append(" sha256=").append(sha256(p));
+              // An empty file's digest needs no read: 100,000 of them cost 100,000 opens.
+              boolean empty = (Long) u.get("size") == 0;
+              sb.append(" sha256=").append(empty ? EMPTY_SHA256 : sha256(p));
             } else if (type == 0120000) {
               sb.append(" target=").append(escape(RawNames.bytes(Files.readSymbolicLink(p))));
             } else if (type == 0020000 || type == 0060000) {
