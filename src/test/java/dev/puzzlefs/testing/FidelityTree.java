@@ -13,8 +13,8 @@ import java.util.Random;
  * symlinks, fifos, sockets and devices, character and block devices with numbers above 255, setuid,
  * setgid and sticky bits, 32-bit owners, extended attributes with binary values (a {@code
  * security.capability}, values with {@code \n} and NUL, empty values, several on one file, on a
- * directory and on a symlink), names that are not UTF-8, names of 255 bytes and a path of {@value
- * #DEEP_PATH_LENGTH} bytes. Needs root.
+ * directory and on a symlink, POSIX ACLs), names that are not UTF-8, names of 255 bytes and a path
+ * of {@value #DEEP_PATH_LENGTH} bytes. Needs root.
  *
  * <p>The sparse files cost almost no disk; the whole tree takes a few megabytes.
  */
@@ -119,6 +119,11 @@ public final class FidelityTree {
     Files.writeString(leaf, "at the bottom of a path of " + DEEP_PATH_LENGTH + " bytes\n");
   }
 
+  /** user::rw-, user:1234:r--, group::r--, mask::rw-, other::r--, as the kernel stores it. */
+  private static final String ACL =
+      "0x0200000001000600ffffffff02000400d204000004000400ffffffff10000600ffffffff"
+          + "20000400ffffffff";
+
   private static final String SHELL_PART =
       String.join(
           "\n",
@@ -177,5 +182,10 @@ public final class FidelityTree {
           "setfattr -n trusted.on-fifo -v f fifo",
           "setfattr -n security.capability -v 0x010000020a000000000000000000000000000000 setuid",
           "chmod 04755 setuid",
-          "setfattr -n user.on-hard -v h hard-a");
+          "setfattr -n user.on-hard -v h hard-a",
+          // POSIX ACLs are xattrs too: an access ACL (user 1234 may read) and a default ACL set
+          // after the directory's child was made, so the child does not inherit it
+          "echo acl > acl-file && setfattr -n system.posix_acl_access -v " + ACL + " acl-file",
+          "mkdir acl-dir && echo child > acl-dir/child",
+          "setfattr -n system.posix_acl_default -v " + ACL + " acl-dir");
 }
