@@ -19,7 +19,8 @@ import java.util.Map;
  * Walks a source directory in the order the format fixes: the root is ino 1; when a directory is
  * visited its children take the next numbers in byte order of their names; subdirectories are then
  * visited depth-first in the same order. Symlinks are not followed, the walk stays on the root's
- * filesystem, and later names of a hard-linked file reuse the first name's ino.
+ * filesystem, and later names of a hard-linked non-directory (file, symlink, fifo, socket or
+ * device) reuse the first name's ino.
  */
 final class TreeWalker {
   private static final int S_IFMT = 0170000;
@@ -86,7 +87,9 @@ final class TreeWalker {
       }
       int mode = (Integer) attrs.get("mode");
       long ino;
-      if ((mode & S_IFMT) == S_IFREG && (Integer) attrs.get("nlink") > 1) {
+      // Any non-directory may have several names: files, but also symlinks (link() does not
+      // follow them), fifos, sockets and devices.
+      if ((mode & S_IFMT) != S_IFDIR && (Integer) attrs.get("nlink") > 1) {
         List<Long> key = List.of((Long) attrs.get("dev"), (Long) attrs.get("ino"));
         Long first = hardLinks.get(key);
         if (first != null) {

@@ -26,13 +26,20 @@ import org.slf4j.LoggerFactory;
  * mount returns after a fixed wait without knowing either.
  */
 public final class Mounter {
-  /** Options every mount gets; user options are added after them. */
+  /**
+   * Options every mount gets; user options are added after them. An image never changes while it is
+   * mounted, so the kernel may keep names, attributes and absent names for an hour instead of a
+   * second: a tool that walks a tree a second time (or stats after listing) asks us nothing again.
+   */
   public static final List<String> DEFAULT_OPTIONS =
       List.of(
           "ro",
           "use_ino",
           "readdir_ino",
           "kernel_cache",
+          "entry_timeout=3600",
+          "attr_timeout=3600",
+          "negative_timeout=3600",
           "default_permissions",
           "max_read=131072",
           "fsname=puzzlefs",

@@ -41,6 +41,9 @@ import org.slf4j.LoggerFactory;
  * a default ACL is not inherited by entries that do not have it, and a tree left by a failed
  * extraction is private and removable. The walk keeps its own stack, so deep trees cannot overflow
  * the thread's. The second and later names of a non-directory inode become hard links to the first.
+ * Regular files are written sparsely, as {@code cp --sparse=always} would: the format keeps no
+ * holes, so every aligned 4 KiB block of zeros becomes one, and a mostly empty file (a disk image,
+ * a database preallocated with zeros) costs no more disk than its data.
  *
  * <p>Symlinks are never followed: every directory on a path was made by this walk, names that could
  * leave it ({@code ..}, or any with a {@code /}) are refused, and so is a directory listed twice
@@ -49,6 +52,11 @@ import org.slf4j.LoggerFactory;
 public final class Extractor {
   private static final Logger log = LoggerFactory.getLogger(Extractor.class);
   private static final int BUFFER_SIZE = 1 << 20;
+
+  /** The unit of holes: a block of zeros this large, aligned in the file, is not written. */
+  private static final int HOLE_BLOCK = 4096;
+
+  private static final byte[] ZEROS = new byte[HOLE_BLOCK];
   private static final int PRIVATE_DIR = 0700;
   private static final int PRIVATE_FILE = 0600;
 
@@ -131,6 +139,7 @@ public final class Extractor {
     private final Set<Long> directoriesSeen = new HashSet<>();
     private final Map<Long, byte[]> firstNames = new HashMap<>();
     private final List<Level> finished = new ArrayList<>();
+    private final byte[] data = new byte[BUFFER_SIZE];
     private final Pointer buffer = Memory.allocateDirect(Posix.runtime(), BUFFER_SIZE);
     private long files;
     private long bytes;
@@ -225,6 +234,10 @@ public final class Extractor {
       specialFiles++;
     }
 
+    /**
+     * Writes a regular file sparsely: every {@value #HOLE_BLOCK}-byte block of the file that holds
+     * only zeros is skipped, and the length is set at the end, so runs of zeros become holes.
+     */
     private void writeFile(Inode inode, byte[] path) throws IOException {
       byte[] cpath = Posix.cString(path);
       long size = image.size(inode.ino());
@@ -238,9 +251,10 @@ public final class Extractor {
             throw new IOException(
                 "cannot extract " + where(path) + ": the image ends it at " + offset + " bytes");
           }
-          Posix.writeFully(fd, buffer, got, cpath);
+          writeNonZeroBlocks(fd, offset, got, cpath);
           offset += got;
         }
+        Posix.ftruncate(fd, size, cpath);
       } catch (IOException | RuntimeException e) {
         try {
           Posix.close(fd, cpath);
@@ -254,10 +268,38 @@ public final class Extractor {
       bytes += size;
     }
 
+    /**
+     * Writes {@code data[0, length)}, which belongs at {@code offset} of the file, except the
+     * blocks (aligned to the file, not to the buffer) that hold only zeros.
+     */
+    private void writeNonZeroBlocks(int fd, long offset, int length, byte[] cpath)
+        throws IOException {
+      int runStart = -1;
+      int at = 0;
+      while (at < length) {
+        int end = (int) Math.min(length, at + HOLE_BLOCK - (offset + at) % HOLE_BLOCK);
+        boolean zeros = Arrays.mismatch(data, at, end, ZEROS, 0, end - at) < 0;
+        if (zeros && runStart >= 0) {
+          writeRun(fd, offset, runStart, at, cpath);
+          runStart = -1;
+        } else if (!zeros && runStart < 0) {
+          runStart = at;
+        }
+        at = end;
+      }
+      if (runStart >= 0) {
+        writeRun(fd, offset, runStart, length, cpath);
+      }
+    }
+
+    private void writeRun(int fd, long offset, int from, int to, byte[] cpath) throws IOException {
+      buffer.put(0, data, from, to - from);
+      Posix.pwriteFully(fd, buffer, to - from, offset + from, cpath);
+    }
+
     private int read(Inode inode, long offset, int size, byte[] path) throws IOException {
       try {
-        return image.read(
-            inode.ino(), offset, size, (at, src, from, len) -> buffer.put(at, src, from, len));
+        return image.read(inode.ino(), offset, data, 0, size);
       } catch (ChunkReadException e) {
         throw new IOException("cannot extract " + where(path) + ": " + e.getMessage(), e);
       }

@@ -21,7 +21,11 @@ final class Posix {
 
     int open(@In byte[] path, int flags, int mode);
 
-    long write(int fd, @In Pointer buf, long count);
+    int openat(int dirfd, @In byte[] path, int flags, int mode);
+
+    long pwrite(int fd, @In Pointer buf, long count, long offset);
+
+    int ftruncate(int fd, long length);
 
     int close(int fd);
 
@@ -50,6 +54,12 @@ final class Posix {
   private static final int O_EXCL = 0200;
   private static final int O_NOFOLLOW = 0400000;
   private static final int O_CLOEXEC = 02000000;
+  private static final int O_DIRECTORY = 0200000;
+  private static final int O_PATH = 010000000;
+
+  /** The most bytes, with the NUL, that a path given to one system call may have. */
+  private static final int PATH_MAX = 4096;
+
   private static final int AT_FDCWD = -100;
 
   private static final LibC LIBC = LibraryLoader.create(LibC.class).load("c");
@@ -73,21 +83,26 @@ final class Posix {
   }
 
   static void mkdir(byte[] path, int mode) throws IOException {
-    check(LIBC.mkdir(path, mode), "create directory", path);
+    check(reach(path, p -> LIBC.mkdir(p, mode)), "create directory", path);
   }
 
   /** Creates a new regular file (failing if the name exists) and opens it for writing. */
   static int create(byte[] path, int mode) throws IOException {
-    int fd = LIBC.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = reach(path, p -> LIBC.open(p, flags, mode));
     check(fd, "create file", path);
     return fd;
   }
 
-  /** Writes all of {@code buf[0, count)} to {@code fd}, which was opened for {@code path}. */
-  static void writeFully(int fd, Pointer buf, long count, byte[] path) throws IOException {
+  /**
+   * Writes all of {@code buf[0, count)} to {@code fd} at file offset {@code offset}, leaving
+   * whatever lies before it untouched (a hole, if nothing was written there).
+   */
+  static void pwriteFully(int fd, Pointer buf, long count, long offset, byte[] path)
+      throws IOException {
     long done = 0;
     while (done < count) {
-      long n = LIBC.write(fd, buf.slice(done), count - done);
+      long n = LIBC.pwrite(fd, buf.slice(done), count - done, offset + done);
       if (n < 0) {
         int errno = RUNTIME.getLastError();
         if (errno != Errno.EINTR.intValue()) {
@@ -99,35 +114,104 @@ final class Posix {
     }
   }
 
+  /** Sets the length of the file open as {@code fd}; growing it adds a hole. */
+  static void ftruncate(int fd, long length, byte[] path) throws IOException {
+    check(LIBC.ftruncate(fd, length), "set the length of", path);
+  }
+
   static void close(int fd, byte[] path) throws IOException {
     check(LIBC.close(fd), "close", path);
   }
 
   static void symlink(byte[] target, byte[] path) throws IOException {
-    check(LIBC.symlink(target, path), "create symlink", path);
+    check(reach(path, p -> LIBC.symlink(target, p)), "create symlink", path);
   }
 
   /** A new name {@code path} for {@code existing}; a symlink is linked itself, not its target. */
   static void link(byte[] existing, byte[] path) throws IOException {
-    check(LIBC.linkat(AT_FDCWD, existing, AT_FDCWD, path, 0), "create hard link", path);
+    int r = reach(existing, e -> reach(path, p -> LIBC.linkat(AT_FDCWD, e, AT_FDCWD, p, 0)));
+    check(r, "create hard link", path);
   }
 
   static void mknod(byte[] path, int mode, long dev) throws IOException {
-    check(LIBC.mknod(path, mode, dev), "create special file", path);
+    check(reach(path, p -> LIBC.mknod(p, mode, dev)), "create special file", path);
   }
 
   /** Sets the owner without following a symlink; ids are unsigned 32-bit values. */
   static void lchown(byte[] path, int uid, int gid) throws IOException {
-    check(LIBC.lchown(path, uid, gid), "change the owner of", path);
+    check(reach(path, p -> LIBC.lchown(p, uid, gid)), "change the owner of", path);
   }
 
   static void chmod(byte[] path, int mode) throws IOException {
-    check(LIBC.chmod(path, mode), "change the permissions of", path);
+    check(reach(path, p -> LIBC.chmod(p, mode)), "change the permissions of", path);
   }
 
   static void lsetxattr(byte[] path, byte[] key, byte[] value) throws IOException {
-    int r = LIBC.lsetxattr(path, cString(key), value, value.length, 0);
+    byte[] ckey = cString(key);
+    int r = reach(path, p -> LIBC.lsetxattr(p, ckey, value, value.length, 0));
     check(r, "set extended attribute " + printable(key) + " on", path);
+  }
+
+  /** A system call on a C path; returns what the call returned. */
+  @FunctionalInterface
+  private interface PathCall {
+    int call(byte[] cpath) throws IOException;
+  }
+
+  /**
+   * Runs {@code call} on a C path the kernel resolves to {@code cpath}: {@code cpath} itself when
+   * it fits in PATH_MAX, otherwise {@code /proc/self/fd/N/NAME}, where N is a descriptor of the
+   * parent directory opened one component at a time (never following a symlink) and NAME the last
+   * component. An image may hold paths of any length below the directory it is extracted into.
+   */
+  private static int reach(byte[] cpath, PathCall call) throws IOException {
+    if (cpath.length <= PATH_MAX) {
+      return call.call(cpath);
+    }
+    int end = cpath.length - 1; // without the NUL
+    int slash = end - 1;
+    while (slash >= 0 && cpath[slash] != '/') {
+      slash--;
+    }
+    if (slash <= 0 || cpath[0] != '/') {
+      throw new IOException("cannot reach " + printable(cpath) + ": not an absolute path");
+    }
+    int fd = openDirectory(cpath, slash);
+    try {
+      byte[] prefix = ("/proc/self/fd/" + fd + "/").getBytes(StandardCharsets.US_ASCII);
+      byte[] shortPath = new byte[prefix.length + end - slash];
+      System.arraycopy(prefix, 0, shortPath, 0, prefix.length);
+      System.arraycopy(cpath, slash + 1, shortPath, prefix.length, end - slash);
+      return call.call(shortPath);
+    } finally {
+      LIBC.close(fd);
+    }
+  }
+
+  /** Opens (O_PATH) the directory {@code path[0, length)}, an absolute path of any length. */
+  private static int openDirectory(byte[] path, int length) throws IOException {
+    int flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int fd = LIBC.open(new byte[] {'/', 0}, flags, 0);
+    check(fd, "open directory", path);
+    int start = 1;
+    while (start < length) {
+      int stop = start;
+      while (stop < length && path[stop] != '/') {
+        stop++;
+      }
+      if (stop > start) {
+        byte[] name = cString(Arrays.copyOfRange(path, start, stop));
+        int next = LIBC.openat(fd, name, flags, 0);
+        int errno = RUNTIME.getLastError();
+        LIBC.close(fd);
+        if (next < 0) {
+          throw error("open directory", Arrays.copyOf(path, stop), errno);
+        }
+        fd = next;
+      }
+      start = stop + 1;
+    }
+    return fd;
   }
 
   /** The glibc encoding of a device number from its major and minor parts. */

@@ -19,6 +19,7 @@ import dev.puzzlefs.oci.Descriptor;
 import dev.puzzlefs.oci.ImageManifest;
 import dev.puzzlefs.oci.MediaTypes;
 import dev.puzzlefs.oci.OciLayout;
+import dev.puzzlefs.testing.Processes;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -161,6 +162,36 @@ class ImageBuilderTest {
     assertEquals(InodeKind.LNK, link.kind());
     assertArrayEquals("../nowhere/at all".getBytes(StandardCharsets.UTF_8), link.symlinkTarget());
     assertEquals(3, r.layers().get(0).size(), "root, one file inode, one symlink");
+  }
+
+  @Test
+  void build_hardLinkedSymlinkFifoAndDevice_shareOneInoEachInWalkOrder() throws Exception {
+    Path src = tmp.resolve("src");
+    Files.createDirectories(src.resolve("d"));
+    Files.createSymbolicLink(src.resolve("a-link"), Path.of("target"));
+    Processes.run(
+        10,
+        "bash",
+        "-c",
+        "cd '"
+            + src
+            + "' && ln -P a-link d/link-too && mkfifo b-fifo && ln b-fifo d/fifo-too"
+            + " && mknod c-chr c 1 3 && ln c-chr d/chr-too");
+
+    Rootfs r = buildAndDecode(src, OciLayout.openOrCreate(tmp.resolve("oci")));
+
+    // root 1; a-link 2, b-fifo 3, c-chr 4, d 5; then d's entries reuse 2, 3, 4.
+    assertEquals(2, child(r, 1, "a-link"));
+    assertEquals(3, child(r, 1, "b-fifo"));
+    assertEquals(4, child(r, 1, "c-chr"));
+    assertEquals(5, child(r, 1, "d"));
+    assertEquals(2, child(r, 5, "link-too"));
+    assertEquals(3, child(r, 5, "fifo-too"));
+    assertEquals(4, child(r, 5, "chr-too"));
+    assertEquals(5, r.layers().get(0).size(), "one inode per hard-linked group");
+    assertArrayEquals("target".getBytes(StandardCharsets.UTF_8), inode(r, 2).symlinkTarget());
+    assertEquals(InodeKind.FIFO, inode(r, 3).kind());
+    assertEquals(InodeKind.CHR, inode(r, 4).kind());
   }
 
   @Test

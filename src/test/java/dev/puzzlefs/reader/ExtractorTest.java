@@ -10,6 +10,7 @@ import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.format.FormatException;
 import dev.puzzlefs.format.InodeKind;
 import dev.puzzlefs.testing.FakeImage;
+import dev.puzzlefs.testing.Processes;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -56,6 +57,75 @@ class ExtractorTest {
     assertArrayEquals(big, Files.readAllBytes(out.resolve("d/big")));
     assertEquals(0, Files.size(out.resolve("empty")));
     assertEquals(new Extractor.Summary(2, 2, big.length, 0, 0, 0, 0), s);
+  }
+
+  @Test
+  void extractInto_fileOfMostlyZeros_writtenWithHolesAndExactBytes() throws Exception {
+    FakeImage fake = new FakeImage(1 << 16);
+    byte[] sparse = new byte[3 * (1 << 20) + 5000]; // ends in zeros past the last read buffer
+    sparse[1] = 1; // one block of data at the start
+    sparse[(1 << 20) - 1] = 2; // the last byte of one read buffer ...
+    sparse[1 << 20] = 3; // ... and the first of the next
+    sparse[2 * (1 << 20) + 4095] = 4; // the last byte of a block
+    fake.file("/sparse", sparse);
+    fake.file("/zeros", new byte[1 << 20]);
+    Path out = Files.createDirectory(tmp.resolve("out"));
+
+    new Extractor(fake.open(), false).extractInto(out);
+
+    assertArrayEquals(sparse, Files.readAllBytes(out.resolve("sparse")));
+    assertArrayEquals(new byte[1 << 20], Files.readAllBytes(out.resolve("zeros")));
+    long allocated = allocatedBytes(out.resolve("sparse"));
+    assertTrue(allocated <= 64 * 1024, "four 4 KiB blocks hold data, not " + allocated + " bytes");
+    assertEquals(0, allocatedBytes(out.resolve("zeros")));
+  }
+
+  @Test
+  void extractInto_pathLongerThanPathMax_madeWithEveryKindAndMetadata() throws Exception {
+    FakeImage fake = new FakeImage(64);
+    StringBuilder dir = new StringBuilder();
+    for (char c = 'a'; c < 'a' + 17; c++) { // 17 levels of 256 bytes: beyond PATH_MAX
+      dir.append('/').append(String.valueOf(c).repeat(255));
+      fake.dir(dir.toString());
+    }
+    long file = fake.file(dir + "/file", FakeImage.utf8("deep\n"));
+    fake.hardlink(dir + "/link", file);
+    fake.hardlink("/near", file);
+    fake.symlink(dir + "/sym", FakeImage.utf8("file"));
+    fake.special(dir + "/fifo", InodeKind.FIFO, 0, 0);
+    fake.permissions(file, 0640).xattr(file, "user.k", FakeImage.utf8("v"));
+    Path out = Files.createDirectory(tmp.resolve("out"));
+    try {
+      new Extractor(fake.open(), false).extractInto(out);
+      assertDeepTreeReadable(out);
+    } finally {
+      // The JDK cannot delete what it cannot name in one call; rm walks with descriptors.
+      Processes.run(30, "rm", "-rf", out.toString());
+    }
+  }
+
+  private static void assertDeepTreeReadable(Path out) throws Exception {
+    // Reached the way a program must: one directory descriptor at a time.
+    String script =
+        "import os,stat,sys\n"
+            + "fd=os.open(sys.argv[1],os.O_RDONLY)\n"
+            + "for c in 'abcdefghijklmnopq': fd=os.open(c*255,os.O_RDONLY,dir_fd=fd)\n"
+            + "f=os.open('file',os.O_RDONLY,dir_fd=fd)\n"
+            + "st=os.stat(f)\n"
+            + "print(os.read(f,100).decode(),oct(st.st_mode),st.st_nlink,"
+            + "os.getxattr(f,'user.k').decode(),os.readlink('sym',dir_fd=fd),"
+            + "stat.S_ISFIFO(os.stat('fifo',dir_fd=fd).st_mode))\n";
+    assertEquals(
+        "deep\n 0o100640 3 v file True\n",
+        Processes.run(30, "python3", "-c", script, out.toString()).out());
+    assertEquals("deep\n", Files.readString(out.resolve("near")));
+  }
+
+  /** What {@code stat} says the file occupies on disk. */
+  private static long allocatedBytes(Path p) throws Exception {
+    String[] blocks =
+        Processes.run(10, "stat", "-c", "%b %B", p.toString()).out().trim().split(" ");
+    return Long.parseLong(blocks[0]) * Long.parseLong(blocks[1]);
   }
 
   @Test

@@ -17,12 +17,15 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * A comparable description of every entry of a tree: type, permissions, owner, size, content
- * sha256, symlink target, device numbers, link count and hard-link group, keyed by the raw bytes of
- * the relative path; plus every extended attribute as {@code getfattr} prints it. Two trees with
- * equal snapshots look the same to a reader.
+ * A comparable description of every entry of a tree: type, permissions, owner, size (of anything
+ * but a directory), content sha256, symlink target, device major and minor, link count and
+ * hard-link group (of any non-directory), keyed by the raw bytes of the relative path; plus every
+ * extended attribute as {@code getfattr} prints it, of symlinks too. Two trees with equal snapshots
+ * look the same to a reader.
  */
 public final class TreeSnapshot {
+  private static final String EMPTY_SHA256 = Digest.sha256(new byte[0]).hex();
+
   private final Map<String, String> entries;
   private final String xattrs;
 
@@ -62,17 +65,26 @@ public final class TreeSnapshot {
             sb.append(" uid=").append(Integer.toUnsignedString((Integer) u.get("uid")));
             sb.append(" gid=").append(Integer.toUnsignedString((Integer) u.get("gid")));
             sb.append(" nlink=").append(u.get("nlink"));
-            if (type == 0100000) {
-              sb.append(" size=").append(u.get("size")).append(" sha256=").append(sha256(p));
+            if (type != 0040000) {
+              // Directory sizes are the filesystem's business; any other size is content.
+              sb.append(" size=").append(u.get("size"));
               if ((Integer) u.get("nlink") > 1) {
                 List<Long> k = List.of((Long) u.get("dev"), (Long) u.get("ino"));
                 fileKeys.put(rel, k);
                 linkGroups.merge(k, rel, (x, y) -> x.compareTo(y) <= 0 ? x : y);
               }
+            }
+            if (type == 0100000) {
+              // An empty file's digest needs no read: 100,000 of them cost 100,000 opens.
+              boolean empty = (Long) u.get("size") == 0;
+              sb.append(" sha256=").append(empty ? EMPTY_SHA256 : sha256(p));
             } else if (type == 0120000) {
               sb.append(" target=").append(escape(RawNames.bytes(Files.readSymbolicLink(p))));
             } else if (type == 0020000 || type == 0060000) {
-              sb.append(" rdev=").append(u.get("rdev"));
+              long rdev = (Long) u.get("rdev");
+              long major = ((rdev >>> 8) & 0xfff) | ((rdev >>> 32) & ~0xfffL);
+              long minor = (rdev & 0xff) | ((rdev >>> 12) & ~0xffL);
+              sb.append(" rdev=").append(major).append(':').append(minor);
             }
             entries.put(rel, sb.toString());
           }
@@ -85,9 +97,13 @@ public final class TreeSnapshot {
   private static String xattrs(Path root) throws IOException, InterruptedException {
     // Run in root so both trees print the same relative paths; getfattr prints files in
     // directory order, which differs between filesystems, so sort its per-file blocks.
-    String out =
-        Processes.execIn(root, 600, "getfattr", "-R", "-P", "-d", "-m", "-", "-e", "hex", ".")
-            .out();
+    Processes.Result r =
+        Processes.execIn(
+            root, 600, "getfattr", "-R", "-P", "-h", "-d", "-m", "-", "-e", "hex", ".");
+    if (r.exit() != 0) {
+      throw new IOException("getfattr failed in " + root + ": " + r.stderr());
+    }
+    String out = r.out();
     return String.join("\n", new java.util.TreeSet<>(List.of(out.split("\n\n"))));
   }
 
