@@ -120,7 +120,12 @@ final class RunCommand implements Callable<Integer> {
         ContainerRuntime.choose(wanted == null || wanted.isEmpty() ? "auto" : wanted);
     log.debug("container runtime: {}", rt.name());
     Config config = Config.load(configFile);
-    List<String> args = command.isEmpty() ? ContainerSpec.DEFAULT_COMMAND : command;
+    // Parsing stops at IMAGE, so the "--" of "IMAGE -- CMD" arrives as the command's first word.
+    List<String> cmd =
+        !command.isEmpty() && command.get(0).equals("--")
+            ? command.subList(1, command.size())
+            : command;
+    List<String> args = cmd.isEmpty() ? ContainerSpec.DEFAULT_COMMAND : cmd;
 
     try (Stopper stopper = Stopper.install(rt, stopTimeout)) {
       WritableMount.Layers layers = WritableMount.prepare(null, persist, "puzzlefs-run-");
