@@ -16,7 +16,9 @@ import picocli.CommandLine.Command;
       PushCommand.class,
       ExtractCommand.class,
       EnableVerityCommand.class,
-      StatsCommand.class
+      StatsCommand.class,
+      RunCommand.class,
+      BundleCommand.class
     })
 public final class Main {
   private Main() {}
@@ -29,6 +31,8 @@ public final class Main {
   /** Runs the command line and returns its exit status (for tests). */
   public static int run(String... args) {
     CommandLine cli = new CommandLine(new Main());
+    // run IMAGE sh -c '...': what follows IMAGE is the command's, options included.
+    cli.getSubcommands().get("run").setStopAtPositional(true);
     cli.setExecutionExceptionHandler(
         (e, cmd, parsed) -> {
           cmd.getErr().println("puzzlefs " + cmd.getCommandName() + ": " + describe(e));

@@ -104,6 +104,21 @@ final class MountCommand implements Callable<Integer> {
           "serve the mount's counters in the Prometheus text format at http://HOST:PORT/metrics")
   String metrics;
 
+  @Option(
+      names = "--writable",
+      description =
+          "mount a kernel overlay over the read-only image so MOUNTPOINT accepts writes; the"
+              + " image and the cache are never written (background mounts only)")
+  boolean writable;
+
+  @Option(
+      names = "--persist",
+      paramLabel = "DIR",
+      description =
+          "with --writable: keep the written files in DIR/upper (and DIR/work) across mounts"
+              + " (default: a private directory removed at unmount)")
+  Path persist;
+
   @Mixin RegistryOptions registry;
 
   @Override
@@ -131,7 +146,23 @@ final class MountCommand implements Callable<Integer> {
         throw new ParameterException(spec.commandLine(), e.getMessage());
       }
     }
+    if (persist != null && !writable) {
+      throw new ParameterException(spec.commandLine(), "--persist needs --writable");
+    }
+    if (writable && foreground) {
+      throw new ParameterException(
+          spec.commandLine(), "--writable mounts run in the background; leave out -f");
+    }
     Config config = Config.load(configFile);
+    if (writable) {
+      Path mountpoint = Path.of(args.get(args.size() - 1));
+      return WritableMount.mountInBackground(
+          this::childArgs,
+          mountpoint,
+          persist,
+          logFile != null ? logFile : defaultLog(config, mountpoint),
+          Duration.ofSeconds(config.mount.readyTimeoutSeconds));
+    }
     if (!foreground) {
       return background(config);
     }
@@ -239,18 +270,7 @@ final class MountCommand implements Callable<Integer> {
     if (!Files.isDirectory(mountpoint)) {
       throw new java.io.IOException("mount point " + mountpoint + " is not a directory");
     }
-    List<String> child = new ArrayList<>();
-    child.add("mount");
-    List<String> original = spec.commandLine().getParseResult().originalArgs();
-    // The parse result holds the whole command line; the child repeats what follows "mount".
-    for (int i = original.indexOf(spec.name()) + 1; i < original.size(); i++) {
-      String a = original.get(i);
-      if (a.equals("-i") || a.equals("--log-file")) {
-        i++; // the parent answers the user's FIFO; the child gets a private one
-      } else if (!a.startsWith("-i") || a.startsWith("--")) {
-        child.add(a);
-      }
-    }
+    List<String> child = childArgs(mountpoint);
     boolean remote = args.get(0).startsWith(ImageReference.SCHEME);
     MountSupport.sizeChildFor(memoryCache(remote, config), remote);
     Path log = logFile != null ? logFile : defaultLog(config, mountpoint);
@@ -262,7 +282,29 @@ final class MountCommand implements Callable<Integer> {
     return status;
   }
 
-  private static Path defaultLog(Config config, Path mountpoint) {
+  /** The command line of the background child: this one, mounting on {@code target}. */
+  private List<String> childArgs(Path target) {
+    List<String> child = new ArrayList<>();
+    child.add("mount");
+    List<String> original = spec.commandLine().getParseResult().originalArgs();
+    // The parse result holds the whole command line; the child repeats what follows "mount".
+    int last = -1;
+    for (int i = original.indexOf(spec.name()) + 1; i < original.size(); i++) {
+      String a = original.get(i);
+      if (a.equals("-i") || a.equals("--log-file") || a.equals("--persist")) {
+        i++; // the parent answers the user's FIFO; the child gets a private one
+      } else if (a.equals("--writable") || a.startsWith("--persist=")) {
+        continue; // the parent puts the overlay on top
+      } else if (!a.startsWith("-i") || a.startsWith("--")) {
+        child.add(a);
+        last = a.equals(args.get(args.size() - 1)) ? child.size() - 1 : last;
+      }
+    }
+    child.set(last, target.toString());
+    return child;
+  }
+
+  static Path defaultLog(Config config, Path mountpoint) {
     String name = mountpoint.toAbsolutePath().normalize().toString().replace('/', '_');
     return config.cacheDirectory().resolve("logs").resolve("mount" + name + ".log");
   }

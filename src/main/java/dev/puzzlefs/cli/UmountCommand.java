@@ -17,6 +17,10 @@ final class UmountCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    if (WritableMount.isWritable(mountpoint)) {
+      WritableMount.unmount(mountpoint, System.err);
+      return 0;
+    }
     Mounter.umountPuzzlefs(mountpoint);
     return 0;
   }

@@ -8,13 +8,13 @@ import java.nio.file.Path;
 import java.util.List;
 
 /** Reads {@code /proc/self/mountinfo} to tell whether a directory is a mount point. */
-final class MountTable {
+public final class MountTable {
   private static final Path MOUNTINFO = Path.of("/proc/self/mountinfo");
 
   private MountTable() {}
 
   /** The filesystem type mounted at {@code dir} (e.g. {@code fuse.puzzlefs}), or null. */
-  static String typeAt(Path dir) throws IOException {
+  public static String typeAt(Path dir) throws IOException {
     String wanted = dir.toAbsolutePath().normalize().toString();
     List<String> lines = Files.readAllLines(MOUNTINFO, StandardCharsets.ISO_8859_1);
     String found = null;
@@ -33,8 +33,24 @@ final class MountTable {
   }
 
   /** True when something is mounted at {@code dir}. */
-  static boolean isMountPoint(Path dir) throws IOException {
+  public static boolean isMountPoint(Path dir) throws IOException {
     return typeAt(dir) != null;
+  }
+
+  /** The mount points at or below {@code dir}, so a caller can refuse to delete through one. */
+  public static List<Path> mountsUnder(Path dir) throws IOException {
+    Path top = dir.toAbsolutePath().normalize();
+    List<Path> found = new java.util.ArrayList<>();
+    for (String line : Files.readAllLines(MOUNTINFO, StandardCharsets.ISO_8859_1)) {
+      String[] fields = line.split(" ");
+      if (fields.length >= 5) {
+        Path p = Path.of(unescape(fields[4]));
+        if (p.startsWith(top)) {
+          found.add(p);
+        }
+      }
+    }
+    return found;
   }
 
   /** Undoes the kernel's octal escapes ({@code \040} for a space), keeping bytes as UTF-8. */

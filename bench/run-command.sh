@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Time to run one command in an image fetched from a registry on 127.0.0.1, HelloBench style, with
+# cold caches (no chunk cache, page cache dropped before every run):
+#   puzzlefs run  docker://.../IMAGE CMD        (lazy mount + overlay + runc; fetches what CMD reads)
+#   full pull:    skopeo copy + umoci unpack + chroot DIR CMD   (an ordinary tar-layer OCI image)
+# for `cat /etc/os-release` on the debootstrap minbase tree and `python3 -c 'print(1)'` on the
+# tree with python3 and curl. Writes bench/RUN-RESULTS.md.
+# Run as root: bash bench/run-command.sh   (env: BENCH_RUNS, BENCH_PORT, PUZZLEFS_TEST_ROOTFS)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+minbase=${PUZZLEFS_TEST_ROOTFS:-/var/tmp/puzzlefs-test/bookworm}
+plus=${minbase}-plus
+runs=${BENCH_RUNS:-5}
+port=${BENCH_PORT:-5057}
+out=$top/bench/out-run
+jar=$top/target/puzzlefs.jar
+[ -f "$jar" ] || mvn -B -q -ntp -DskipTests package
+for t in "$minbase" "$plus"; do
+  [ -d "$t/usr/bin" ] || { echo "no root filesystem at $t (run the e2e tests first)"; exit 1; }
+done
+command -v runc >/dev/null || { echo "runc is missing: bash .ci/setup-debian"; exit 1; }
+pfs="java -jar $jar"
+reg=127.0.0.1:$port
+
+rm -rf "$out" && mkdir -p "$out/registry"
+cleanup() {
+  [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+drop='sync; echo 3 > /proc/sys/vm/drop_caches'
+
+cat > "$out/registry.yml" <<YML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $out/registry}}
+http: {addr: $reg}
+YML
+docker-registry serve "$out/registry.yml" >"$out/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 100); do curl -fs "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
+
+echo "== images: puzzlefs (build + push) and tar layers (umoci insert + skopeo copy)"
+for name in minbase plus; do
+  tree=$minbase; [ $name = plus ] && tree=$plus
+  $pfs build "$tree" "$out/oci-pfs" $name >/dev/null
+  $pfs push --plain-http "$out/oci-pfs" $name "docker://$reg/pfs/$name:t"
+  [ -d "$out/oci-tar" ] || umoci init --layout "$out/oci-tar"
+  umoci new --image "$out/oci-tar:$name"
+  umoci insert --image "$out/oci-tar:$name" "$tree" /
+  skopeo copy -q --dest-tls-verify=false "oci:$out/oci-tar:$name" "docker://$reg/tar/$name:t"
+done
+
+ours() { # IMAGE CMD...
+  local image=$1; shift
+  printf '%s\n' "rm -rf $out/cache; $drop" "$pfs run --plain-http --cache-dir $out/cache docker://$reg/pfs/$image:t $*"
+}
+full() { # IMAGE CMD...
+  local image=$1; shift
+  printf '%s\n' "rm -rf $out/pull $out/unpacked; $drop" \
+    "skopeo copy -q --src-tls-verify=false docker://$reg/tar/$image:t oci:$out/pull:t && umoci unpack --image $out/pull:t $out/unpacked && chroot $out/unpacked/rootfs $*"
+}
+
+echo "== timing ($runs runs each)"
+i=0
+for spec in "minbase|cat /etc/os-release" "plus|python3 -c 'print(1)'"; do
+  image=${spec%%|*}; cmd=${spec#*|}
+  mapfile -t o < <(ours "$image" "$cmd")
+  mapfile -t f < <(full "$image" "$cmd")
+  printf '%s\n  prepare: %s\n%s\n  prepare: %s\n' "${o[1]}" "${o[0]}" "${f[1]}" "${f[0]}" \
+    >> "$out/commands.txt"
+  hyperfine --style basic --runs "$runs" --export-json "$out/t$i.json" \
+    --prepare "${o[0]}" -n "puzzlefs run: $image: $cmd" "${o[1]}" \
+    --prepare "${f[0]}" -n "full pull: $image: $cmd" "${f[1]}"
+  # One more run of ours for its counters: how much of the image the command fetched.
+  rm -rf "$out/cache"
+  $pfs run --stats --plain-http --cache-dir "$out/cache" "docker://$reg/pfs/$image:t" \
+    sh -c "$cmd >/dev/null" 2>"$out/stats$i.txt" || true
+  tail -1 "$out/stats$i.txt" > "$out/stats$i.json"
+  i=$((i + 1))
+done
+
+python3 - "$out" "$top/bench/RUN-RESULTS.md" "$runs" <<'PY'
+import json, sys, os, subprocess, datetime
+out, dest, runs = sys.argv[1], sys.argv[2], sys.argv[3]
+load = open("/proc/loadavg").read().split()[:3]
+lines = ["# Running a command from a registry: puzzlefs run vs a full pull", "",
+         f"`bash bench/run-command.sh` on {datetime.date.today()}, {os.cpu_count()} CPUs, load average "
+         f"{' '.join(load)} at the end (the machine is shared: the numbers are noisy), {runs} runs each,",
+         "registry on 127.0.0.1, page cache dropped and chunk cache emptied before every run.", "",
+         "| command | mean s | min s | max s | fetched / image bytes |", "|---|---|---|---|---|"]
+for i in range(2):
+    res = json.load(open(f"{out}/t{i}.json"))["results"]
+    try:
+        st = json.load(open(f"{out}/stats{i}.json"))
+        fetched = f"{st['fetchedBytes']:,} / {st['imageBytes']:,}"
+    except Exception:
+        fetched = "?"
+    for r in res:
+        f = fetched if r["command"].startswith("puzzlefs") else "all"
+        lines.append(f"| {r['command']} | {r['mean']:.2f} | {r['min']:.2f} | {r['max']:.2f} | {f} |")
+    ours, full = res[0]["mean"], res[1]["mean"]
+    lines.append(f"| ratio (ours / full pull) | {ours / full:.2f} | | | |")
+lines += ["", "Commands (hyperfine; `--prepare` before each run):", "", "```"]
+lines += open(f"{out}/commands.txt").read().splitlines()
+lines += ["```"]
+open(dest, "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY

@@ -1,0 +1,116 @@
+package dev.puzzlefs.cli;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code puzzlefs bundle IMAGE DIR}: an OCI runtime bundle for the user's own runtime. {@code
+ * DIR/config.json} is written ({@link RuntimeConfig}, running {@code /bin/sh}), and {@code
+ * DIR/rootfs} is a writable mount of the image, exactly as {@code mount --writable} makes one, so
+ * {@code puzzlefs umount DIR/rootfs} takes it down.
+ */
+@Command(
+    mixinStandardHelpOptions = true,
+    name = "bundle",
+    description = {
+      "Write an OCI runtime bundle of an image for your own runtime: DIR/config.json (runs",
+      "/bin/sh; edit it as you like) and DIR/rootfs, a writable mount of the image (lazy from a",
+      "registry) like mount --writable makes. IMAGE is " + ImageName.FORMS + ".",
+      "",
+      "Example: puzzlefs bundle --plain-http docker://127.0.0.1:5000/debian:12 /tmp/b &&",
+      "  runc run -b /tmp/b c1; puzzlefs umount /tmp/b/rootfs"
+    })
+final class BundleCommand implements Callable<Integer> {
+  @Spec CommandSpec spec;
+
+  @Parameters(index = "0", paramLabel = "IMAGE", description = ImageName.FORMS)
+  String image;
+
+  @Parameters(index = "1", paramLabel = "DIR", description = "the bundle directory")
+  String dirArg;
+
+  @Option(
+      names = "--persist",
+      paramLabel = "DIR",
+      description = "keep what the container writes in DIR/upper (default: removed at umount)")
+  Path persist;
+
+  @Option(names = "--cache-dir", paramLabel = "DIR", description = "disk cache of fetched chunks")
+  Path cacheDir;
+
+  @Option(names = "--config", paramLabel = "FILE", description = "configuration file")
+  Path configFile;
+
+  @Mixin RegistryOptions registry;
+
+  @Override
+  public Integer call() throws Exception {
+    ImageName name;
+    try {
+      name = ImageName.parse(image);
+    } catch (IllegalArgumentException e) {
+      throw new ParameterException(spec.commandLine(), e.getMessage());
+    }
+    Path dir = Path.of(dirArg);
+    Config config = Config.load(configFile);
+    Path rootfs = Files.createDirectories(dir.resolve("rootfs"));
+    ContainerSpec container =
+        new ContainerSpec(
+            rootfs,
+            ContainerSpec.DEFAULT_COMMAND,
+            ContainerSpec.environment(List.of(), null),
+            "/",
+            ContainerSpec.HOSTNAME);
+    int status =
+        WritableMount.mountInBackground(
+            lower -> childArgs(name, lower),
+            rootfs,
+            persist,
+            MountCommand.defaultLog(config, rootfs),
+            Duration.ofSeconds(config.mount.readyTimeoutSeconds));
+    if (status != 0) {
+      return status;
+    }
+    RuntimeConfig.write(dir, container, "rootfs");
+    System.err.println(
+        "bundle in "
+            + dir
+            + ": run it with e.g. runc run -b "
+            + dir
+            + " ID; take it down with puzzlefs umount "
+            + rootfs);
+    return 0;
+  }
+
+  /** {@code mount} with this command's cache and registry options, the image, and {@code lower}. */
+  private List<String> childArgs(ImageName name, Path lower) {
+    List<String> child = new ArrayList<>();
+    child.add("mount");
+    List<String> original = spec.commandLine().getParseResult().originalArgs();
+    for (int i = original.indexOf(spec.name()) + 1; i < original.size(); i++) {
+      String a = original.get(i);
+      if (a.equals("--persist")) {
+        i++;
+      } else if (!a.startsWith("--persist=")) {
+        child.add(a);
+      }
+    }
+    // The last two positionals, IMAGE and DIR, become mount's image arguments and the lower dir.
+    child.remove(child.lastIndexOf(dirArg));
+    child.remove(child.lastIndexOf(image));
+    child.addAll(name.mountArgs());
+    child.add(lower.toString());
+    return child;
+  }
+}

@@ -1,0 +1,61 @@
+package dev.puzzlefs.cli;
+
+import dev.puzzlefs.registry.ImageReference;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * The IMAGE argument of {@code run} and {@code bundle}: a registry reference ({@code
+ * docker://HOST[:PORT]/REPO[:TAG]}) or a tag of a local layout ({@code OCI_DIR:TAG}).
+ */
+record ImageName(String text, Path layout, String tag, ImageReference reference) {
+  /** How the argument is described in help texts and errors. */
+  static final String FORMS = "docker://HOST[:PORT]/REPO[:TAG] or OCI_DIR:TAG";
+
+  /**
+   * Parses {@code text}.
+   *
+   * @throws IllegalArgumentException when it is neither form
+   */
+  static ImageName parse(String text) {
+    if (text.startsWith(ImageReference.SCHEME)) {
+      return new ImageName(text, null, null, ImageReference.parse(text));
+    }
+    int colon = text.lastIndexOf(':');
+    if (colon <= 0 || colon == text.length() - 1 || text.substring(colon).contains("/")) {
+      throw new IllegalArgumentException("IMAGE is " + FORMS + ", got '" + text + "'");
+    }
+    return new ImageName(text, Path.of(text.substring(0, colon)), text.substring(colon + 1), null);
+  }
+
+  boolean remote() {
+    return reference != null;
+  }
+
+  /** The image arguments of {@code mount}: {@code OCI_DIR TAG}, or the reference. */
+  List<String> mountArgs() {
+    return remote() ? List.of(text) : List.of(layout.toString(), tag);
+  }
+
+  /** Opens the image for an in-process mount, with the cache and registry settings given. */
+  OpenedImage open(Config config, RegistryOptions registry, Path cacheDir, Integer readTimeout)
+      throws Exception {
+    OpenedImage.Settings settings =
+        new OpenedImage.Settings(
+            null,
+            Duration.ofSeconds(readTimeout != null ? readTimeout : config.mount.readTimeoutSeconds),
+            config.cache.memoryBytes,
+            cacheDir != null ? cacheDir : config.cacheDirectory(),
+            config.cache.diskBytes);
+    if (!remote()) {
+      return OpenedImage.local(layout, tag, settings);
+    }
+    try {
+      return OpenedImage.remote(reference, registry.client(reference, config), settings);
+    } catch (IOException e) {
+      throw new IOException("could not open " + text + ": " + Main.describe(e), e);
+    }
+  }
+}

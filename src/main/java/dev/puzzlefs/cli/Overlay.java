@@ -1,0 +1,109 @@
+package dev.puzzlefs.cli;
+
+import dev.puzzlefs.fuse.MountTable;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.List;
+
+/**
+ * The kernel overlay that makes an image writable: the read-only puzzlefs mount as its lower
+ * directory, an upper and a work directory beside each other, mounted with {@code mount(8)}.
+ *
+ * <p>Writes go to the upper directory only; the lower FUSE mount is read-only, so the image's blobs
+ * and the chunk cache behind it are never written through the overlay.
+ */
+final class Overlay {
+  /** The type {@code /proc/self/mountinfo} shows for a kernel overlay. */
+  static final String TYPE = "overlay";
+
+  private Overlay() {}
+
+  /** Mounts an overlay of {@code lower} (read-only) and {@code upper} on {@code target}. */
+  static void mount(Path lower, Path upper, Path work, Path target) throws IOException {
+    String options =
+        "lowerdir=" + escape(lower) + ",upperdir=" + escape(upper) + ",workdir=" + escape(work);
+    String failed = run(List.of("mount", "-t", TYPE, "-o", options, "puzzlefs", target.toString()));
+    if (failed != null) {
+      throw new IOException(
+          "could not mount the writable overlay on "
+              + target
+              + " (is the overlay module loaded? upper and work must be on one filesystem): "
+              + failed);
+    }
+  }
+
+  /** Unmounts the overlay on {@code target}; refuses anything that is not an overlay. */
+  static void unmount(Path target) throws IOException {
+    String type = MountTable.typeAt(target);
+    if (!TYPE.equals(type)) {
+      throw new IOException(target + " is not an overlay mount (it is " + type + ")");
+    }
+    String failed = run(List.of("umount", target.toString()));
+    if (failed != null) {
+      throw new IOException("could not unmount the overlay on " + target + ": " + failed);
+    }
+  }
+
+  /**
+   * Deletes {@code dir} and everything in it, unless something is mounted at or below it: then it
+   * deletes nothing, so a recursive delete can never reach through a mount into an image, a cache
+   * or a persist directory.
+   */
+  static void deleteTree(Path dir) throws IOException {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    List<Path> mounted = MountTable.mountsUnder(dir);
+    if (!mounted.isEmpty()) {
+      throw new IOException("not deleting " + dir + ": still mounted there: " + mounted);
+    }
+    Files.walkFileTree(
+        dir,
+        new SimpleFileVisitor<>() {
+          @Override
+          public FileVisitResult visitFile(Path file, BasicFileAttributes attrs)
+              throws IOException {
+            Files.delete(file);
+            return FileVisitResult.CONTINUE;
+          }
+
+          @Override
+          public FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
+            if (e != null) {
+              throw e;
+            }
+            Files.delete(d);
+            return FileVisitResult.CONTINUE;
+          }
+        });
+  }
+
+  /** Overlay options separate with commas and colons; a path holding one must escape it. */
+  private static String escape(Path p) {
+    return p.toAbsolutePath()
+        .toString()
+        .replace("\\", "\\\\")
+        .replace(",", "\\,")
+        .replace(":", "\\:");
+  }
+
+  /** Runs {@code command}; null on success, else what it said. */
+  static String run(List<String> command) throws IOException {
+    Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+    p.getOutputStream().close();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+    try {
+      int status = p.waitFor();
+      return status == 0 ? null : command.get(0) + " exited with " + status + ": " + out;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      p.destroy();
+      throw new IOException("interrupted while running " + String.join(" ", command), e);
+    }
+  }
+}

@@ -1,0 +1,185 @@
+package dev.puzzlefs.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.puzzlefs.fuse.Mount;
+import dev.puzzlefs.fuse.MountTable;
+import dev.puzzlefs.fuse.Mounter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code puzzlefs run [--persist DIR] [--env K=V]... [--workdir P] IMAGE [-- CMD [ARG]...]}.
+ *
+ * <p>The image is mounted in this JVM (no second JVM to start: the mount lives exactly as long as
+ * the command), lazily when it comes from a registry, with a writable overlay on top; the command
+ * runs in a container on that overlay ({@link ContainerRuntime}); then everything is taken down,
+ * also when the command fails or this process gets SIGINT or SIGTERM (which are passed on to the
+ * command first).
+ */
+@Command(
+    mixinStandardHelpOptions = true,
+    name = "run",
+    description = {
+      "Run a command in a container on a writable view of an image, mounted (lazily from a",
+      "registry) for just as long as the command runs. IMAGE is " + ImageName.FORMS + ".",
+      "",
+      "The container has its own mount, PID, UTS and IPC namespaces (it shares the host's",
+      "network, and gets the host's /etc/resolv.conf and /etc/hosts read-only), /proc, a",
+      "minimal /dev and a read-only /sys. It runs with runc when runc is installed, else with",
+      "unshare and a chroot (--runtime or $PUZZLEFS_RUNTIME chooses). The command is PID 1 of",
+      "its namespace: SIGINT and SIGTERM are passed on to it, and if it has not exited",
+      "--stop-timeout seconds later it is killed. run exits with the command's status.",
+      "",
+      "Example: puzzlefs run --plain-http docker://127.0.0.1:5000/debian:12 -- cat /etc/os-release"
+    })
+final class RunCommand implements Callable<Integer> {
+  private static final Logger log = LoggerFactory.getLogger(RunCommand.class);
+
+  @Spec CommandSpec spec;
+
+  @Parameters(index = "0", paramLabel = "IMAGE", description = ImageName.FORMS)
+  String image;
+
+  @Parameters(
+      index = "1..*",
+      paramLabel = "CMD",
+      description = "the command and its arguments (default: /bin/sh; images carry no config)")
+  List<String> command = new ArrayList<>();
+
+  @Option(
+      names = "--persist",
+      paramLabel = "DIR",
+      description =
+          "keep what the command writes in DIR/upper (and DIR/work); a later run or mount"
+              + " --writable with the same DIR sees it (default: thrown away)")
+  Path persist;
+
+  @Option(names = "--env", paramLabel = "K=V", description = "set an environment variable")
+  List<String> env = new ArrayList<>();
+
+  @Option(names = "--workdir", paramLabel = "P", description = "working directory in the image")
+  String workdir = "/";
+
+  @Option(
+      names = "--runtime",
+      paramLabel = "auto|runc|unshare",
+      description = "auto: runc when installed, else unshare (default: $PUZZLEFS_RUNTIME, or auto)")
+  String runtime;
+
+  @Option(
+      names = "--stop-timeout",
+      paramLabel = "SECONDS",
+      description = "after passing on SIGINT or SIGTERM, kill the command this much later")
+  int stopTimeout = 10;
+
+  @Option(
+      names = "--stats",
+      description = "print the mount's counters (fetchedBytes, imageBytes, ...) as JSON on stderr")
+  boolean stats;
+
+  @Option(names = "--cache-dir", paramLabel = "DIR", description = "disk cache of fetched chunks")
+  Path cacheDir;
+
+  @Option(
+      names = "--read-timeout",
+      paramLabel = "SECONDS",
+      description = "how long a read waits for its chunks before failing with EIO")
+  Integer readTimeout;
+
+  @Option(names = "--config", paramLabel = "FILE", description = "configuration file")
+  Path configFile;
+
+  @Mixin RegistryOptions registry;
+
+  @Override
+  public Integer call() throws Exception {
+    ImageName name;
+    List<String> environment;
+    try {
+      name = ImageName.parse(image);
+      environment = ContainerSpec.environment(env, System.getenv("TERM"));
+    } catch (IllegalArgumentException e) {
+      throw new ParameterException(spec.commandLine(), e.getMessage());
+    }
+    if (!workdir.startsWith("/")) {
+      throw new ParameterException(spec.commandLine(), "--workdir must be absolute: " + workdir);
+    }
+    String wanted = runtime != null ? runtime : System.getenv(ContainerRuntime.ENV);
+    ContainerRuntime rt =
+        ContainerRuntime.choose(wanted == null || wanted.isEmpty() ? "auto" : wanted);
+    log.debug("container runtime: {}", rt.name());
+    Config config = Config.load(configFile);
+    // Parsing stops at IMAGE, so the "--" of "IMAGE -- CMD" arrives as the command's first word.
+    List<String> cmd =
+        !command.isEmpty() && command.get(0).equals("--")
+            ? command.subList(1, command.size())
+            : command;
+    List<String> args = cmd.isEmpty() ? ContainerSpec.DEFAULT_COMMAND : cmd;
+
+    try (Stopper stopper = Stopper.install(rt, stopTimeout)) {
+      WritableMount.Layers layers = WritableMount.prepare(null, persist, "puzzlefs-run-");
+      try {
+        return mountAndRun(name, config, layers, rt, args, environment, stopper);
+      } finally {
+        cleanUp(layers);
+      }
+    }
+  }
+
+  /** Removes the private directory; reports and takes down whatever is still mounted in it. */
+  private static void cleanUp(WritableMount.Layers layers) throws java.io.IOException {
+    if (!MountTable.mountsUnder(layers.privateDir()).isEmpty()) {
+      WritableMount.takeDown(layers, System.err);
+    } else {
+      Overlay.deleteTree(layers.privateDir());
+    }
+    WritableMount.forgetState(layers);
+  }
+
+  private int mountAndRun(
+      ImageName name,
+      Config config,
+      WritableMount.Layers layers,
+      ContainerRuntime rt,
+      List<String> args,
+      List<String> environment,
+      Stopper stopper)
+      throws Exception {
+    try (OpenedImage opened = name.open(config, registry, cacheDir, readTimeout);
+        Mount lower =
+            Mounter.mount(
+                opened.image(), layers.lower(), List.of(), Mounter.DEFAULT_READY_TIMEOUT)) {
+      WritableMount.writeState(layers);
+      Overlay.mount(layers.lower(), layers.upper(), layers.work(), layers.mountpoint());
+      log.debug(
+          "{} mounted on {}, writable at {}", name.text(), lower.mountpoint(), layers.mountpoint());
+      int status;
+      try {
+        ContainerSpec container =
+            new ContainerSpec(
+                layers.mountpoint(), args, environment, workdir, ContainerSpec.HOSTNAME);
+        status = stopper.run(() -> rt.start(container, layers.privateDir()));
+      } finally {
+        // The image mount is busy until the overlay on it is gone.
+        Overlay.unmount(layers.mountpoint());
+      }
+      String counters = new ObjectMapper().writeValueAsString(opened.image().stats());
+      log.debug("{} exited with {} (runtime {}); counters: {}", args, status, rt.name(), counters);
+      if (stats) {
+        System.err.println(counters);
+      }
+      return status;
+    }
+  }
+}

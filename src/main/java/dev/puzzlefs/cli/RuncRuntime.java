@@ -1,0 +1,69 @@
+package dev.puzzlefs.cli;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.UUID;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Runs a container with {@code runc run} in the foreground, from a bundle whose {@code config.json}
+ * ({@link RuntimeConfig}) names the mount as its root. runc forwards the signals it gets to the
+ * container's command, and removes the container when it exits.
+ */
+final class RuncRuntime implements ContainerRuntime {
+  private static final Logger log = LoggerFactory.getLogger(RuncRuntime.class);
+
+  private final Path runc;
+  private final String id = "puzzlefs-" + UUID.randomUUID().toString().substring(0, 12);
+
+  RuncRuntime(Path runc) {
+    this.runc = runc;
+  }
+
+  @Override
+  public String name() {
+    return "runc";
+  }
+
+  @Override
+  public Process start(ContainerSpec spec, Path scratch) throws IOException {
+    Path bundle = scratch.resolve("bundle");
+    RuntimeConfig.write(bundle, spec, spec.rootfs().toAbsolutePath().toString());
+    List<String> cmd = List.of(runc.toString(), "run", "--bundle", bundle.toString(), id);
+    log.debug("running {} with {}", spec.args(), String.join(" ", cmd));
+    return new ProcessBuilder(cmd).inheritIO().start();
+  }
+
+  @Override
+  public void signal(Process started, String signal) {
+    // runc run proxies every signal it receives to the container's process.
+    ContainerRuntime.kill(started.pid(), signal);
+  }
+
+  @Override
+  public void kill(Process started) {
+    run(List.of(runc.toString(), "kill", id, "KILL"));
+  }
+
+  @Override
+  public void cleanUp() {
+    run(List.of(runc.toString(), "delete", "--force", id));
+  }
+
+  private static void run(List<String> cmd) {
+    try {
+      Process p =
+          new ProcessBuilder(cmd)
+              .redirectErrorStream(true)
+              .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+              .start();
+      p.waitFor();
+    } catch (IOException e) {
+      log.debug("{} failed: {}", String.join(" ", cmd), e.getMessage());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}

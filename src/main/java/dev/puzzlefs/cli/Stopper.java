@@ -1,0 +1,119 @@
+package dev.puzzlefs.cli;
+
+import java.io.IOException;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import sun.misc.Signal;
+import sun.misc.SignalHandler;
+
+/**
+ * Takes SIGINT and SIGTERM away from the JVM while {@code run} runs a container, and passes them on
+ * to the container's command, killing it if it has not exited {@code timeout} seconds later. So a
+ * signal ends the command, and {@code run} still unmounts everything and exits with the command's
+ * status. A signal that comes before the command started cancels the run.
+ *
+ * <p>Why {@code sun.misc.Signal}: a shutdown hook cannot tell SIGINT from SIGTERM, cannot keep the
+ * command's exit status, and races jnr-fuse's own hook, which unmounts the image under the overlay.
+ */
+final class Stopper implements AutoCloseable {
+  /** Starts the container; may fail like a process start. */
+  interface Starter {
+    Process start() throws IOException;
+  }
+
+  private static final Logger log = LoggerFactory.getLogger(Stopper.class);
+  private static final String[] SIGNALS = {"INT", "TERM"};
+
+  private final ContainerRuntime runtime;
+  private final int timeoutSeconds;
+  private final Map<Signal, SignalHandler> previous = new HashMap<>();
+  private Process process;
+  private Signal cancelledBy;
+  private boolean killerStarted;
+
+  private Stopper(ContainerRuntime runtime, int timeoutSeconds) {
+    this.runtime = runtime;
+    this.timeoutSeconds = timeoutSeconds;
+  }
+
+  /** Installs the handlers; {@link #close()} restores the JVM's. */
+  static Stopper install(ContainerRuntime runtime, int timeoutSeconds) {
+    Stopper s = new Stopper(runtime, timeoutSeconds);
+    for (String name : SIGNALS) {
+      Signal sig = new Signal(name);
+      s.previous.put(sig, Signal.handle(sig, s::handle));
+    }
+    return s;
+  }
+
+  private synchronized void handle(Signal sig) {
+    if (process == null) {
+      log.debug("SIG{} before the command started: cancelling", sig.getName());
+      cancelledBy = sig;
+      return;
+    }
+    log.debug("passing SIG{} on to the command ({})", sig.getName(), runtime.name());
+    runtime.signal(process, sig.getName());
+    if (!killerStarted) {
+      killerStarted = true;
+      Process p = process;
+      Thread killer =
+          new Thread(
+              () -> {
+                try {
+                  if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+                    log.warn(
+                        "the command did not exit {} s after SIG{}; killing it",
+                        timeoutSeconds,
+                        sig.getName());
+                    runtime.kill(p);
+                  }
+                } catch (InterruptedException e) {
+                  Thread.currentThread().interrupt();
+                }
+              },
+              "puzzlefs-run-killer");
+      killer.setDaemon(true);
+      killer.start();
+    }
+  }
+
+  /** True once a signal came before the command started. */
+  synchronized boolean cancelled() {
+    return cancelledBy != null;
+  }
+
+  /** The status of a run cancelled by a signal: 128 plus its number, as a shell reports it. */
+  synchronized int cancelStatus() {
+    return 128 + cancelledBy.getNumber();
+  }
+
+  /** Starts the command with {@code starter} and waits for it; returns its exit status. */
+  int run(Starter starter) throws IOException, InterruptedException {
+    Process p;
+    synchronized (this) {
+      if (cancelledBy != null) {
+        return cancelStatus();
+      }
+      p = starter.start();
+      process = p;
+    }
+    try {
+      return p.waitFor();
+    } catch (InterruptedException e) {
+      runtime.kill(p);
+      p.waitFor(timeoutSeconds, TimeUnit.SECONDS);
+      throw e;
+    } finally {
+      runtime.cleanUp();
+    }
+  }
+
+  @Override
+  public void close() {
+    previous.forEach(Signal::handle);
+  }
+}

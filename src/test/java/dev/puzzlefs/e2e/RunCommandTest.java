@@ -1,0 +1,276 @@
+package dev.puzzlefs.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.puzzlefs.testing.DebianRootfs;
+import dev.puzzlefs.testing.Processes;
+import dev.puzzlefs.testing.TestRegistry;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * {@code puzzlefs run} and {@code puzzlefs bundle} on the debootstrap image, lazily from a real
+ * registry on 127.0.0.1, with both runtimes (runc and the unshare fallback): output, exit status,
+ * the container's view, signals, a shared cache, and nothing left behind.
+ */
+@Tag("e2e")
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class RunCommandTest {
+  private static final String TAG = "bookworm";
+
+  private Path work;
+  private Path rootfs;
+  private TestRegistry registry;
+  private String ref;
+  private Isolated cli;
+  private Path warmCache;
+
+  @BeforeAll
+  void buildAndPush() throws Exception {
+    assertTrue(
+        Files.isExecutable(Path.of("/usr/sbin/runc")), "runc is missing: run .ci/setup-debian");
+    rootfs = DebianRootfs.get();
+    work = Files.createTempDirectory("puzzlefs-run-e2e-");
+    Path oci = work.resolve("oci");
+    Cli.ok("build", rootfs.toString(), oci.toString(), TAG);
+    registry = TestRegistry.launch();
+    ref = "docker://" + registry.hostPort() + "/run/debian:" + TAG;
+    Cli.ok("push", "--plain-http", oci.toString(), TAG, ref);
+    cli = new Isolated(work);
+    warmCache = work.resolve("warm-cache");
+  }
+
+  @AfterAll
+  void cleanUp() throws Exception {
+    if (registry != null) {
+      registry.close();
+    }
+    Processes.exec(120, null, "rm", "-rf", work.toString());
+  }
+
+  /** {@code puzzlefs run} with the runtime forced, on the class's warm cache. */
+  private String[] run(String runtime, String... command) {
+    return run(runtime, List.of(), command);
+  }
+
+  private String[] run(String runtime, List<String> options, String... command) {
+    List<String> args =
+        new java.util.ArrayList<>(
+            List.of(
+                "run", "--plain-http", "--cache-dir", warmCache.toString(), "--runtime", runtime));
+    args.addAll(options);
+    args.add(ref);
+    args.addAll(List.of(command));
+    return args.toArray(String[]::new);
+  }
+
+  @Test
+  void run_fromRegistryWithEmptyCache_catsOsReleaseAndFetchesASmallShare() throws Exception {
+    Path cache = work.resolve("empty-cache");
+    Processes.Result r =
+        cli.ok(
+            "run",
+            "--plain-http",
+            "--stats",
+            "--cache-dir",
+            cache.toString(),
+            ref,
+            "--",
+            "cat",
+            "/etc/os-release");
+
+    assertEquals(Files.readString(rootfs.resolve("etc/os-release")), r.out());
+    List<String> err = r.stderr().lines().toList();
+    JsonNode stats = new ObjectMapper().readTree(err.get(err.size() - 1));
+    long fetched = stats.get("fetchedBytes").asLong();
+    long image = stats.get("imageBytes").asLong();
+    assertTrue(fetched > 0 && image > 100_000_000, stats.toString());
+    assertTrue(fetched < image / 20, "fetched " + fetched + " of " + image + " bytes");
+    cli.assertNothingLeft(work.resolve("oci"));
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"runc", "unshare"})
+  void run_commandExitsSeven_runExitsSevenAndLeavesNothing(String runtime) throws Exception {
+    Processes.Result r = cli.run(run(runtime, "sh", "-c", "echo out; exit 7"));
+
+    assertEquals(7, r.exit(), r.stderr());
+    assertEquals("out\n", r.out());
+    cli.assertNothingLeft();
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"runc", "unshare"})
+  void run_container_hasItsOwnNamespacesProcDevSysAndTheHostsDns(String runtime) throws Exception {
+    String script =
+        String.join(
+            "; ",
+            "echo pid=$$",
+            "echo host=$(hostname)",
+            "echo pwd=$(pwd)",
+            "echo var=$GREETING",
+            "echo procs=$(ls /proc | grep -c '^[0-9]')",
+            "echo dev=$(ls /dev | tr '\\n' ' ')",
+            "head -c 4 /dev/urandom | wc -c | sed 's/^/urandom=/'",
+            "touch /sys/x 2>/dev/null && echo sys=rw || echo sys=ro",
+            "cat /etc/resolv.conf",
+            "echo written > /root/note && cat /root/note");
+    Processes.Result r =
+        cli.ok(
+            run(runtime, List.of("--env", "GREETING=hi", "--workdir", "/usr"), "sh", "-c", script));
+
+    String out = r.out();
+    assertTrue(out.contains("pid=1\n"), out);
+    assertTrue(out.contains("host=puzzlefs\n"), out);
+    assertTrue(out.contains("pwd=/usr\n"), out);
+    assertTrue(out.contains("var=hi\n"), out);
+    assertTrue(out.contains("urandom=4\n"), out);
+    assertTrue(out.contains("sys=ro\n"), out);
+    assertTrue(out.contains("written\n"), out);
+    for (String dev : List.of("null", "zero", "full", "random", "urandom", "tty", "pts", "shm")) {
+      assertTrue(out.matches("(?s).*dev=.*\\b" + dev + "\\b.*"), dev + " in " + out);
+    }
+    assertTrue(out.contains(Files.readString(Path.of("/etc/resolv.conf"))), out);
+    int procs = Integer.parseInt(out.replaceAll("(?s).*procs=(\\d+).*", "$1"));
+    assertTrue(procs < 5, "its own PID namespace shows only its processes: " + out);
+    cli.assertNothingLeft();
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"runc", "unshare"})
+  void run_sigtermToRun_reachesTheCommandAndEverythingIsTakenDown(String runtime) throws Exception {
+    Process p =
+        cli.start(
+            run(
+                runtime,
+                "sh",
+                "-c",
+                "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done"));
+    CompletableFuture<byte[]> err = Isolated.drain(p.getErrorStream());
+    BufferedReader out =
+        new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+    assertEquals("ready", out.readLine());
+    CompletableFuture<String> rest =
+        CompletableFuture.supplyAsync(() -> out.lines().collect(Collectors.joining("\n")));
+
+    p.toHandle()
+        .destroy(); // (Process.destroy would close our end of its pipes) SIGTERM to run itself
+
+    assertTrue(p.waitFor(60, TimeUnit.SECONDS), "run exits after SIGTERM");
+    assertEquals("got-term", rest.join());
+    assertEquals(42, p.exitValue(), () -> new String(err.join(), StandardCharsets.UTF_8));
+    cli.assertNothingLeft();
+  }
+
+  @Test
+  void run_commandIgnoringSigterm_isKilledAfterTheStopTimeout() throws Exception {
+    Process p =
+        cli.start(
+            "run",
+            "--plain-http",
+            "--cache-dir",
+            warmCache.toString(),
+            "--stop-timeout",
+            "2",
+            ref,
+            "sh",
+            "-c",
+            "echo ready; exec sleep 600");
+    BufferedReader out =
+        new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+    CompletableFuture<byte[]> err = Isolated.drain(p.getErrorStream());
+    assertEquals("ready", out.readLine());
+    CompletableFuture<Long> rest = CompletableFuture.supplyAsync(() -> out.lines().count());
+
+    p.toHandle()
+        .destroy(); // (Process.destroy would close our end of its pipes) sleep is PID 1 of its
+    // namespace and has no handler: it ignores SIGTERM
+
+    assertTrue(p.waitFor(60, TimeUnit.SECONDS), "run exits");
+    assertEquals(128 + 9, p.exitValue(), () -> new String(err.join(), StandardCharsets.UTF_8));
+    assertEquals(0, rest.join());
+    cli.assertNothingLeft();
+  }
+
+  @Test
+  void run_twoAtOnce_bothSucceedAndShareOneCache() throws Exception {
+    Path cache = work.resolve("shared-cache");
+    String[] args = {
+      "run",
+      "--plain-http",
+      "--stats",
+      "--cache-dir",
+      cache.toString(),
+      ref,
+      "--",
+      "sh",
+      "-c",
+      "cat /etc/os-release; ls -R /usr/lib >/dev/null"
+    };
+    CompletableFuture<Processes.Result> a = CompletableFuture.supplyAsync(() -> call(args));
+    CompletableFuture<Processes.Result> b = CompletableFuture.supplyAsync(() -> call(args));
+
+    String expected = Files.readString(rootfs.resolve("etc/os-release"));
+    for (Processes.Result r : List.of(a.join(), b.join())) {
+      assertEquals(0, r.exit(), r.stderr());
+      assertEquals(expected, r.out());
+    }
+    Processes.Result third = cli.ok(args);
+    List<String> err = third.stderr().lines().toList();
+    JsonNode stats = new ObjectMapper().readTree(err.get(err.size() - 1));
+    assertEquals(0, stats.get("fetchedBytes").asLong(), "all from the shared cache: " + stats);
+    assertTrue(stats.get("diskHits").asLong() > 0, stats.toString());
+    cli.assertNothingLeft();
+  }
+
+  private Processes.Result call(String[] args) {
+    try {
+      return cli.run(args);
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  @Test
+  void bundle_runsWithRuncAndUmountTakesItDown() throws Exception {
+    Path bundle = work.resolve("bundle");
+    cli.ok("bundle", "--plain-http", "--cache-dir", warmCache.toString(), ref, bundle.toString());
+    ObjectMapper json = new ObjectMapper();
+    ObjectNode config = (ObjectNode) json.readTree(bundle.resolve("config.json").toFile());
+    assertEquals("rootfs", config.get("root").get("path").asText());
+    ArrayNode args = ((ObjectNode) config.get("process")).putArray("args");
+    args.add("sh").add("-c").add("cat /etc/os-release && echo from-runc > /root/out");
+    json.writeValue(bundle.resolve("config.json").toFile(), config);
+
+    Processes.Result r =
+        Processes.exec(120, null, "runc", "run", "--bundle", bundle.toString(), "puzzlefs-test");
+
+    assertEquals(0, r.exit(), r.stderr());
+    assertEquals(Files.readString(rootfs.resolve("etc/os-release")), r.out());
+    assertEquals("from-runc\n", Files.readString(bundle.resolve("rootfs/root/out")));
+    cli.ok("umount", bundle.resolve("rootfs").toString());
+    assertNotEquals(
+        "overlay", Files.getFileStore(bundle.resolve("rootfs")).type(), "overlay unmounted");
+    cli.assertNothingLeft(bundle);
+  }
+}

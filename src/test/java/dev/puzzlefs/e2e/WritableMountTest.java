@@ -1,0 +1,195 @@
+package dev.puzzlefs.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.puzzlefs.testing.Processes;
+import dev.puzzlefs.testing.TestRegistry;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code mount --writable}: writes land in the overlay's upper layer (a persist directory or a
+ * private one), never in the image; {@code umount} takes down both layers, and cleans up a half
+ * left behind.
+ */
+class WritableMountTest {
+  @TempDir Path tmp;
+  private Path src;
+  private Path oci;
+  private Path mnt;
+  private Isolated cli;
+
+  @BeforeEach
+  void smallImage() throws Exception {
+    src = Files.createDirectories(tmp.resolve("src/etc"));
+    Files.writeString(src.resolve("motd"), "from the image\n");
+    Files.write(src.resolve("data"), new byte[300_000]);
+    oci = tmp.resolve("oci");
+    Cli.ok("build", src.getParent().toString(), oci.toString(), "v1");
+    mnt = Files.createDirectories(tmp.resolve("mnt"));
+    cli = new Isolated(tmp);
+  }
+
+  @AfterEach
+  void unmount() throws Exception {
+    cli.run("umount", mnt.toString());
+    Cli.unmountQuietly(mnt);
+  }
+
+  private String mountType() throws Exception {
+    String abs = mnt.toAbsolutePath().toString();
+    for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+      String[] f = line.split(" ");
+      if (f[4].equals(abs)) {
+        return line.substring(line.indexOf(" - ") + 3).split(" ")[0];
+      }
+    }
+    return null;
+  }
+
+  @Test
+  void writableWithPersist_fileSurvivesRemountAndIsAbsentWithoutPersist() throws Exception {
+    Path persist = tmp.resolve("persist");
+    cli.ok(
+        "mount",
+        "--writable",
+        "--persist",
+        persist.toString(),
+        oci.toString(),
+        "v1",
+        mnt.toString());
+    assertEquals("overlay", mountType());
+    Files.writeString(mnt.resolve("etc/note"), "written\n");
+    Files.writeString(mnt.resolve("etc/motd"), "changed\n");
+    assertEquals("written\n", Files.readString(mnt.resolve("etc/note")));
+    assertEquals("written\n", Files.readString(persist.resolve("upper/etc/note")));
+    cli.ok("umount", mnt.toString());
+    assertEquals(null, mountType());
+    cli.assertNothingLeft(mnt);
+
+    cli.ok(
+        "mount",
+        "--writable",
+        "--persist",
+        persist.toString(),
+        oci.toString(),
+        "v1",
+        mnt.toString());
+    assertEquals("written\n", Files.readString(mnt.resolve("etc/note")));
+    assertEquals("changed\n", Files.readString(mnt.resolve("etc/motd")));
+    cli.ok("umount", mnt.toString());
+
+    cli.ok("mount", "--writable", oci.toString(), "v1", mnt.toString());
+    assertFalse(Files.exists(mnt.resolve("etc/note")), "a fresh mount has no earlier writes");
+    assertEquals("from the image\n", Files.readString(mnt.resolve("etc/motd")));
+    Files.writeString(mnt.resolve("etc/scratch"), "gone at unmount\n");
+    cli.ok("umount", mnt.toString());
+    cli.assertNothingLeft(mnt);
+
+    Isolated.assertBlobsIntact(oci);
+    assertEquals("from the image\n", Files.readString(src.resolve("motd")));
+  }
+
+  @Test
+  void writableFromRegistry_writesGoToTheUpperLayerAndTheCacheStaysIntact() throws Exception {
+    try (TestRegistry registry = TestRegistry.launch()) {
+      String ref = "docker://" + registry.hostPort() + "/writable/test:v1";
+      Cli.ok("push", "--plain-http", oci.toString(), "v1", ref);
+      Path cache = tmp.resolve("cache");
+      Path persist = tmp.resolve("persist");
+      cli.ok(
+          "mount",
+          "--writable",
+          "--persist",
+          persist.toString(),
+          "--plain-http",
+          "--cache-dir",
+          cache.toString(),
+          ref,
+          mnt.toString());
+
+      assertEquals("from the image\n", Files.readString(mnt.resolve("etc/motd")));
+      // Appending copies the image's file up into the upper layer, reading all of it.
+      Files.write(mnt.resolve("etc/data"), new byte[] {1, 2, 3}, StandardOpenOption.APPEND);
+      assertEquals(300_003, Files.size(persist.resolve("upper/etc/data")));
+      assertEquals(300_003, Files.size(mnt.resolve("etc/data")));
+      cli.ok("umount", mnt.toString());
+
+      Isolated.assertBlobsIntact(oci);
+      assertCacheEntriesIntact(cache);
+      cli.assertNothingLeft(mnt, cache);
+    }
+  }
+
+  /** Every cached chunk file named by a sha256 still hashes to its name. */
+  private static void assertCacheEntriesIntact(Path cache) throws Exception {
+    List<Path> files;
+    try (var walk = Files.walk(cache)) {
+      files =
+          walk.filter(Files::isRegularFile)
+              .filter(p -> p.getFileName().toString().matches("[0-9a-f]{64}"))
+              .toList();
+    }
+    assertFalse(files.isEmpty(), "the mount cached chunks in " + cache);
+    for (Path f : files) {
+      String sum = Processes.run(30, "sha256sum", f.toString()).out().split(" ")[0];
+      assertEquals(f.getFileName().toString(), sum, "cache entry " + f);
+    }
+  }
+
+  @Test
+  void umount_overlayAlreadyGone_reportsItAndTakesDownTheImageMount() throws Exception {
+    cli.ok("mount", "--writable", oci.toString(), "v1", mnt.toString());
+    Processes.run(30, "umount", mnt.toString()); // the overlay only
+
+    Processes.Result r = cli.ok("umount", mnt.toString());
+
+    assertTrue(r.stderr().contains("overlay on " + mnt + " was already gone"), r.stderr());
+    cli.assertNothingLeft(mnt);
+  }
+
+  @Test
+  void umount_imageMountUnderItGone_reportsItAndTakesDownTheOverlay() throws Exception {
+    cli.ok("mount", "--writable", oci.toString(), "v1", mnt.toString());
+    String lower = lowerDir();
+    Processes.run(30, "fusermount", "-u", "-z", lower); // the image under the overlay only
+
+    Processes.Result r = cli.ok("umount", mnt.toString());
+
+    assertTrue(r.stderr().contains("image mount under " + mnt), r.stderr());
+    assertTrue(r.stderr().contains("already gone") || r.stderr().contains("died"), r.stderr());
+    cli.assertNothingLeft(mnt);
+  }
+
+  private String lowerDir() throws Exception {
+    String abs = mnt.toAbsolutePath().toString();
+    for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+      if (line.split(" ")[4].equals(abs)) {
+        return line.replaceAll(".*lowerdir=([^,]*).*", "$1");
+      }
+    }
+    throw new AssertionError("no overlay on " + mnt);
+  }
+
+  @Test
+  void mount_persistWithoutWritable_isRefused() throws Exception {
+    Processes.Result r =
+        cli.run(
+            "mount",
+            "--persist",
+            tmp.resolve("p").toString(),
+            oci.toString(),
+            "v1",
+            mnt.toString());
+    assertTrue(r.exit() != 0 && r.stderr().contains("--persist needs --writable"), r.stderr());
+    assertEquals(null, mountType());
+  }
+}
