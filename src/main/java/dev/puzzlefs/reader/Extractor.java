@@ -54,6 +54,14 @@ public final class Extractor {
 
   private final Image image;
   private final boolean restoreOwners;
+  private Listener listener = (files, bytes) -> {};
+
+  /** Told how far an extraction has come; called on the extracting thread. */
+  @FunctionalInterface
+  public interface Listener {
+    /** {@code files} more regular files and {@code bytes} more of their bytes were written. */
+    void written(long files, long bytes);
+  }
 
   /** What an extraction made. Hard links count once, as {@code hardLinks}. */
   public record Summary(
@@ -77,6 +85,12 @@ public final class Extractor {
   public Extractor(Image image, boolean restoreOwners) {
     this.image = image;
     this.restoreOwners = restoreOwners;
+  }
+
+  /** Reports progress to {@code listener} from now on; returns this extractor. */
+  public Extractor listener(Listener listener) {
+    this.listener = java.util.Objects.requireNonNull(listener, "listener");
+    return this;
   }
 
   /** True when entries get the image's owners; false leaves them to the user who extracts. */
@@ -240,6 +254,7 @@ public final class Extractor {
           }
           Posix.writeFully(fd, buffer, got, cpath);
           offset += got;
+          listener.written(0, got);
         }
       } catch (IOException | RuntimeException e) {
         try {
@@ -252,6 +267,7 @@ public final class Extractor {
       Posix.close(fd, cpath);
       files++;
       bytes += size;
+      listener.written(1, 0);
     }
 
     private int read(Inode inode, long offset, int size, byte[] path) throws IOException {
