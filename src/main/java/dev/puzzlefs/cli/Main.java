@@ -88,6 +88,13 @@ public final class Main {
   /** The configured command line: help layout, exit codes, error handlers. */
   static CommandLine commandLine() {
     CommandLine cli = new CommandLine(new Main());
+    cli.getSubcommands()
+        .get("generate-completion")
+        .getCommandSpec()
+        .usageMessage()
+        .description("Print the bash completion script (also built as target/puzzlefs_completion).")
+        .footerHeading("%nExamples:%n")
+        .footer("  source <(puzzlefs generate-completion)");
     configureHelp(cli);
     cli.setParameterExceptionHandler(Main::usageError);
     cli.setExecutionExceptionHandler(
