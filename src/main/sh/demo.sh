@@ -13,7 +13,7 @@ port=${PUZZLEFS_DEMO_PORT:-5055}
 ref="docker://127.0.0.1:$port/demo/bookworm:latest"
 
 [ -f target/puzzlefs.jar ] || mvn -B -q -ntp -DskipTests package
-pfs() { java -jar "$top/target/puzzlefs.jar" "$@"; }
+pfs() { "$top/bin/puzzlefs" "$@"; }
 
 if [ ! -d "$rootfs/usr/bin" ]; then
   echo "== making a Debian root filesystem in $rootfs (debootstrap, about a minute)"

@@ -47,6 +47,16 @@ public final class ImageBuilder {
 
   private final int threads;
   private final Compression compression;
+  private Listener listener = new Listener() {};
+
+  /** Told how far a build has come; called on the building thread. */
+  public interface Listener {
+    /** The walk found {@code files} regular files holding {@code bytes} bytes to read. */
+    default void planned(long files, long bytes) {}
+
+    /** {@code files} more files were finished and {@code bytes} more bytes were read. */
+    default void read(long files, long bytes) {}
+  }
 
   /** A builder storing chunks uncompressed, hashing and writing them on {@code threads} threads. */
   public ImageBuilder(int threads) {
@@ -60,6 +70,12 @@ public final class ImageBuilder {
   public ImageBuilder(int threads, Compression compression) {
     this.threads = Math.max(1, threads);
     this.compression = Objects.requireNonNull(compression, "compression");
+  }
+
+  /** Reports progress to {@code listener} from now on; returns this builder. */
+  public ImageBuilder listener(Listener listener) {
+    this.listener = Objects.requireNonNull(listener, "listener");
+    return this;
   }
 
   /** Builds {@code rootfs} into {@code layout} and tags the image {@code tag}. */
@@ -91,6 +107,11 @@ public final class ImageBuilder {
     }
     files.sort((a, b) -> Long.compare(inoOf[(int) a.ino - 1], inoOf[(int) b.ino - 1]));
     long[] lengths = new long[files.size()];
+    long planned = 0;
+    for (SourceNode f : files) {
+      planned += f.size;
+    }
+    listener.planned(files.size(), planned);
     List<ChunkWriter.StoredChunk> chunks;
     ExecutorService workers = Executors.newFixedThreadPool(threads, BuildThreads.FACTORY);
     try {
@@ -98,7 +119,8 @@ public final class ImageBuilder {
       Chunker chunker = new Chunker(FastCdc.PUZZLEFS, writer);
       byte[] buf = new byte[READ_BUFFER];
       for (int i = 0; i < files.size(); i++) {
-        lengths[i] = stream(files.get(i), chunker, buf);
+        lengths[i] = stream(files.get(i), chunker, buf, listener);
+        listener.read(1, 0);
       }
       chunker.finish();
       chunks = writer.finish();
@@ -271,12 +293,14 @@ public final class ImageBuilder {
         MediaTypes.EMPTY, Digest.sha256(EMPTY_CONFIG).toString(), 2, null, null, "e30=");
   }
 
-  static long stream(SourceNode file, Chunker chunker, byte[] buf) throws IOException {
+  static long stream(SourceNode file, Chunker chunker, byte[] buf, Listener listener)
+      throws IOException {
     long total = 0;
     try (InputStream in = Files.newInputStream(file.path)) {
       for (int n; (n = in.read(buf)) > 0; ) {
         chunker.write(buf, 0, n);
         total += n;
+        listener.read(0, n);
       }
     } catch (IOException e) {
       throw new IOException("cannot read " + file.path + ": " + Problems.describe(e), e);

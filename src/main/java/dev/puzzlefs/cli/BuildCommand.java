@@ -18,7 +18,17 @@ import picocli.CommandLine.TypeConversionException;
 @Command(
     mixinStandardHelpOptions = true,
     name = "build",
-    description = "Build a PuzzleFS image from a directory tree.")
+    description =
+        "Build a PuzzleFS image from a directory tree into an OCI layout (created if "
+            + "needed) and tag it. Prints 'puzzlefs image manifest digest: HEX' on stdout: the "
+            + "manifest's fs-verity digest, which mount --digest and enable-fs-verity take. "
+            + "Progress and the summary go to stderr.",
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  puzzlefs build rootfs/ images/ v1",
+      "  puzzlefs build --compression zstd rootfs/ images/ v1-zstd",
+      "  puzzlefs build --base-layer v1 rootfs-v2/ images/ v2   # a delta on v1"
+    })
 final class BuildCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "ROOTFS", description = "the directory tree to build")
   Path rootfs;
@@ -31,7 +41,9 @@ final class BuildCommand implements Callable<Integer> {
 
   @Option(
       names = "--threads",
-      description = "threads hashing and writing chunks (default: available processors)")
+      paramLabel = "N",
+      showDefaultValue = picocli.CommandLine.Help.Visibility.NEVER,
+      description = "threads hashing and writing chunks (default: the available processors)")
   int threads = Runtime.getRuntime().availableProcessors();
 
   @Option(
@@ -39,8 +51,8 @@ final class BuildCommand implements Callable<Integer> {
       paramLabel = "none|zstd",
       converter = CompressionConverter.class,
       description =
-          "none (default), or zstd: each chunk in the zstd seekable format, raw where that is not"
-              + " smaller")
+          "none, or zstd: each chunk in the zstd seekable format, raw where that is not smaller",
+      defaultValue = "none")
   Compression compression = Compression.NONE;
 
   @Option(
@@ -51,6 +63,8 @@ final class BuildCommand implements Callable<Integer> {
               + " top layer, chunks it already has are not written again, kept paths keep their"
               + " inode numbers and removed paths are whited out")
   String baseTag;
+
+  @picocli.CommandLine.Mixin OutputOptions output;
 
   /** Takes the lower-case names users type. */
   static final class CompressionConverter implements ITypeConverter<Compression> {
@@ -126,26 +140,43 @@ final class BuildCommand implements Callable<Integer> {
       }
     }
     checkOutput();
-    long start = System.nanoTime();
-    BuildResult r =
-        new ImageBuilder(threads, compression)
-            .build(rootfs, OciLayout.openOrCreate(ociDir), tag, baseTag);
-    double secs = (System.nanoTime() - start) / 1e9;
-    String stored =
-        compression == Compression.NONE ? "" : ", stored in " + r.storedBytes() + " bytes";
-    System.err.printf(
-        "built %s:%s from %s: %d inodes, %d files, %d bytes in %d chunks (%d new)%s, %.1fs%n",
-        ociDir,
-        tag,
-        rootfs,
-        r.inodes(),
-        r.files(),
-        r.bytes(),
-        r.chunks(),
-        r.chunksWritten(),
-        stored,
-        secs);
-    if (baseTag != null) {
+    BuildResult r;
+    Progress progress = output.progress("build", "files");
+    try (progress) {
+      r =
+          new ImageBuilder(threads, compression)
+              .listener(
+                  new ImageBuilder.Listener() {
+                    @Override
+                    public void planned(long files, long bytes) {
+                      progress.total(files, bytes);
+                    }
+
+                    @Override
+                    public void read(long files, long bytes) {
+                      progress.add(files, bytes);
+                    }
+                  })
+              .build(rootfs, OciLayout.openOrCreate(ociDir), tag, baseTag);
+    }
+    progress.finish(
+        String.format(
+            java.util.Locale.ROOT,
+            "built %s:%s from %s: %d files (%d inodes), %d bytes in %d chunks (%d new), stored in"
+                + " %d bytes, %d bytes reused, manifest %s, %.1fs",
+            ociDir,
+            tag,
+            rootfs,
+            r.files(),
+            r.inodes(),
+            r.bytes(),
+            r.chunks(),
+            r.chunksWritten(),
+            r.storedBytes(),
+            r.bytesReused(),
+            r.manifest(),
+            progress.seconds()));
+    if (baseTag != null && !output.quiet) {
       System.err.printf(
           "delta on %s: %d of %d chunks (%d bytes) reused from it, %d paths whited out, %d"
               + " layers%n",

@@ -99,7 +99,9 @@ public final class Config {
     return base.resolve("puzzlefs");
   }
 
+  /** {@code $HOME} as the shell has it (the JVM's user.home comes from the password file). */
   private static Path home() {
-    return Path.of(System.getProperty("user.home"));
+    String env = System.getenv("HOME");
+    return Path.of(env != null && !env.isEmpty() ? env : System.getProperty("user.home"));
   }
 }

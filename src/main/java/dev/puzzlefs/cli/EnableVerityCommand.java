@@ -42,32 +42,46 @@ import picocli.CommandLine.Spec;
 @Command(
     mixinStandardHelpOptions = true,
     name = "enable-fs-verity",
-    description = {
-      "Turn on the kernel's fs-verity for every blob of an image, after checking their digests.",
-      "Covers the manifest, the rootfs blob and every chunk blob; each measurement is checked."
+    description =
+        "Turn on the kernel's fs-verity for every blob of an image, after checking their "
+            + "digests. Covers the manifest, the rootfs blob and every chunk blob; each "
+            + "measurement is checked. The layout must be on a filesystem with fs-verity (ext4 "
+            + "with the verity feature, f2fs, btrfs).",
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  digest=$(puzzlefs build rootfs/ images/ v1 | sed 's/.*: //')",
+      "  puzzlefs enable-fs-verity images/ v1 $digest",
+      "  puzzlefs mount --digest $digest images/ v1 /mnt/v1"
     })
 final class EnableVerityCommand implements Callable<Integer> {
   private static final HexFormat HEX = HexFormat.of();
 
   @Spec CommandSpec spec;
 
-  @Parameters(index = "0", paramLabel = "OCI_DIR", description = "OCI layout holding the image")
-  Path ociDir;
-
-  @Parameters(index = "1", paramLabel = "TAG", description = "tag of the image")
-  String tag;
-
   @Parameters(
-      index = "2",
-      paramLabel = "MANIFEST_DIGEST_HEX",
-      description = "the manifest's fs-verity digest, as build printed it")
-  String manifestDigest;
+      arity = "2..3",
+      paramLabel = "IMAGE MANIFEST_DIGEST_HEX",
+      hideParamSyntax = true,
+      description =
+          "IMAGE MANIFEST_DIGEST_HEX: IMAGE is OCI_DIR TAG or oci:OCI_DIR[:TAG] (a local layout);"
+              + " MANIFEST_DIGEST_HEX is the manifest's fs-verity digest, as build printed it")
+  List<String> args;
+
+  private Path ociDir;
+  private String tag;
+  private String manifestDigest;
 
   /** A blob and the fs-verity digest it must have. */
   private record Expected(String role, Digest blob, byte[] verity) {}
 
   @Override
   public Integer call() throws Exception {
+    ImageArgs image =
+        ImageArgs.parse(spec.commandLine(), args, 1, "MANIFEST_DIGEST_HEX")
+            .requireLocal(spec.commandLine(), "fs-verity is turned on for files of a local layout");
+    ociDir = image.layout();
+    tag = image.tag();
+    manifestDigest = image.rest().get(0);
     if (!manifestDigest.matches("[0-9a-fA-F]{64}")) {
       throw new ParameterException(
           spec.commandLine(),

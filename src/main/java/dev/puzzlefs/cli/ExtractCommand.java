@@ -1,7 +1,6 @@
 package dev.puzzlefs.cli;
 
 import dev.puzzlefs.reader.Extractor;
-import dev.puzzlefs.registry.ImageReference;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileVisitResult;
@@ -34,19 +33,26 @@ import picocli.CommandLine.Spec;
 @Command(
     mixinStandardHelpOptions = true,
     name = "extract",
-    description = {
-      "Write an image's tree into a new or empty directory, verifying every chunk.",
-      "Owners are restored when run as root."
+    description =
+        "Write an image's tree into a new or empty directory, verifying every chunk. "
+            + "Owners are restored when run as root. A new DIR is written beside it and renamed "
+            + "into place when complete. Progress and the summary go to stderr.",
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  puzzlefs extract images/ v1 /tmp/v1-tree",
+      "  puzzlefs extract --plain-http docker://127.0.0.1:5000/app:v1 /tmp/v1-tree"
     })
 final class ExtractCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 
   @Parameters(
       arity = "2..3",
-      paramLabel = "IMAGE",
+      paramLabel = "IMAGE DIR",
+      hideParamSyntax = true,
       description =
-          "OCI_DIR TAG DIR (a local layout), or docker://HOST[:PORT]/REPO[:TAG] DIR (straight from"
-              + " a registry); DIR is where to write the tree")
+          "IMAGE DIR: IMAGE is OCI_DIR TAG or oci:OCI_DIR[:TAG] (a local layout), or"
+              + " docker://HOST[:PORT]/REPO[:TAG] (straight from a registry); DIR is where to write"
+              + " the tree")
   List<String> args;
 
   private Path target;
@@ -62,20 +68,16 @@ final class ExtractCommand implements Callable<Integer> {
 
   @Mixin RegistryOptions registry;
 
+  @Mixin OutputOptions output;
+
   @Override
   public Integer call() throws Exception {
     if (digest != null && !digest.matches("[0-9a-fA-F]{64}")) {
       throw new ParameterException(
           spec.commandLine(), "--digest takes 64 hex characters, got '" + digest + "'");
     }
-    boolean remote = args.get(0).startsWith(ImageReference.SCHEME);
-    if (remote != (args.size() == 2)) {
-      throw new ParameterException(
-          spec.commandLine(),
-          "expected OCI_DIR TAG DIR or docker://REFERENCE DIR, got " + String.join(" ", args));
-    }
-    target = Path.of(args.get(args.size() - 1));
-    String image = remote ? args.get(0) : args.get(0) + ":" + args.get(1);
+    ImageArgs image = ImageArgs.parse(spec.commandLine(), args, 1, "DIR");
+    target = Path.of(image.rest().get(0));
     Config config = Config.load(configFile);
     boolean inPlace = checkTarget(target);
     // No disk cache: every chunk is read once, into DIR; keeping a second copy would only cost
@@ -87,40 +89,49 @@ final class ExtractCommand implements Callable<Integer> {
             config.cache.memoryBytes,
             null,
             0);
-    long start = System.nanoTime();
     Extractor.Summary s;
-    try (OpenedImage opened = open(remote, config, settings)) {
-      Extractor extractor = new Extractor(opened.image());
-      if (!extractor.restoresOwners()) {
+    Progress progress = output.progress("extract", "files");
+    try (OpenedImage opened = open(image, config, settings);
+        progress) {
+      Extractor extractor = new Extractor(opened.image()).listener(progress::add);
+      progress.total(regularFiles(opened.image()), opened.image().totalBytes());
+      if (!extractor.restoresOwners() && !output.quiet) {
         System.err.println(
             "puzzlefs extract: not running as root, so the extracted files belong to you, not to"
                 + " the owners the image records");
       }
       s = inPlace ? extractInPlace(extractor) : extractAndRename(extractor);
     }
-    System.err.printf(
-        "extracted %s into %s: %d directories, %d files (%d bytes), %d symlinks,"
-            + " %d special files, %d hard links%s, %.1fs%n",
-        image,
-        target,
-        s.directories(),
-        s.files(),
-        s.bytes(),
-        s.symlinks(),
-        s.specialFiles(),
-        s.hardLinks(),
-        s.skipped() > 0 ? ", " + s.skipped() + " entries skipped" : "",
-        (System.nanoTime() - start) / 1e9);
+    progress.finish(
+        String.format(
+            java.util.Locale.ROOT,
+            "extracted %s into %s: %d directories, %d files (%d bytes), %d symlinks,"
+                + " %d special files, %d hard links%s, %.1fs",
+            image.display(),
+            target,
+            s.directories(),
+            s.files(),
+            s.bytes(),
+            s.symlinks(),
+            s.specialFiles(),
+            s.hardLinks(),
+            s.skipped() > 0 ? ", " + s.skipped() + " entries skipped" : "",
+            progress.seconds()));
     return 0;
   }
 
-  private OpenedImage open(boolean remote, Config config, OpenedImage.Settings settings)
+  private OpenedImage open(ImageArgs image, Config config, OpenedImage.Settings settings)
       throws Exception {
-    if (!remote) {
-      return OpenedImage.local(Path.of(args.get(0)), args.get(1), settings);
+    if (!image.remote()) {
+      return OpenedImage.local(image.layout(), image.tag(), settings);
     }
-    ImageReference ref = ImageReference.parse(args.get(0));
-    return OpenedImage.remote(ref, registry.pullClients(ref, config), settings);
+    return OpenedImage.remote(
+        image.reference(), registry.pullClients(image.reference(), config), settings);
+  }
+
+  /** The regular files an extraction writes (hard links count once). */
+  private static long regularFiles(dev.puzzlefs.reader.Image image) {
+    return image.fileCount();
   }
 
   /**

@@ -1,27 +1,80 @@
 package dev.puzzlefs.cli;
 
+import dev.puzzlefs.format.Rootfs;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintWriter;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Properties;
+import picocli.AutoComplete;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.IVersionProvider;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.ScopeType;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.UnmatchedArgumentException;
 
 /** The {@code puzzlefs} command line. */
 @Command(
     name = "puzzlefs",
     mixinStandardHelpOptions = true,
-    version = "puzzlefs-java 0.1.0",
-    description = "Build, push and mount PuzzleFS images; mount straight from an OCI registry.",
+    versionProvider = Main.Version.class,
+    description =
+        "Build, push, inspect and mount PuzzleFS images; mount straight from an OCI" + " registry.",
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  puzzlefs build rootfs/ /var/lib/images app v1",
+      "  puzzlefs mount /var/lib/images app-v1 /mnt/app",
+      "  puzzlefs mount docker://registry.example:5000/app:v1 /mnt/app",
+      "",
+      "Environment: PUZZLEFS_LOG (log levels, as --log-level), PUZZLEFS_CONFIG (configuration"
+          + " file).",
+      "Images: " + ImageArgs.FORMS + "."
+    },
     subcommands = {
       BuildCommand.class,
       MountCommand.class,
       UmountCommand.class,
       PushCommand.class,
       ExtractCommand.class,
+      InspectCommand.class,
       EnableVerityCommand.class,
       StatsCommand.class,
       RunCommand.class,
-      BundleCommand.class
+      BundleCommand.class,
+      AutoComplete.GenerateCompletion.class
     })
 public final class Main {
+  /** Exit status of a usage error (picocli's, for every command). */
+  static final int USAGE_ERROR = 2;
+
+  /** What each exit status means, shown in every command's help. */
+  static final Map<String, String> EXIT_CODES = exitCodes();
+
+  @Spec CommandSpec spec;
+
   private Main() {}
+
+  @Option(
+      names = "--log-level",
+      paramLabel = "LEVELS",
+      scope = ScopeType.INHERIT,
+      description =
+          "log levels: LEVEL for all of puzzlefs and LOGGER=LEVEL for one package, comma"
+              + " separated (trace, debug, info, warn, error, off), e.g."
+              + " info,dev.puzzlefs.registry=debug. Default: $PUZZLEFS_LOG, else info")
+  void logLevel(String levels) {
+    try {
+      Logging.apply(levels);
+    } catch (IllegalArgumentException e) {
+      throw new ParameterException(
+          spec.commandLine(), "--log-level " + e.getMessage(), e, null, levels);
+    }
+  }
 
   /** Runs the command line and exits with its status. */
   public static void main(String[] args) {
@@ -30,9 +83,24 @@ public final class Main {
 
   /** Runs the command line and returns its exit status (for tests). */
   public static int run(String... args) {
+    Logging.fromEnvironment(System.getenv());
+    return commandLine().execute(args);
+  }
+
+  /** The configured command line: help layout, exit codes, error handlers. */
+  static CommandLine commandLine() {
     CommandLine cli = new CommandLine(new Main());
     // run IMAGE sh -c '...': what follows IMAGE is the command's, options included.
     cli.getSubcommands().get("run").setStopAtPositional(true);
+    cli.getSubcommands()
+        .get("generate-completion")
+        .getCommandSpec()
+        .usageMessage()
+        .description("Print the bash completion script (also built as target/puzzlefs_completion).")
+        .footerHeading("%nExamples:%n")
+        .footer("  source <(puzzlefs generate-completion)");
+    configureHelp(cli);
+    cli.setParameterExceptionHandler(Main::usageError);
     cli.setExecutionExceptionHandler(
         (e, cmd, parsed) -> {
           cmd.getErr().println("puzzlefs " + cmd.getCommandName() + ": " + describe(e));
@@ -41,7 +109,37 @@ public final class Main {
           }
           return 1;
         });
-    return cli.execute(args);
+    return cli;
+  }
+
+  private static void configureHelp(CommandLine cmd) {
+    cmd.getCommandSpec()
+        .usageMessage()
+        .showDefaultValues(true)
+        .exitCodeListHeading("%nExit status:%n")
+        .exitCodeList(EXIT_CODES);
+    for (CommandLine sub : cmd.getSubcommands().values()) {
+      configureHelp(sub);
+    }
+  }
+
+  /** A usage error: the problem, the synopsis and where to read more; nothing else. */
+  private static int usageError(ParameterException ex, String[] args) {
+    CommandLine cmd = ex.getCommandLine();
+    PrintWriter err = cmd.getErr();
+    err.println(cmd.getCommandSpec().qualifiedName() + ": " + ex.getMessage());
+    UnmatchedArgumentException.printSuggestions(ex, err);
+    err.print(cmd.getHelp().fullSynopsis());
+    err.printf("Try '%s --help' for more information.%n", cmd.getCommandSpec().qualifiedName());
+    return USAGE_ERROR;
+  }
+
+  private static Map<String, String> exitCodes() {
+    Map<String, String> codes = new LinkedHashMap<>();
+    codes.put("0", "success");
+    codes.put("1", "failure: the message says what failed and what to try");
+    codes.put("2", "usage error: unknown option, missing or malformed argument (see --help)");
+    return codes;
   }
 
   /** One line for a person: the message, and the cause's when it adds something. */
@@ -52,5 +150,30 @@ public final class Main {
       msg += ": " + cause.getMessage();
     }
     return msg;
+  }
+
+  /** {@code --version}: the tool's version, the format version it writes, the Java it runs on. */
+  static final class Version implements IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      return new String[] {
+        "puzzlefs " + version(),
+        "PuzzleFS format: manifest version " + Rootfs.MANIFEST_VERSION,
+        "Java " + System.getProperty("java.version") + " (" + System.getProperty("java.home") + ")"
+      };
+    }
+
+    /** The project version Maven wrote into {@code version.properties}. */
+    static String version() {
+      Properties p = new Properties();
+      try (InputStream in = Main.class.getResourceAsStream("version.properties")) {
+        if (in != null) {
+          p.load(in);
+        }
+      } catch (IOException e) {
+        // fall through to "unknown"
+      }
+      return p.getProperty("version", "unknown");
+    }
   }
 }

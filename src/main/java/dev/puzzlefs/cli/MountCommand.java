@@ -25,9 +25,17 @@ import picocli.CommandLine.Spec;
 @Command(
     mixinStandardHelpOptions = true,
     name = "mount",
-    description = {
-      "Mount an image read-only with FUSE, from a local OCI layout (OCI_DIR TAG) or straight",
-      "from a registry (docker://HOST[:PORT]/REPO[:TAG]) before any pull."
+    description =
+        "Mount an image read-only with FUSE, from a local OCI layout (OCI_DIR TAG or "
+            + "oci:OCI_DIR:TAG) or straight from a registry (docker://HOST[:PORT]/REPO[:TAG]) "
+            + "before any pull. Without -f it returns once the mount answers, and the mount "
+            + "logs to syslog when /dev/log exists, else to a file; it prints which. With -f it "
+            + "logs to stderr and unmounts on Ctrl-C or SIGTERM.",
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  puzzlefs mount images/ v1 /mnt/v1",
+      "  puzzlefs mount --plain-http docker://127.0.0.1:5000/app:v1 /mnt/v1",
+      "  puzzlefs mount -f --log-level debug oci:images/:v1 /mnt/v1   # debug in the foreground"
     })
 final class MountCommand implements Callable<Integer> {
   private static final int PREFETCH_IN_FLIGHT = 4;
@@ -37,8 +45,11 @@ final class MountCommand implements Callable<Integer> {
 
   @Parameters(
       arity = "2..3",
-      paramLabel = "IMAGE",
-      description = "OCI_DIR TAG MOUNTPOINT, or REFERENCE MOUNTPOINT")
+      paramLabel = "IMAGE MOUNTPOINT",
+      hideParamSyntax = true,
+      description =
+          "IMAGE MOUNTPOINT: IMAGE is OCI_DIR TAG, oci:OCI_DIR[:TAG] or"
+              + " docker://HOST[:PORT]/REPO[:TAG]")
   List<String> args;
 
   @Option(names = "-f", description = "stay in the foreground until unmounted")
@@ -75,7 +86,12 @@ final class MountCommand implements Callable<Integer> {
       description = "how long a read waits for its chunks before failing with EIO")
   Integer readTimeout;
 
-  @Option(names = "--log-file", paramLabel = "FILE", description = "background mount's log")
+  @Option(
+      names = "--log-file",
+      paramLabel = "FILE",
+      description =
+          "background mount's log (default: syslog when /dev/log exists, else"
+              + " <cache dir>/logs/mount<MOUNTPOINT>.log)")
   Path logFile;
 
   @Option(names = "--config", paramLabel = "FILE", description = "configuration file")
@@ -84,9 +100,10 @@ final class MountCommand implements Callable<Integer> {
   @Option(
       names = "--prefetch",
       paramLabel = "none|all",
+      defaultValue = "none",
       description =
-          "all: fetch the whole image into the cache in the background once mounted, reads first"
-              + " (default: none, only what reads and their readahead need)")
+          "all: fetch the whole image into the cache in the background once mounted, reads first;"
+              + " none: only what reads and their readahead need")
   String prefetch = "none";
 
   @Option(
@@ -123,13 +140,7 @@ final class MountCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    boolean remote = args.get(0).startsWith(ImageReference.SCHEME);
-    if (remote != (args.size() == 2)) {
-      throw new ParameterException(
-          spec.commandLine(),
-          "expected OCI_DIR TAG MOUNTPOINT or docker://REFERENCE MOUNTPOINT, got "
-              + String.join(" ", args));
-    }
+    ImageArgs image = ImageArgs.parse(spec.commandLine(), args, 1, "MOUNTPOINT");
     if (digest != null && !digest.matches("[0-9a-fA-F]{64}")) {
       throw new ParameterException(
           spec.commandLine(), "--digest takes 64 hex characters, got '" + digest + "'");
@@ -156,6 +167,7 @@ final class MountCommand implements Callable<Integer> {
     Config config = Config.load(configFile);
     if (writable) {
       Path mountpoint = Path.of(args.get(args.size() - 1));
+      MountSupport.sizeChildFor(memoryCache(image.remote(), config), image.remote());
       return WritableMount.mountInBackground(
           this::childArgs,
           mountpoint,
@@ -164,12 +176,16 @@ final class MountCommand implements Callable<Integer> {
           Duration.ofSeconds(config.mount.readyTimeoutSeconds));
     }
     if (!foreground) {
-      return background(config);
+      return background(config, image);
     }
-    Path mountpoint = Path.of(args.get(args.size() - 1));
+    Path mountpoint = Path.of(image.rest().get(0));
+    String syslog = System.getenv(LogDestination.CHILD_ENV);
+    if (syslog != null && !syslog.isEmpty()) {
+      SyslogAppender.install(Path.of(syslog));
+    }
     OpenedImage opened;
     try {
-      opened = open(remote, config);
+      opened = open(image, config);
     } catch (Exception e) {
       // Say why before the word, so a waiting parent finds the reason in the log.
       System.err.println("puzzlefs mount: " + Main.describe(e));
@@ -249,7 +265,8 @@ final class MountCommand implements Callable<Integer> {
         : Math.min(config.cache.memoryBytes, LOCAL_MEMORY_CACHE);
   }
 
-  private OpenedImage open(boolean remote, Config config) throws Exception {
+  private OpenedImage open(ImageArgs image, Config config) throws Exception {
+    boolean remote = image.remote();
     OpenedImage.Settings settings =
         new OpenedImage.Settings(
             digest,
@@ -257,27 +274,48 @@ final class MountCommand implements Callable<Integer> {
             memoryCache(remote, config),
             cacheDir != null ? cacheDir : config.cacheDirectory(),
             cacheDisk != null ? cacheDisk : config.cache.diskBytes);
-    if (!remote) {
-      return OpenedImage.local(Path.of(args.get(0)), args.get(1), settings);
+    if (!image.remote()) {
+      return OpenedImage.local(image.layout(), image.tag(), settings);
     }
-    ImageReference ref = ImageReference.parse(args.get(0));
+    ImageReference ref = image.reference();
     return OpenedImage.remote(ref, registry.pullClients(ref, config), settings);
   }
 
   /** Runs this same command with {@code -f} in a child JVM and waits for its word. */
-  private int background(Config config) throws Exception {
-    Path mountpoint = Path.of(args.get(args.size() - 1));
+  private int background(Config config, ImageArgs image) throws Exception {
+    Path mountpoint = Path.of(image.rest().get(0));
     if (!Files.isDirectory(mountpoint)) {
       throw new java.io.IOException("mount point " + mountpoint + " is not a directory");
     }
     List<String> child = childArgs(mountpoint);
-    boolean remote = args.get(0).startsWith(ImageReference.SCHEME);
-    MountSupport.sizeChildFor(memoryCache(remote, config), remote);
-    Path log = logFile != null ? logFile : defaultLog(config, mountpoint);
+    MountSupport.sizeChildFor(memoryCache(image.remote(), config), image.remote());
+    LogDestination dest =
+        LogDestination.choose(logFile, defaultLog(config, mountpoint), System.getenv());
+    Path log = dest.file();
     Files.createDirectories(log.toAbsolutePath().getParent());
+    java.util.Map<String, String> env = new java.util.HashMap<>();
+    if (dest.syslog()) {
+      env.put(LogDestination.CHILD_ENV, dest.syslogSocket().toString());
+    }
+    if (Logging.current() != null) {
+      env.put(Logging.ENV, Logging.current());
+    }
     int status =
         MountSupport.spawnBackground(
-            child, log, Duration.ofSeconds(config.mount.readyTimeoutSeconds));
+            child,
+            log,
+            Duration.ofSeconds(config.mount.readyTimeoutSeconds),
+            env,
+            pid ->
+                System.err.println(
+                    "puzzlefs: mounted "
+                        + image.display()
+                        + " on "
+                        + mountpoint
+                        + " (pid "
+                        + pid
+                        + "); "
+                        + dest.describe(pid)));
     MountSupport.signalAndWait(readyFifo, status == 0 ? MountSupport.READY : MountSupport.FAILED);
     return status;
   }

@@ -18,6 +18,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -80,7 +81,7 @@ public final class MountSupport {
               } catch (IOException e) {
                 System.err.println("puzzlefs: " + e.getMessage());
               }
-              logFinalStats(image, mountpoint, statsLogged);
+              logFinalStats(image, mount.mountpoint(), statsLogged);
             },
             "puzzlefs-unmount");
     Runtime.getRuntime().addShutdownHook(unmountOnExit);
@@ -102,15 +103,21 @@ public final class MountSupport {
       // The JVM is already shutting down; the hook is running or has run.
     }
     log.info("unmounted {}", mount.mountpoint());
-    logFinalStats(image, mountpoint, statsLogged);
+    logFinalStats(image, mount.mountpoint(), statsLogged);
     return 0;
   }
 
-  /** Logs the mount's counters once, however it ended. */
+  /**
+   * Logs the mount's counters once, however it ended. Under a lock: on SIGTERM the main thread and
+   * the shutdown hook both get here, and the JVM halts once the hook returns, so the hook must wait
+   * until the line is written, whichever thread writes it.
+   */
   private static void logFinalStats(
       Image image, Path mountpoint, java.util.concurrent.atomic.AtomicBoolean done) {
-    if (done.compareAndSet(false, true)) {
-      log.info("counters of the mount on {}: {}", mountpoint, image.stats());
+    synchronized (done) {
+      if (done.compareAndSet(false, true)) {
+        log.info("counters of the mount on {}: {}", mountpoint, image.stats());
+      }
     }
   }
 
@@ -164,12 +171,36 @@ public final class MountSupport {
    *     exited, or did not report in time (the reason and the log's last lines go to stderr)
    */
   public static int spawnBackground(List<String> childArgs, Path logFile, Duration timeout) {
-    return spawnBackground(MAIN_CLASS, childArgs, logFile, timeout, System.err);
+    return spawnBackground(MAIN_CLASS, childArgs, logFile, timeout, System.err, Map.of(), null);
+  }
+
+  /**
+   * {@link #spawnBackground(List, Path, Duration)} with {@code env} added to the child's
+   * environment; {@code onReady} is given the child's pid once it reported the mount ready.
+   */
+  static int spawnBackground(
+      List<String> childArgs,
+      Path logFile,
+      Duration timeout,
+      Map<String, String> env,
+      java.util.function.LongConsumer onReady) {
+    return spawnBackground(MAIN_CLASS, childArgs, logFile, timeout, System.err, env, onReady);
   }
 
   /** {@link #spawnBackground(List, Path, Duration)} with another main class (for tests). */
   static int spawnBackground(
       String mainClass, List<String> childArgs, Path logFile, Duration timeout, PrintStream err) {
+    return spawnBackground(mainClass, childArgs, logFile, timeout, err, Map.of(), null);
+  }
+
+  private static int spawnBackground(
+      String mainClass,
+      List<String> childArgs,
+      Path logFile,
+      Duration timeout,
+      PrintStream err,
+      Map<String, String> env,
+      java.util.function.LongConsumer onReady) {
     Path dir = null;
     Process child = null;
     try {
@@ -177,7 +208,7 @@ public final class MountSupport {
       Path fifo = makeFifo(dir.resolve("ready"));
       CompletableFuture<Integer> word = readOneByte(fifo);
       long logStart = Files.exists(logFile) ? Files.size(logFile) : 0;
-      child = start(mainClass, childArgs, fifo, logFile);
+      child = start(mainClass, childArgs, fifo, logFile, env);
       // Ctrl-C or SIGTERM before the child reported: take the half-started mount down with us.
       Process started = child;
       Path scratch = dir;
@@ -190,7 +221,11 @@ public final class MountSupport {
               "puzzlefs-cancel-mount");
       Runtime.getRuntime().addShutdownHook(cancel);
       try {
-        return awaitWord(child, word, new LogView(logFile, logStart), timeout, err);
+        int status = awaitWord(child, word, new LogView(logFile, logStart), timeout, err);
+        if (status == 0 && onReady != null) {
+          onReady.accept(child.pid());
+        }
+        return status;
       } finally {
         try {
           Runtime.getRuntime().removeShutdownHook(cancel);
@@ -245,7 +280,8 @@ public final class MountSupport {
     return word;
   }
 
-  private static Process start(String mainClass, List<String> childArgs, Path fifo, Path logFile)
+  private static Process start(
+      String mainClass, List<String> childArgs, Path fifo, Path logFile, Map<String, String> env)
       throws IOException {
     List<String> command = new ArrayList<>();
     if (Files.isExecutable(SETSID)) {
@@ -254,6 +290,8 @@ public final class MountSupport {
     }
     command.add(javaBinary());
     command.add("--enable-native-access=ALL-UNNAMED");
+    command.add("--add-opens");
+    command.add("java.base/sun.nio.fs=ALL-UNNAMED");
     command.addAll(childJvmOptions());
     command.add("-cp");
     command.add(System.getProperty("java.class.path"));
@@ -262,6 +300,7 @@ public final class MountSupport {
     command.addAll(List.of("-f", "-i", fifo.toString()));
     File log = logFile.toFile();
     ProcessBuilder builder = new ProcessBuilder(command);
+    builder.environment().putAll(env);
     // glibc gives each thread that mallocs an arena of its own; the FUSE threads would make that
     // tens of megabytes of resident memory a mount does not need.
     builder.environment().putIfAbsent("MALLOC_ARENA_MAX", "2");

@@ -143,6 +143,54 @@ final class OpenedImage implements AutoCloseable {
     }
   }
 
+  /**
+   * An image's metadata without its chunks: the manifest and the decoded rootfs blob.
+   *
+   * @param manifestDigest the manifest's digest, {@code sha256:HEX}
+   * @param manifestSize the manifest's length in bytes
+   * @param manifest the manifest
+   * @param rootfsBlob the rootfs blob's descriptor
+   * @param rootfs the decoded rootfs blob
+   */
+  record Metadata(
+      String manifestDigest,
+      long manifestSize,
+      ImageManifest manifest,
+      Descriptor rootfsBlob,
+      Rootfs rootfs) {}
+
+  /** The metadata of tag {@code tag} of the layout in {@code dir}. */
+  static Metadata localMetadata(Path dir, String tag) throws IOException {
+    OciLayout layout = OciLayout.open(dir);
+    Descriptor desc = layout.resolveTag(tag);
+    byte[] manifestBytes = layout.readBlob(desc.digestValue());
+    ImageManifest manifest =
+        dev.puzzlefs.oci.Json.read(manifestBytes, ImageManifest.class, "manifest " + desc.digest());
+    Descriptor rootfsDesc = rootfsOf(manifest, desc.digest());
+    Rootfs rootfs = decode(layout.readBlob(rootfsDesc.digestValue()), rootfsDesc, NO_CHECKS);
+    return new Metadata(desc.digest(), manifestBytes.length, manifest, rootfsDesc, rootfs);
+  }
+
+  /** The metadata of {@code ref}, fetched with {@code client} (which stays the caller's). */
+  static Metadata remoteMetadata(ImageReference ref, RegistryClient client)
+      throws IOException, InterruptedException {
+    ImagePuller puller = new ImagePuller(client);
+    PulledImage pulled = Futures.await(puller.fetchManifest(ref), "fetch of " + ref);
+    Descriptor rootfsDesc = rootfsOf(pulled.manifest(), pulled.digest().toString());
+    byte[] blob =
+        Futures.await(
+            puller.fetchBlob(ref.repository(), rootfsDesc.digestValue(), rootfsDesc.size()),
+            "fetch of the rootfs blob of " + ref);
+    return new Metadata(
+        pulled.digest().toString(),
+        pulled.bytes().length,
+        pulled.manifest(),
+        rootfsDesc,
+        decode(blob, rootfsDesc, NO_CHECKS));
+  }
+
+  private static final Settings NO_CHECKS = new Settings(null, Duration.ofSeconds(1), 0, null, 0);
+
   /** The size each layer of {@code manifest} has, by digest, as its descriptor says. */
   static Map<Digest, Long> layerSizes(ImageManifest manifest) {
     Map<Digest, Long> sizes = new HashMap<>();

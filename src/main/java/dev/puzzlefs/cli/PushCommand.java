@@ -6,46 +6,86 @@ import dev.puzzlefs.registry.ImageReference;
 import dev.puzzlefs.registry.PushSummary;
 import dev.puzzlefs.registry.RegistryClient;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
-/** {@code puzzlefs push OCI_DIR TAG docker://HOST:PORT/REPO:TAG}. */
+/** {@code puzzlefs push (OCI_DIR TAG | oci:DIR:TAG) docker://HOST:PORT/REPO:TAG}. */
 @Command(
     mixinStandardHelpOptions = true,
     name = "push",
-    description = "Upload an image to an OCI registry (blobs it already has are skipped).")
+    description =
+        "Upload an image from a local OCI layout to an OCI registry: the blobs the "
+            + "registry lacks, then the manifest, byte for byte (so its digest is the same in "
+            + "both places).",
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  puzzlefs push --plain-http images/ v1 docker://127.0.0.1:5000/app:v1",
+      "  puzzlefs push oci:images/:v1 docker://registry.example/team/app:v1"
+    })
 final class PushCommand implements Callable<Integer> {
-  @Parameters(index = "0", paramLabel = "OCI_DIR", description = "the OCI layout")
-  Path ociDir;
-
-  @Parameters(index = "1", paramLabel = "TAG", description = "the image's tag in the layout")
-  String tag;
+  @Spec CommandSpec spec;
 
   @Parameters(
-      index = "2",
-      paramLabel = "REFERENCE",
-      description = "where to push: docker://HOST[:PORT]/REPO[:TAG]")
-  String reference;
+      arity = "2..3",
+      paramLabel = "IMAGE REFERENCE",
+      hideParamSyntax = true,
+      description =
+          "IMAGE REFERENCE: IMAGE is OCI_DIR TAG or oci:OCI_DIR[:TAG] (a local layout), REFERENCE"
+              + " is where to push: docker://HOST[:PORT]/REPO[:TAG]")
+  List<String> args;
 
   @Mixin RegistryOptions registry;
+
+  @Mixin OutputOptions output;
 
   @Option(names = "--config", paramLabel = "FILE", description = "configuration file")
   Path configFile;
 
   @Override
   public Integer call() throws Exception {
-    ImageReference ref = ImageReference.parse(reference);
-    OciLayout layout = OciLayout.open(ociDir);
-    layout.resolveTag(tag);
-    Config config = Config.load(configFile);
-    try (RegistryClient client = registry.client(ref, config)) {
-      PushSummary summary =
-          Futures.await(new ImagePusher(client).push(layout, tag, ref), "push to " + ref);
-      System.err.println(summary);
+    ImageArgs image =
+        ImageArgs.parse(spec.commandLine(), args, 1, "REFERENCE")
+            .requireLocal(spec.commandLine(), "push reads the image from a local layout");
+    String reference = image.rest().get(0);
+    ImageReference ref;
+    try {
+      ref = ImageReference.parse(reference);
+    } catch (IllegalArgumentException e) {
+      throw new ParameterException(spec.commandLine(), e.getMessage(), e, null, reference);
     }
+    OciLayout layout = OciLayout.open(image.layout());
+    layout.resolveTag(image.tag());
+    Config config = Config.load(configFile);
+    PushSummary summary;
+    Progress progress = output.progress("push", "blobs");
+    try (progress;
+        RegistryClient client = registry.client(ref, config)) {
+      ImagePusher pusher =
+          new ImagePusher(client)
+              .listener(
+                  new ImagePusher.Listener() {
+                    @Override
+                    public void planned(long blobs, long bytes) {
+                      progress.total(blobs, bytes);
+                    }
+
+                    @Override
+                    public void done(long blobs, long bytes) {
+                      progress.add(blobs, bytes);
+                    }
+                  });
+      summary =
+          Futures.await(
+              pusher.push(layout, image.tag(), ref), "push of " + image.display() + " to " + ref);
+    }
+    progress.finish(String.format(java.util.Locale.ROOT, "%s, %.1fs", summary, progress.seconds()));
     return 0;
   }
 }

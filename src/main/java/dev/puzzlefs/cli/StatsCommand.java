@@ -20,12 +20,11 @@ import picocli.CommandLine.Parameters;
 @Command(
     mixinStandardHelpOptions = true,
     name = "stats",
-    description = {
-      "Show what a running mount has fetched and served: bytes and chunks fetched, cache hits in",
-      "memory and on disk, read stalls, readahead and prefetch progress.",
-      "",
-      "Example: puzzlefs stats /mnt/image"
-    })
+    description =
+        "Show what a running mount has fetched and served: bytes and chunks fetched, "
+            + "cache hits in memory and on disk, read stalls, readahead and prefetch progress.",
+    footerHeading = "%nExamples:%n",
+    footer = {"  puzzlefs stats /mnt/v1", "  puzzlefs stats --json /mnt/v1 | jq .fetchedBytes"})
 final class StatsCommand implements Callable<Integer> {
   /** The virtual attribute of a mount's root that holds its counters (without "user."). */
   static final String ATTRIBUTE = "puzzlefs.stats";

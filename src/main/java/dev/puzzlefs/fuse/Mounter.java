@@ -205,13 +205,30 @@ public final class Mounter {
    * take down another filesystem.
    */
   public static void umountPuzzlefs(Path mountpoint) throws IOException {
+    umountPuzzlefs(mountpoint, false);
+  }
+
+  /**
+   * {@link #umountPuzzlefs(Path)}, detaching lazily when {@code lazy}: the mount leaves the tree at
+   * once and goes away when its last user does. A mount whose daemon died (the kernel answers
+   * ENOTCONN) is unmounted like any other.
+   *
+   * @throws UnmountException saying why, when nothing or something else is mounted there, the mount
+   *     is busy, or the tools failed
+   */
+  public static void umountPuzzlefs(Path mountpoint, boolean lazy) throws IOException {
     Path dir = mountpoint.toAbsolutePath().normalize();
     String type = MountTable.typeAt(dir);
-    if (type != null && !type.equals(FS_TYPE)) {
-      throw new IOException(
+    if (type == null) {
+      throw new UnmountException(UnmountException.Reason.NOT_MOUNTED, dir, dir + " is not mounted");
+    }
+    if (!type.equals(FS_TYPE)) {
+      throw new UnmountException(
+          UnmountException.Reason.NOT_PUZZLEFS,
+          dir,
           dir + " is not a puzzlefs mount (it is " + type + "); not unmounting it");
     }
-    umount(dir);
+    unmount(dir, lazy);
   }
 
   /** Like {@link #umount} but detaches lazily ({@code -z}/{@code -l}) even while busy. */
@@ -223,7 +240,7 @@ public final class Mounter {
     // No toRealPath: stat on a dead FUSE mount fails with ENOTCONN.
     Path dir = mountpoint.toAbsolutePath().normalize();
     if (!MountTable.isMountPoint(dir)) {
-      throw new IOException(dir + " is not mounted");
+      throw new UnmountException(UnmountException.Reason.NOT_MOUNTED, dir, dir + " is not mounted");
     }
     List<String> fusermount = new ArrayList<>(List.of("fusermount", "-u"));
     List<String> umount = new ArrayList<>(List.of("umount"));
@@ -241,7 +258,10 @@ public final class Mounter {
     if (second == null) {
       return;
     }
-    throw new IOException("could not unmount " + dir + ": " + first + "; " + second);
+    String message = "could not unmount " + dir + ": " + first + "; " + second;
+    boolean busy = (first + second).contains("busy");
+    throw new UnmountException(
+        busy ? UnmountException.Reason.BUSY : UnmountException.Reason.FAILED, dir, message);
   }
 
   /** Runs {@code command}; null on success, else a reason. */

@@ -62,6 +62,14 @@ public final class Extractor {
 
   private final Image image;
   private final boolean restoreOwners;
+  private Listener listener = (files, bytes) -> {};
+
+  /** Told how far an extraction has come; called on the extracting thread. */
+  @FunctionalInterface
+  public interface Listener {
+    /** {@code files} more regular files and {@code bytes} more of their bytes were written. */
+    void written(long files, long bytes);
+  }
 
   /** What an extraction made. Hard links count once, as {@code hardLinks}. */
   public record Summary(
@@ -85,6 +93,12 @@ public final class Extractor {
   public Extractor(Image image, boolean restoreOwners) {
     this.image = image;
     this.restoreOwners = restoreOwners;
+  }
+
+  /** Reports progress to {@code listener} from now on; returns this extractor. */
+  public Extractor listener(Listener listener) {
+    this.listener = java.util.Objects.requireNonNull(listener, "listener");
+    return this;
   }
 
   /** True when entries get the image's owners; false leaves them to the user who extracts. */
@@ -253,6 +267,7 @@ public final class Extractor {
           }
           writeNonZeroBlocks(fd, offset, got, cpath);
           offset += got;
+          listener.written(0, got);
         }
         Posix.ftruncate(fd, size, cpath);
       } catch (IOException | RuntimeException e) {
@@ -266,6 +281,7 @@ public final class Extractor {
       Posix.close(fd, cpath);
       files++;
       bytes += size;
+      listener.written(1, 0);
     }
 
     /**

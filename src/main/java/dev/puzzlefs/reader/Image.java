@@ -205,6 +205,22 @@ public final class Image implements AutoCloseable {
     return inos.length;
   }
 
+  /** The number of regular files in the merged view (hard links counted once). */
+  public long fileCount() {
+    long n = 0;
+    for (Inode inode : inodes) {
+      if (inode.kind() == InodeKind.FILE) {
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** The inode numbers of the merged view, in ascending order. */
+  public long[] inos() {
+    return inos.clone();
+  }
+
   /** The sum of the sizes of all regular files (hard links counted once). */
   public long totalBytes() {
     return totalBytes;

@@ -56,8 +56,13 @@ public final class DockerConfigCredentials implements CredentialSource {
   public static DockerConfigCredentials fromEnvironment(Path authFile) {
     Map<String, String> env = System.getenv();
     return new DockerConfigCredentials(
-        authFile != null ? authFile : defaultFile(env, Path.of(System.getProperty("user.home"))),
-        env);
+        authFile != null ? authFile : defaultFile(env, home(env)), env);
+  }
+
+  /** {@code $HOME}, as docker reads it, else the JVM's idea of the home directory. */
+  private static Path home(Map<String, String> env) {
+    String home = env.get("HOME");
+    return Path.of(home != null && !home.isEmpty() ? home : System.getProperty("user.home"));
   }
 
   /** Where Docker keeps its configuration given {@code env} and the home directory. */

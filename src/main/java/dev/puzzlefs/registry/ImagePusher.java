@@ -31,6 +31,16 @@ public final class ImagePusher {
 
   private final RegistryClient client;
   private final int parallelism;
+  private volatile Listener listener = new Listener() {};
+
+  /** Told how far a push has come; called on the client's threads, so it must be thread-safe. */
+  public interface Listener {
+    /** The image has {@code blobs} blobs of {@code bytes} bytes in all to check or upload. */
+    default void planned(long blobs, long bytes) {}
+
+    /** {@code blobs} more blobs of {@code bytes} bytes are in the registry (sent or found). */
+    default void done(long blobs, long bytes) {}
+  }
 
   /** A pusher over {@code client} with {@value #DEFAULT_PARALLELISM} blobs at once. */
   public ImagePusher(RegistryClient client) {
@@ -44,6 +54,12 @@ public final class ImagePusher {
     }
     this.client = client;
     this.parallelism = parallelism;
+  }
+
+  /** Reports progress to {@code listener} from now on; returns this pusher. */
+  public ImagePusher listener(Listener listener) {
+    this.listener = java.util.Objects.requireNonNull(listener, "listener");
+    return this;
   }
 
   /**
@@ -67,6 +83,11 @@ public final class ImagePusher {
     ConcurrencyLimiter limiter = new ConcurrencyLimiter(parallelism);
     Counts counts = new Counts(target);
     List<Future<Void>> all = new ArrayList<>();
+    long bytes = 0;
+    for (Descriptor blob : image.blobs()) {
+      bytes += blob.size();
+    }
+    listener.planned(image.blobs().size(), bytes);
     for (Descriptor blob : image.blobs()) {
       all.add(limiter.run(() -> pushBlob(layout, blob, target.repository(), counts)));
     }
@@ -83,6 +104,7 @@ public final class ImagePusher {
               if (present) {
                 LOG.debug("blob {} already in {}", digest, repository);
                 counts.skipped.incrementAndGet();
+                listener.done(1, blob.size());
                 return Future.succeededFuture();
               }
               return client
@@ -94,6 +116,7 @@ public final class ImagePusher {
                         LOG.debug("uploaded blob {} ({} bytes) to {}", digest, length, repository);
                         counts.uploaded.incrementAndGet();
                         counts.bytes.addAndGet(length);
+                        listener.done(1, length);
                         return null;
                       });
             });

@@ -272,7 +272,9 @@ class ImageBuilderTest {
     var chunker =
         new dev.puzzlefs.format.Chunker(dev.puzzlefs.format.FastCdc.PUZZLEFS, (b, o, l) -> {});
     IOException e =
-        assertThrows(IOException.class, () -> ImageBuilder.stream(node, chunker, new byte[64]));
+        assertThrows(
+            IOException.class,
+            () -> ImageBuilder.stream(node, chunker, new byte[64], new ImageBuilder.Listener() {}));
     assertTrue(e.getMessage().contains(f + " changed while it was read"), e.getMessage());
   }
 
