@@ -41,6 +41,8 @@ public final class Prefetcher implements AutoCloseable {
   private final int maxInFlight;
   private final LongAdder fetched = new LongAdder();
   private final LongAdder failed = new LongAdder();
+  private final LongAdder bytes = new LongAdder();
+  private final long progressNanos;
   private final CompletableFuture<Void> done = new CompletableFuture<>();
   private final Thread thread;
   private volatile boolean stopped;
@@ -53,6 +55,33 @@ public final class Prefetcher implements AutoCloseable {
     this.thread = new Thread(this::run, "puzzlefs-prefetch");
     this.thread.setDaemon(true);
     this.thread.setPriority(Thread.MIN_PRIORITY);
+    this.progressNanos = TimeUnit.SECONDS.toNanos(progressSeconds());
+  }
+
+  /** How often progress is logged: {@code PUZZLEFS_PROGRESS_INTERVAL} seconds, default 5. */
+  private static long progressSeconds() {
+    String value = System.getenv("PUZZLEFS_PROGRESS_INTERVAL");
+    try {
+      return value == null ? 5 : Math.max(1, Long.parseLong(value.trim()));
+    } catch (NumberFormatException e) {
+      return 5;
+    }
+  }
+
+  /** Logs how far the prefetch has got: chunks, bytes, rate and the time left at that rate. */
+  private void logProgress(long start) {
+    long done = fetched.sum() + failed.sum();
+    double secs = Math.max(1e-3, (System.nanoTime() - start) / 1e9);
+    double rate = bytes.sum() / secs;
+    double left = done == 0 ? Double.NaN : secs * (plan.size() - done) / done;
+    LOG.info(
+        "prefetch: {} of {} chunks ({}%), {} MiB at {} MiB/s, about {} s left",
+        done,
+        plan.size(),
+        plan.isEmpty() ? 100 : done * 100 / plan.size(),
+        String.format("%.1f", bytes.sum() / 1048576.0),
+        String.format("%.1f", rate / 1048576.0),
+        Double.isNaN(left) ? "?" : String.format("%.0f", left));
   }
 
   /**
@@ -131,13 +160,19 @@ public final class Prefetcher implements AutoCloseable {
     return Map.of(
         "prefetchPlanned", (long) plan.size(),
         "prefetchFetched", fetched.sum(),
-        "prefetchFailed", failed.sum());
+        "prefetchFailed", failed.sum(),
+        "prefetchedBytes", bytes.sum());
   }
 
   private void run() {
     long start = System.nanoTime();
+    long nextProgress = start + progressNanos;
     try {
       for (Digest blob : plan) {
+        if (System.nanoTime() >= nextProgress) {
+          logProgress(start);
+          nextProgress = System.nanoTime() + progressNanos;
+        }
         while (!stopped && image.readsWaiting() > 0) {
           Thread.sleep(YIELD_MILLIS);
         }
@@ -154,6 +189,7 @@ public final class Prefetcher implements AutoCloseable {
                     LOG.debug("prefetch of {} failed: {}", blob, error.toString());
                   } else {
                     fetched.increment();
+                    this.bytes.add(bytes.length);
                   }
                   inFlight.release();
                 });
@@ -162,8 +198,9 @@ public final class Prefetcher implements AutoCloseable {
       inFlight.release(maxInFlight);
       if (!stopped) {
         LOG.info(
-            "prefetch done: {} chunks fetched, {} failed, in {} ms",
+            "prefetch done: {} chunks ({} bytes) fetched, {} failed, in {} ms",
             fetched.sum(),
+            bytes.sum(),
             failed.sum(),
             TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
       }

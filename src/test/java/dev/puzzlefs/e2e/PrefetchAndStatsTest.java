@@ -102,9 +102,19 @@ class PrefetchAndStatsTest {
 
   @Test
   void prefetchAll_thenRegistryStopped_wholeTreeStillReads() throws Exception {
-    Path m = mount("all", "--prefetch", "all");
+    Path log = tmp.resolve("prefetch.log");
+    Path m = mount("all", "--prefetch", "all", "--log-file", log.toString());
     JsonNode s = awaitPrefetch(m);
     assertEquals(0, s.get("prefetchFailed").asLong(), s.toString());
+    assertTrue(s.get("prefetchedBytes").asLong() > 24 << 20, s.toString());
+    String logged = "";
+    for (int i = 0; i < 50 && !logged.contains("prefetch done"); i++) {
+      Thread.sleep(100);
+      logged = Files.readString(log);
+    }
+    assertTrue(
+        logged.matches("(?s).*prefetch done: \\d+ chunks \\(\\d+ bytes\\) fetched, 0 failed.*"),
+        logged);
 
     registry.stop();
     for (String dir : List.of("first", "second")) {
