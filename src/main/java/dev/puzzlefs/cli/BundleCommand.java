@@ -23,13 +23,15 @@ import picocli.CommandLine.Spec;
 @Command(
     mixinStandardHelpOptions = true,
     name = "bundle",
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  puzzlefs bundle --plain-http docker://127.0.0.1:5000/debian:12 /tmp/b",
+      "  runc run -b /tmp/b c1; puzzlefs umount /tmp/b/rootfs"
+    },
     description = {
       "Write an OCI runtime bundle of an image for your own runtime: DIR/config.json (runs",
       "/bin/sh; edit it as you like) and DIR/rootfs, a writable mount of the image (lazy from a",
-      "registry) like mount --writable makes. IMAGE is " + ImageName.FORMS + ".",
-      "",
-      "Example: puzzlefs bundle --plain-http docker://127.0.0.1:5000/debian:12 /tmp/b &&",
-      "  runc run -b /tmp/b c1; puzzlefs umount /tmp/b/rootfs"
+      "registry) like mount --writable makes. IMAGE is " + ImageName.FORMS + "."
     })
 final class BundleCommand implements Callable<Integer> {
   @Spec CommandSpec spec;

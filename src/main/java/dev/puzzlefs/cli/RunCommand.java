@@ -30,6 +30,11 @@ import picocli.CommandLine.Spec;
 @Command(
     mixinStandardHelpOptions = true,
     name = "run",
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  puzzlefs run --plain-http docker://127.0.0.1:5000/debian:12 -- cat /etc/os-release",
+      "  puzzlefs run --persist /var/lib/work --env LANG=C.UTF-8 /srv/oci:v1 -- sh -c 'make'"
+    },
     description = {
       "Run a command in a container on a writable view of an image, mounted (lazily from a",
       "registry) for just as long as the command runs. IMAGE is " + ImageName.FORMS + ".",
