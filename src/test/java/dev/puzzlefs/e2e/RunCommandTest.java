@@ -238,8 +238,15 @@ class RunCommandTest {
     Processes.Result third = cli.ok(args);
     List<String> err = third.stderr().lines().toList();
     JsonNode stats = new ObjectMapper().readTree(err.get(err.size() - 1));
-    assertEquals(0, stats.get("fetchedBytes").asLong(), "all from the shared cache: " + stats);
-    assertTrue(stats.get("diskHits").asLong() > 0, stats.toString());
+    // What the command reads comes from the shared cache; only speculative readahead may reach
+    // chunks the earlier runs had not finished fetching when they unmounted.
+    assertTrue(
+        stats.get("fetchedBlobs").asLong()
+            <= dev.puzzlefs.reader.Image.READAHEAD_CHUNKS
+                + dev.puzzlefs.reader.Image.STREAM_AHEAD_CHUNKS,
+        "all but readahead from the shared cache: " + stats);
+    assertTrue(
+        stats.get("diskHits").asLong() > 10 * stats.get("fetchedBlobs").asLong(), stats.toString());
     cli.assertNothingLeft();
   }
 
