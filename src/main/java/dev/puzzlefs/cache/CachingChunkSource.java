@@ -176,7 +176,7 @@ public final class CachingChunkSource implements ChunkSource {
     DiskCache.FetchClaim claim = disk.tryClaimFetch(blob);
     if (claim == null && System.nanoTime() < deadline) {
       return CompletableFuture.supplyAsync(
-              () -> disk.contains(blob) ? readDisk(blob) : null,
+              () -> readDisk(blob),
               CompletableFuture.delayedExecutor(
                   SHARED_FETCH_POLL_MILLIS, TimeUnit.MILLISECONDS, executor))
           .thenCompose(
@@ -188,7 +188,7 @@ public final class CachingChunkSource implements ChunkSource {
     DiskCache.FetchClaim held = claim == null ? DiskCache.FetchClaim.UNCOORDINATED : claim;
     if (held.coordinated()) {
       // The last holder may have written the entry just before releasing the claim we now have.
-      byte[] written = disk.contains(blob) ? readDisk(blob) : null;
+      byte[] written = readDisk(blob);
       if (written != null) {
         held.release();
         return CompletableFuture.completedFuture(written);

@@ -167,11 +167,6 @@ final class DiskCache {
     }
   }
 
-  /** Whether an entry for {@code blob} exists (not checking its bytes). */
-  boolean contains(Digest blob) {
-    return Files.isRegularFile(path(blob), LinkOption.NOFOLLOW_LINKS);
-  }
-
   /** The right to fetch a chunk into the cache, held until the entry is written. */
   static final class FetchClaim {
     /** Fetching without coordinating with other processes. */

@@ -93,10 +93,12 @@ class DockerConfigCredentialsTest {
         "[ \"$1\" = get ] || exit 3\n"
             + "read host\n"
             + "[ \"$host\" = 127.0.0.1:5000 ] || { echo 'credentials not found'; exit 1; }\n"
-            + "echo '{\"ServerURL\":\"'$host'\",\"Username\":\"erin\",\"Secret\":\"from-helper\"}'");
+            + "echo '{\"ServerURL\":\"'$host'\",\"Username\":\"erin\","
+            + "\"Secret\":\"from-helper\"}'");
     DockerConfigCredentials source =
         source(
-            "{\"credHelpers\":{\"127.0.0.1:5000\":\"test\"},\"auths\":{\"127.0.0.1:5000\":{\"auth\":\""
+            "{\"credHelpers\":{\"127.0.0.1:5000\":\"test\"},"
+                + "\"auths\":{\"127.0.0.1:5000\":{\"auth\":\""
                 + b64("stale:stale")
                 + "\"}}}");
 
