@@ -334,6 +334,14 @@ public final class MountSupport {
     List<String> options = new ArrayList<>();
     options.add("-XX:+UseSerialGC");
     options.add("-Xmx" + (childHeapBytes >> 20) + "m");
+    // The launcher's class-data sharing archive (bin/puzzlefs, StartupTraining): the daemon loads
+    // the same classes, so it starts faster with it; a stale archive is dropped without a word.
+    String archive = System.getProperty("puzzlefs.cds");
+    if (archive != null && !archive.isBlank()) {
+      options.add("-XX:SharedArchiveFile=" + archive);
+      options.add("-Xlog:cds=off");
+      options.add("-Xlog:cds+dynamic=off");
+    }
     String extra = System.getenv("PUZZLEFS_MOUNT_JAVA_OPTS");
     if (extra != null && !extra.isBlank()) {
       options.addAll(List.of(extra.trim().split("\\s+")));

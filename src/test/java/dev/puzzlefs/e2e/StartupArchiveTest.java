@@ -1,0 +1,239 @@
+package dev.puzzlefs.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.puzzlefs.testing.Processes;
+import java.io.File;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.jar.Attributes;
+import java.util.jar.JarEntry;
+import java.util.jar.JarOutputStream;
+import java.util.jar.Manifest;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The start-up archive (StartupTraining, bin/puzzlefs): trained on a jar laid out like {@code
+ * target/}, it is used by the launcher and by a background mount's daemon, and ignored without a
+ * word by another Java or after the jar changed.
+ */
+class StartupArchiveTest {
+  private static final String SHARED = "source: shared objects file (top)";
+
+  @TempDir static Path dir;
+  private static Path jar;
+  private static Path jsa;
+  private static Path oci;
+  private static String training;
+
+  @BeforeAll
+  static void train() throws Exception {
+    jar = packageLikeMaven(dir.resolve("target"));
+    jsa = dir.resolve("target/puzzlefs.jsa");
+    Processes.Result r =
+        Processes.exec(
+            300,
+            null,
+            java(),
+            "-XX:ArchiveClassesAtExit=" + jsa,
+            "-Xlog:cds=off",
+            "-Xlog:cds+dynamic=off",
+            "--enable-native-access=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/sun.nio.fs=ALL-UNNAMED",
+            "-cp",
+            jar.toString(),
+            "dev.puzzlefs.cli.StartupTraining",
+            jsa.toString());
+    training = r.stderr() + r.out();
+    assertEquals(0, r.exit(), training);
+    Path tree = Files.createDirectories(dir.resolve("tree/etc"));
+    Files.writeString(tree.resolve("os-release"), "NAME=test\n");
+    oci = dir.resolve("oci");
+    Processes.Result build =
+        launcher(Map.of(), "build", "-q", dir.resolve("tree").toString(), oci.toString(), "t");
+    assertEquals(0, build.exit(), build.stderr());
+  }
+
+  @AfterAll
+  static void unmount() {
+    Cli.unmountQuietly(dir.resolve("mnt"));
+  }
+
+  @Test
+  void training_writesTheArchiveAndNamesItsJava() throws IOException {
+    assertTrue(training.contains("start-up archive trained"), training);
+    assertFalse(
+        training.contains("left out"), "every step trained here (FUSE works):\n" + training);
+    assertTrue(Files.size(jsa) > 1 << 20, "archive size " + Files.size(jsa));
+    assertEquals(
+        Path.of(System.getProperty("java.home")).toRealPath() + "\n",
+        Files.readString(Path.of(jsa + ".java")));
+  }
+
+  @Test
+  void launcher_loadsOurClassesFromTheArchive() throws Exception {
+    Path log = dir.resolve("classes-launcher.log");
+    Processes.Result r = launcher(classLog(log), "inspect", oci.toString(), "t");
+    assertEquals(0, r.exit(), r.stderr());
+    assertEquals("", r.stderr());
+    String classes = Files.readString(log);
+    assertTrue(
+        classes.contains("dev.puzzlefs.cli.InspectCommand " + SHARED),
+        "InspectCommand not from the archive");
+    assertTrue(classes.contains("com.fasterxml.jackson.databind.ObjectMapper " + SHARED));
+  }
+
+  @Test
+  void backgroundMount_daemonStartsFromTheArchiveToo() throws Exception {
+    Path mnt = Files.createDirectories(dir.resolve("mnt"));
+    Path log = dir.resolve("classes-daemon.log");
+    Processes.Result r =
+        launcher(
+            Map.of("PUZZLEFS_MOUNT_JAVA_OPTS", "-Xlog:class+load:file=" + log),
+            "mount",
+            oci.toString(),
+            "t",
+            mnt.toString());
+    try {
+      assertEquals(0, r.exit(), r.stderr());
+      assertEquals("NAME=test\n", Files.readString(mnt.resolve("etc/os-release")));
+    } finally {
+      launcher(Map.of(), "umount", mnt.toString());
+    }
+    String classes = Files.readString(log);
+    assertTrue(
+        classes.contains("dev.puzzlefs.fuse.PuzzleFs " + SHARED), "PuzzleFs not from the archive");
+  }
+
+  @Test
+  void anotherJava_runsWithoutTheArchive() throws Exception {
+    Path marker = Path.of(jsa + ".java");
+    String made = Files.readString(marker);
+    Files.writeString(marker, "/usr/lib/jvm/some-other-java\n");
+    try {
+      Path log = dir.resolve("classes-other-java.log");
+      Processes.Result r = launcher(classLog(log), "inspect", oci.toString(), "t");
+      assertEquals(0, r.exit(), r.stderr());
+      assertEquals("", r.stderr());
+      assertFalse(Files.readString(log).contains(SHARED), "the archive was used");
+    } finally {
+      Files.writeString(marker, made);
+    }
+  }
+
+  @Test
+  void changedJar_archiveIsDroppedQuietly() throws Exception {
+    FileTime made = Files.getLastModifiedTime(jar);
+    Files.setLastModifiedTime(jar, FileTime.fromMillis(made.toMillis() + 60_000));
+    try {
+      Path log = dir.resolve("classes-changed-jar.log");
+      Processes.Result r = launcher(classLog(log), "inspect", oci.toString(), "t");
+      assertEquals(0, r.exit(), r.stderr());
+      assertEquals("", r.stderr(), "no CDS warning for a stale archive");
+      assertTrue(r.out().contains("rootfs blob"), r.out());
+      assertFalse(Files.readString(log).contains(SHARED), "a stale archive was used");
+    } finally {
+      Files.setLastModifiedTime(jar, made);
+    }
+  }
+
+  private static Map<String, String> classLog(Path log) {
+    return Map.of("PUZZLEFS_JAVA_OPTS", "-Xlog:class+load:file=" + log);
+  }
+
+  /** Runs bin/puzzlefs on the test jar with this Java. */
+  private static Processes.Result launcher(Map<String, String> env, String... args)
+      throws IOException, InterruptedException {
+    List<String> cmd = new ArrayList<>(List.of("bin/puzzlefs"));
+    cmd.addAll(List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd);
+    pb.environment().remove("PUZZLEFS_CLASSPATH");
+    pb.environment().put("PUZZLEFS_JAR", jar.toString());
+    pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+    pb.environment().putAll(env);
+    pb.redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+    Process p = pb.start();
+    CompletableFuture<byte[]> out = drain(p.getInputStream());
+    CompletableFuture<byte[]> err = drain(p.getErrorStream());
+    if (!p.waitFor(120, TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      throw new IOException(String.join(" ", cmd) + " did not finish within 120 s");
+    }
+    return new Processes.Result(
+        p.exitValue(), out.join(), new String(err.join(), StandardCharsets.UTF_8));
+  }
+
+  private static CompletableFuture<byte[]> drain(java.io.InputStream in) {
+    return CompletableFuture.supplyAsync(
+        () -> {
+          try {
+            return in.readAllBytes();
+          } catch (IOException e) {
+            return new byte[0];
+          }
+        });
+  }
+
+  private static String java() {
+    return Path.of(System.getProperty("java.home"), "bin", "java").toString();
+  }
+
+  /**
+   * A jar of the compiled classes with its runtime jars in lib/ on its manifest's Class-Path, as
+   * {@code mvn package} lays out target/ (the archive needs jars: it refuses class directories).
+   */
+  private static Path packageLikeMaven(Path target) throws IOException {
+    Path lib = Files.createDirectories(target.resolve("lib"));
+    Path classes = null;
+    StringBuilder classPath = new StringBuilder();
+    for (String entry : System.getProperty("java.class.path").split(File.pathSeparator)) {
+      Path p = Path.of(entry);
+      if (Files.isDirectory(p) && Files.exists(p.resolve("dev/puzzlefs/cli/Main.class"))) {
+        classes = p;
+      } else if (entry.endsWith(".jar") && Files.isRegularFile(p)) {
+        Files.copy(p, lib.resolve(p.getFileName()));
+        classPath.append(classPath.length() == 0 ? "" : " ").append("lib/").append(p.getFileName());
+      }
+    }
+    if (classes == null) {
+      throw new IOException("target/classes is not on the test class path");
+    }
+    Manifest manifest = new Manifest();
+    Attributes main = manifest.getMainAttributes();
+    main.put(Attributes.Name.MANIFEST_VERSION, "1.0");
+    main.put(Attributes.Name.MAIN_CLASS, "dev.puzzlefs.cli.Main");
+    main.put(Attributes.Name.CLASS_PATH, classPath.toString());
+    main.putValue("Add-Opens", "java.base/sun.nio.fs");
+    main.putValue("Enable-Native-Access", "ALL-UNNAMED");
+    Path jarFile = target.resolve("puzzlefs.jar");
+    Path root = classes;
+    try (OutputStream file = Files.newOutputStream(jarFile);
+        JarOutputStream out = new JarOutputStream(file, manifest);
+        Stream<Path> files = Files.walk(root)) {
+      for (Path p : (Iterable<Path>) files::iterator) {
+        if (Files.isRegularFile(p)) {
+          out.putNextEntry(new JarEntry(root.relativize(p).toString()));
+          Files.copy(p, out);
+          out.closeEntry();
+        }
+      }
+    }
+    return jarFile;
+  }
+}
