@@ -1,5 +1,6 @@
 package dev.puzzlefs.cli;
 
+import dev.puzzlefs.fuse.Mounter;
 import dev.puzzlefs.reader.Prefetcher;
 import dev.puzzlefs.registry.ImageReference;
 import java.nio.file.Files;
@@ -178,6 +179,7 @@ final class MountCommand implements Callable<Integer> {
     if (!foreground) {
       return background(config, image);
     }
+    Mounter.prepareInBackground();
     Path mountpoint = Path.of(image.rest().get(0));
     String syslog = System.getenv(LogDestination.CHILD_ENV);
     if (syslog != null && !syslog.isEmpty()) {

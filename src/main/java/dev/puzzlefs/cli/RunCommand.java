@@ -161,6 +161,7 @@ final class RunCommand implements Callable<Integer> {
       List<String> environment,
       Stopper stopper)
       throws Exception {
+    Mounter.prepareInBackground();
     try (OpenedImage opened = name.open(config, registry, cacheDir, readTimeout);
         Mount lower =
             Mounter.mount(

@@ -79,6 +79,34 @@ public final class Mounter {
     return mount;
   }
 
+  private static final java.util.concurrent.atomic.AtomicBoolean PREPARED =
+      new java.util.concurrent.atomic.AtomicBoolean();
+
+  /**
+   * Starts, on a background thread, the one-time work of the first mount in a JVM: loading libfuse
+   * and generating the native callbacks (about 0.2 s, the same for every filesystem instance). A
+   * caller that opens an image first calls this before, so both proceed at once on two cores; the
+   * mount itself then finds the work done, or waits for it. Calling it again does nothing.
+   */
+  public static void prepareInBackground() {
+    if (!PREPARED.compareAndSet(false, true)) {
+      return;
+    }
+    Thread prepare =
+        new Thread(
+            () -> {
+              try {
+                new PuzzleFs(null);
+              } catch (Throwable t) {
+                // The mount does the same work again and reports what fails.
+                log.debug("preparing FUSE in the background failed: {}", t.toString());
+              }
+            },
+            "puzzlefs-fuse-prepare");
+    prepare.setDaemon(true);
+    prepare.start();
+  }
+
   /** Mounts without blocking, waiting at most {@code readyTimeout} for the mount to answer. */
   public static Mount mount(
       Image image, Path mountpoint, List<String> options, Duration readyTimeout)

@@ -103,10 +103,13 @@ class StartupArchiveTest {
   void backgroundMount_daemonStartsFromTheArchiveToo() throws Exception {
     Path mnt = Files.createDirectories(dir.resolve("mnt"));
     Path log = dir.resolve("classes-daemon.log");
+    Path mountLog = dir.resolve("mount.log");
     Processes.Result r =
         launcher(
             Map.of("PUZZLEFS_MOUNT_JAVA_OPTS", "-Xlog:class+load:file=" + log),
             "mount",
+            "--log-file",
+            mountLog.toString(),
             oci.toString(),
             "t",
             mnt.toString());
@@ -119,6 +122,12 @@ class StartupArchiveTest {
     String classes = Files.readString(log);
     assertTrue(
         classes.contains("dev.puzzlefs.fuse.PuzzleFs " + SHARED), "PuzzleFs not from the archive");
+    // The jar's own logging set-up (LogConfigurator; no logback-test.xml in it).
+    String lines = Files.readString(mountLog);
+    assertTrue(
+        lines.matches(
+            "(?s)(.*\\n)?\\d\\d:\\d\\d:\\d\\d\\.\\d{3} INFO  MountSupport - mounted on .*"),
+        lines);
   }
 
   @Test
