@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import picocli.AutoComplete;
@@ -34,21 +35,27 @@ import picocli.CommandLine.UnmatchedArgumentException;
       "Environment: PUZZLEFS_LOG (log levels, as --log-level), PUZZLEFS_CONFIG (configuration"
           + " file).",
       "Images: " + ImageArgs.FORMS + "."
-    },
-    subcommands = {
-      BuildCommand.class,
-      MountCommand.class,
-      UmountCommand.class,
-      PushCommand.class,
-      ExtractCommand.class,
-      InspectCommand.class,
-      EnableVerityCommand.class,
-      StatsCommand.class,
-      RunCommand.class,
-      BundleCommand.class,
-      AutoComplete.GenerateCompletion.class
     })
 public final class Main {
+  /**
+   * The subcommands, in the order help lists them. They are added in {@link #commandLine}, not
+   * named in the annotation, so that a command line naming one builds only that one: picocli's
+   * reflection over all of them was a quarter of a short command's start.
+   */
+  static final List<Class<?>> SUBCOMMANDS =
+      List.of(
+          BuildCommand.class,
+          MountCommand.class,
+          UmountCommand.class,
+          PushCommand.class,
+          ExtractCommand.class,
+          InspectCommand.class,
+          EnableVerityCommand.class,
+          StatsCommand.class,
+          RunCommand.class,
+          BundleCommand.class,
+          AutoComplete.GenerateCompletion.class);
+
   /** Exit status of a usage error (picocli's, for every command). */
   static final int USAGE_ERROR = 2;
 
@@ -92,21 +99,43 @@ public final class Main {
   /** Runs the command line and returns its exit status (for tests). */
   public static int run(String... args) {
     Logging.fromEnvironment(System.getenv());
-    return commandLine().execute(args);
+    return commandLine(args).execute(args);
   }
 
-  /** The configured command line: help layout, exit codes, error handlers. */
+  /** The configured command line with every subcommand: help layout, exit codes, handlers. */
   static CommandLine commandLine() {
+    return commandLine(new String[0]);
+  }
+
+  /**
+   * The configured command line for {@code args}: with only the subcommand they name when they name
+   * one that needs no other (what it runs, its help and its errors are the same), else with all of
+   * them (top-level help, an unknown command, completion).
+   */
+  static CommandLine commandLine(String[] args) {
     CommandLine cli = new CommandLine(new Main());
-    // run IMAGE sh -c '...': what follows IMAGE is the command's, options included.
-    cli.getSubcommands().get("run").setStopAtPositional(true);
-    cli.getSubcommands()
-        .get("generate-completion")
-        .getCommandSpec()
-        .usageMessage()
-        .description("Print the bash completion script (also built as target/puzzlefs_completion).")
-        .footerHeading("%nExamples:%n")
-        .footer("  source <(puzzlefs generate-completion)");
+    String named = subcommandNamed(args);
+    for (Class<?> sub : SUBCOMMANDS) {
+      String name = sub.getAnnotation(Command.class).name();
+      if (named == null || named.equals(name)) {
+        cli.addSubcommand(name, sub);
+      }
+    }
+    CommandLine run = cli.getSubcommands().get("run");
+    if (run != null) {
+      // run IMAGE sh -c '...': what follows IMAGE is the command's, options included.
+      run.setStopAtPositional(true);
+    }
+    CommandLine completion = cli.getSubcommands().get("generate-completion");
+    if (completion != null) {
+      completion
+          .getCommandSpec()
+          .usageMessage()
+          .description(
+              "Print the bash completion script (also built as target/puzzlefs_completion).")
+          .footerHeading("%nExamples:%n")
+          .footer("  source <(puzzlefs generate-completion)");
+    }
     configureHelp(cli);
     cli.setParameterExceptionHandler(Main::usageError);
     cli.setExecutionExceptionHandler(
@@ -118,6 +147,28 @@ public final class Main {
           return 1;
         });
     return cli;
+  }
+
+  /**
+   * The subcommand {@code args} run, after the top-level {@code --log-level}; null when they name
+   * none, or one that needs the others (generate-completion describes them all).
+   */
+  static String subcommandNamed(String[] args) {
+    for (int i = 0; i < args.length; i++) {
+      String arg = args[i];
+      if (arg.equals("--log-level")) {
+        i++;
+      } else if (!arg.startsWith("--log-level=")) {
+        for (Class<?> sub : SUBCOMMANDS) {
+          String name = sub.getAnnotation(Command.class).name();
+          if (name.equals(arg)) {
+            return name.equals("generate-completion") ? null : name;
+          }
+        }
+        return null;
+      }
+    }
+    return null;
   }
 
   private static void configureHelp(CommandLine cmd) {
