@@ -20,7 +20,7 @@ for t in "$minbase" "$plus"; do
   [ -d "$t/usr/bin" ] || { echo "no root filesystem at $t (run the e2e tests first)"; exit 1; }
 done
 command -v runc >/dev/null || { echo "runc is missing: bash .ci/setup-debian"; exit 1; }
-pfs="java -jar $jar"
+pfs="$top/bin/puzzlefs"  # the launcher: its start-up archive and JVM flags, as users run it
 reg=127.0.0.1:$port
 
 rm -rf "$out" && mkdir -p "$out/registry"
