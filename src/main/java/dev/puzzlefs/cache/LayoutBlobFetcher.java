@@ -60,6 +60,12 @@ public final class LayoutBlobFetcher implements BlobFetcher {
     }
   }
 
+  /** The executor's threads read files; verifying there saves a hand-off per chunk. */
+  @Override
+  public boolean completesOnWorkerThread() {
+    return true;
+  }
+
   @Override
   public String source() {
     return layout.root().toString();
