@@ -17,6 +17,16 @@ public interface BlobFetcher {
   /** Where the blobs come from, for messages: {@code host:port/repo} or a directory. */
   String source();
 
+  /**
+   * True when {@link #fetch} completes on a worker thread of the fetcher's own that may do CPU work
+   * (never an event loop): the cache then verifies the bytes right there, while they are still in
+   * the CPU's cache and without waking another thread. False (the default): the cache hands them to
+   * its executor first.
+   */
+  default boolean completesOnWorkerThread() {
+    return false;
+  }
+
   /** Counters of the fetcher's own (requests, retries, errors), named for the mount's stats. */
   default java.util.Map<String, Long> stats() {
     return java.util.Map.of();

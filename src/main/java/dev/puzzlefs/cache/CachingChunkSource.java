@@ -35,7 +35,8 @@ import org.slf4j.LoggerFactory;
  * per digest however many readers want it at once. The load reads {@code <cacheDir>/sha256/<hex>}
  * on the executor; an entry that does not hash to its name (or fails the fs-verity check) is
  * deleted, never served. On a miss it asks the fetcher, with a deadline, then verifies on the
- * executor (never on the fetcher's thread, which may be an event loop), writes the disk entry, and
+ * executor (never on the fetcher's thread, which may be an event loop, unless the fetcher says its
+ * threads are workers: {@link BlobFetcher#completesOnWorkerThread}), writes the disk entry, and
  * only then puts the bytes in memory and completes the readers' future. A failed load leaves
  * nothing behind, so the next read tries again.
  *
@@ -246,10 +247,15 @@ public final class CachingChunkSource implements ChunkSource {
     } catch (RuntimeException e) {
       fetched = CompletableFuture.failedFuture(e);
     }
-    return fetched
-        .thenApply(Function.identity()) // a stage of our own, so the deadline is ours alone
-        .orTimeout(fetchTimeoutMillis, TimeUnit.MILLISECONDS)
-        .handleAsync((bytes, failure) -> checkAndStore(blob, bytes, failure), executor);
+    CompletableFuture<byte[]> bounded =
+        fetched
+            .thenApply(Function.identity()) // a stage of our own, so the deadline is ours alone
+            .orTimeout(fetchTimeoutMillis, TimeUnit.MILLISECONDS);
+    if (fetcher.completesOnWorkerThread()) {
+      // On the fetcher's worker (or this thread, if it has finished already): no hand-off.
+      return bounded.handle((bytes, failure) -> checkAndStore(blob, bytes, failure));
+    }
+    return bounded.handleAsync((bytes, failure) -> checkAndStore(blob, bytes, failure), executor);
   }
 
   private byte[] checkAndStore(Digest blob, byte[] bytes, Throwable failure) {

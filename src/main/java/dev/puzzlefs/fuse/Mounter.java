@@ -20,10 +20,11 @@ import org.slf4j.LoggerFactory;
 /**
  * Mounts an {@link Image} with FUSE and unmounts it again.
  *
- * <p>The FUSE loop runs on a thread of its own ({@code fuse_main} in foreground mode). A mount is
- * reported ready only when the kernel answers for it: the mount table lists the directory and a
- * {@code stat} of it shows a device other than the one it had before. jnr-fuse's own non-blocking
- * mount returns after a fixed wait without knowing either.
+ * <p>The FUSE loop runs on a thread of its own ({@code fuse_main}'s setup in foreground mode, with
+ * the requests served on Java threads: {@link FuseLoop}). A mount is reported ready only when the
+ * kernel answers for it: the mount table lists the directory and a {@code stat} of it shows a
+ * device other than the one it had before. jnr-fuse's own non-blocking mount returns after a fixed
+ * wait without knowing either.
  */
 public final class Mounter {
   /**
@@ -97,6 +98,7 @@ public final class Mounter {
             () -> {
               try {
                 new PuzzleFs(null);
+                FuseLoop.prepare();
               } catch (Throwable t) {
                 // The mount does the same work again and reports what fails.
                 log.debug("preparing FUSE in the background failed: {}", t.toString());
@@ -121,7 +123,7 @@ public final class Mounter {
         new Thread(
             () -> {
               try {
-                fs.mount(dir, true, false, args);
+                fs.serve(dir, args);
                 loopEnded.complete(null);
               } catch (Throwable t) {
                 loopEnded.completeExceptionally(t);

@@ -69,6 +69,39 @@ public class PuzzleFs extends FuseStubFS {
     return "puzzlefs";
   }
 
+  /**
+   * Mounts on {@code mountpoint} in the foreground with the FUSE options {@code args} and serves
+   * requests on Java threads ({@link FuseLoop}) until the filesystem is unmounted. Otherwise what
+   * jnr-fuse's blocking {@code mount} does: the same {@code fuse_main} arguments, {@link #umount}
+   * working, and a shutdown hook that unmounts.
+   *
+   * @throws ru.serce.jnrfuse.FuseException if already mounted, or if libfuse could not mount or its
+   *     loop failed
+   */
+  void serve(java.nio.file.Path mountpoint, String[] args) {
+    if (!mounted.compareAndSet(false, true)) {
+      throw new ru.serce.jnrfuse.FuseException("Fuse fs already mounted!");
+    }
+    mountPoint = mountpoint;
+    String[] argv = new String[args.length + 3];
+    argv[0] = getFSName();
+    argv[1] = "-f";
+    System.arraycopy(args, 0, argv, 2, args.length);
+    argv[argv.length - 1] = mountpoint.toAbsolutePath().toString();
+    if (ru.serce.jnrfuse.utils.SecurityUtils.canHandleShutdownHooks()) {
+      java.lang.Runtime.getRuntime().addShutdownHook(new Thread(this::umount));
+    }
+    int res;
+    try {
+      res = FuseLoop.run(fuseOperations, argv, mountpoint, "puzzlefs-fuse");
+    } finally {
+      mounted.set(false);
+    }
+    if (res != 0) {
+      throw new ru.serce.jnrfuse.FuseException("Unable to mount FS, return code = " + res);
+    }
+  }
+
   /** A callback body that may throw; its failures are mapped by {@link FuseErrors}. */
   @FunctionalInterface
   private interface Body {

@@ -105,6 +105,57 @@ class MounterTest {
   }
 
   @Test
+  void concurrentReads_areServedOnJavaWorkerThreads_andEndWithTheMount() throws Exception {
+    int files = 24; // more readers at once than FuseLoop keeps idle workers
+    for (int i = 0; i < files; i++) {
+      fake.file("/c" + i, FakeImage.utf8(("file " + i + "\n").repeat(50)));
+    }
+    java.util.Set<String> fetchThreads = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    dev.puzzlefs.reader.ChunkSource inner = fake.source();
+    dev.puzzlefs.reader.ChunkSource slow =
+        blob -> {
+          fetchThreads.add(Thread.currentThread().getName());
+          // Slow enough that the reads overlap and the loop must start more workers.
+          return inner
+              .fetch(blob)
+              .thenApplyAsync(
+                  b -> b,
+                  java.util.concurrent.CompletableFuture.delayedExecutor(
+                      50, java.util.concurrent.TimeUnit.MILLISECONDS));
+        };
+    Mount mount =
+        Mounter.mount(
+            fake.open(slow, Duration.ofSeconds(30)), mnt, List.of(), Duration.ofSeconds(30));
+    try {
+      java.util.concurrent.ExecutorService readers =
+          java.util.concurrent.Executors.newFixedThreadPool(files);
+      try {
+        List<java.util.concurrent.Future<byte[]>> reads = new java.util.ArrayList<>();
+        for (int i = 0; i < files; i++) {
+          Path file = mnt.resolve("c" + i);
+          reads.add(readers.submit(() -> Files.readAllBytes(file)));
+        }
+        for (int i = 0; i < files; i++) {
+          assertArrayEquals(
+              FakeImage.utf8(("file " + i + "\n").repeat(50)),
+              reads.get(i).get(30, java.util.concurrent.TimeUnit.SECONDS));
+        }
+      } finally {
+        readers.shutdownNow();
+      }
+      assertFalse(fetchThreads.isEmpty());
+      for (String name : fetchThreads) {
+        assertTrue(name.startsWith("puzzlefs-fuse-"), "a read ran on thread " + name);
+      }
+      assertTrue(fetchThreads.size() > 1, "reads ran on " + fetchThreads);
+    } finally {
+      mount.close();
+    }
+    assertFalse(mount.isMounted());
+    assertNull(MountTable.typeAt(mnt));
+  }
+
+  @Test
   void umount_notMounted_throwsNotMounted() {
     IOException e = assertThrows(IOException.class, () -> Mounter.umount(mnt));
     assertTrue(e.getMessage().contains("is not mounted"), e.getMessage());
