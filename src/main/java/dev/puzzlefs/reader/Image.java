@@ -59,7 +59,7 @@ public final class Image implements AutoCloseable {
   public static final int READAHEAD_CHUNKS = 8;
 
   /** How many chunks that follow a missed one in the data stream are fetched after a stall. */
-  public static final int STREAM_AHEAD_CHUNKS = 32;
+  public static final int STREAM_AHEAD_CHUNKS = 8;
 
   /** How far from the end of the previous read a read may start and still count as sequential. */
   private static final long SEQUENTIAL_SLACK = 512 << 10;
