@@ -14,6 +14,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -34,8 +35,8 @@ import java.util.stream.Stream;
  * whose jars changed, silently under the launcher's flags).
  *
  * <p>Mounting needs FUSE; where the build has none, those steps are skipped and the archive holds
- * the rest. A failing step is reported on stderr and leaves no {@code .java} file, so the launcher
- * then runs without the archive: the build never fails because of this run.
+ * the rest. A failing step is reported on stderr and leaves no archive, so the launcher then runs
+ * without one: the build never fails because of this run.
  */
 public final class StartupTraining {
   private static final PrintStream NULL = new PrintStream(OutputStream.nullOutputStream());
@@ -43,13 +44,61 @@ public final class StartupTraining {
 
   private StartupTraining() {}
 
-  /** {@code StartupTraining ARCHIVE}: trains, then names this Java in {@code ARCHIVE.java}. */
+  /** The training run's flag: run in the JVM that dumps the archive when it exits. */
+  private static final String TRAIN = "--train";
+
+  /**
+   * {@code StartupTraining ARCHIVE}: runs the training in a new JVM that writes the archive as it
+   * exits; only when that run succeeded and wrote one is it renamed to {@code ARCHIVE} and {@code
+   * ARCHIVE.java} written: this Java's home and the archive's size on two lines, which the launcher
+   * checks (a JVM mapping a truncated archive dies of SIGBUS instead of ignoring it).
+   */
   public static void main(String[] args) throws Exception {
+    if (args.length == 1 && args[0].equals(TRAIN)) {
+      System.exit(trainHere() ? 0 : 1);
+    }
     if (args.length != 1) {
       throw new IllegalArgumentException("usage: StartupTraining ARCHIVE");
     }
-    Path marker = Path.of(args[0] + ".java");
+    Path archive = Path.of(args[0]).toAbsolutePath();
+    Path marker = Path.of(archive + ".java");
+    Path partial = Path.of(archive + ".partial");
     Files.deleteIfExists(marker);
+    Files.deleteIfExists(archive);
+    Files.deleteIfExists(partial);
+    Path javaHome = Path.of(System.getProperty("java.home")).toRealPath();
+    Process training =
+        new ProcessBuilder(
+                javaHome.resolve("bin/java").toString(),
+                "-XX:ArchiveClassesAtExit=" + partial,
+                "-Xlog:cds=off",
+                "-Xlog:cds+dynamic=off",
+                "--enable-native-access=ALL-UNNAMED",
+                "--add-opens",
+                "java.base/sun.nio.fs=ALL-UNNAMED",
+                "-cp",
+                System.getProperty("java.class.path"),
+                StartupTraining.class.getName(),
+                TRAIN)
+            .inheritIO()
+            .start();
+    if (!training.waitFor(5, TimeUnit.MINUTES)) {
+      training.destroyForcibly();
+      System.err.println("puzzlefs: start-up training took over 5 minutes, so no archive");
+    } else if (training.exitValue() != 0) {
+      System.err.println("puzzlefs: start-up training failed, so no archive");
+    } else if (!Files.isRegularFile(partial) || Files.size(partial) == 0) {
+      System.err.println("puzzlefs: start-up training wrote no archive (" + partial + ")");
+    } else {
+      Files.move(partial, archive, StandardCopyOption.ATOMIC_MOVE);
+      Files.writeString(marker, javaHome + "\n" + Files.size(archive) + "\n", UTF8);
+      System.out.println("puzzlefs: start-up archive written: " + archive);
+    }
+    Files.deleteIfExists(partial);
+  }
+
+  /** The training itself, in the dumping JVM: true when every step ran. */
+  private static boolean trainHere() throws IOException {
     Path work = Files.createTempDirectory("puzzlefs-training");
     PrintStream out = System.out;
     PrintStream err = System.err;
@@ -58,17 +107,16 @@ public final class StartupTraining {
       System.setOut(NULL);
       System.setErr(NULL);
       train(work);
-      Files.writeString(marker, Path.of(System.getProperty("java.home")).toRealPath() + "\n", UTF8);
-      out.println("puzzlefs: start-up archive trained: " + args[0]);
       SKIPPED.forEach(skip -> out.println("puzzlefs: left out of the training: " + skip));
+      return true;
     } catch (Exception | Error e) {
-      err.println("puzzlefs: start-up training failed, so no archive: " + e);
+      err.println("puzzlefs: start-up training failed: " + e);
+      return false;
     } finally {
       System.setOut(out);
       System.setErr(err);
       deleteTree(work);
     }
-    System.exit(0);
   }
 
   private static void train(Path work) throws Exception {

@@ -61,17 +61,31 @@ public final class Mount implements AutoCloseable {
     }
   }
 
+  private static boolean notMounted(IOException e) {
+    return e instanceof UnmountException u && u.reason() == UnmountException.Reason.NOT_MOUNTED;
+  }
+
   /** Unmounts (lazily if the plain unmount is refused) and waits for the FUSE loop to end. */
   @Override
   public void close() throws IOException {
     if (!isMounted()) {
       return;
     }
+    // Another unmount may win the race (the FUSE layer's own shutdown hook on SIGTERM, a user's
+    // fusermount -u): "not mounted" is then the state this asked for, not a failure.
     try {
       Mounter.umount(mountpoint);
     } catch (IOException e) {
-      log.debug("plain unmount of {} failed, detaching lazily: {}", mountpoint, e.getMessage());
-      Mounter.umountLazily(mountpoint);
+      if (!notMounted(e)) {
+        log.debug("plain unmount of {} failed, detaching lazily: {}", mountpoint, e.getMessage());
+        try {
+          Mounter.umountLazily(mountpoint);
+        } catch (IOException lazy) {
+          if (!notMounted(lazy)) {
+            throw lazy;
+          }
+        }
+      }
     }
     try {
       if (!awaitUnmounted(LOOP_EXIT_WAIT)) {

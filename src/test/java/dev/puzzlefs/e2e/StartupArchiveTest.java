@@ -11,6 +11,8 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.List;
@@ -47,15 +49,9 @@ class StartupArchiveTest {
     jsa = dir.resolve("target/puzzlefs.jsa");
     Processes.Result r =
         Processes.exec(
-            300,
+            360,
             null,
             java(),
-            "-XX:ArchiveClassesAtExit=" + jsa,
-            "-Xlog:cds=off",
-            "-Xlog:cds+dynamic=off",
-            "--enable-native-access=ALL-UNNAMED",
-            "--add-opens",
-            "java.base/sun.nio.fs=ALL-UNNAMED",
             "-cp",
             jar.toString(),
             "dev.puzzlefs.cli.StartupTraining",
@@ -77,13 +73,34 @@ class StartupArchiveTest {
 
   @Test
   void training_writesTheArchiveAndNamesItsJava() throws IOException {
-    assertTrue(training.contains("start-up archive trained"), training);
+    assertTrue(training.contains("start-up archive written"), training);
     assertFalse(
         training.contains("left out"), "every step trained here (FUSE works):\n" + training);
     assertTrue(Files.size(jsa) > 1 << 20, "archive size " + Files.size(jsa));
+    assertFalse(Files.exists(Path.of(jsa + ".partial")));
     assertEquals(
-        Path.of(System.getProperty("java.home")).toRealPath() + "\n",
+        Path.of(System.getProperty("java.home")).toRealPath() + "\n" + Files.size(jsa) + "\n",
         Files.readString(Path.of(jsa + ".java")));
+  }
+
+  @Test
+  void truncatedArchive_isNotHandedToTheJvm() throws Exception {
+    // A JVM that maps a truncated archive dies of SIGBUS; the launcher checks the size first.
+    Path whole = dir.resolve("whole.jsa");
+    Files.copy(jsa, whole);
+    try {
+      jsa.toFile().setWritable(true);
+      try (var channel = java.nio.channels.FileChannel.open(jsa, StandardOpenOption.WRITE)) {
+        channel.truncate(1_000_000);
+      }
+      Path log = dir.resolve("classes-truncated.log");
+      Processes.Result r = launcher(classLog(log), "inspect", oci.toString(), "t");
+      assertEquals(0, r.exit(), r.stderr());
+      assertEquals("", r.stderr());
+      assertFalse(Files.readString(log).contains(SHARED), "the truncated archive was used");
+    } finally {
+      Files.copy(whole, jsa, StandardCopyOption.REPLACE_EXISTING);
+    }
   }
 
   @Test
@@ -134,7 +151,7 @@ class StartupArchiveTest {
   void anotherJava_runsWithoutTheArchive() throws Exception {
     Path marker = Path.of(jsa + ".java");
     String made = Files.readString(marker);
-    Files.writeString(marker, "/usr/lib/jvm/some-other-java\n");
+    Files.writeString(marker, "/usr/lib/jvm/some-other-java\n" + Files.size(jsa) + "\n");
     try {
       Path log = dir.resolve("classes-other-java.log");
       Processes.Result r = launcher(classLog(log), "inspect", oci.toString(), "t");
