@@ -104,6 +104,10 @@ for i in range(2):
 lines += ["", "Commands (hyperfine; `--prepare` before each run):", "", "```"]
 lines += open(f"{out}/commands.txt").read().splitlines()
 lines += ["```"]
+# The reading of the numbers is written by hand and kept next to this script's output.
+notes = os.path.join(os.path.dirname(dest), "RUN-FINDINGS.md")
+if os.path.exists(notes):
+    lines += ["", open(notes).read().rstrip()]
 open(dest, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
