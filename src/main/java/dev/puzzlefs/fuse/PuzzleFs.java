@@ -88,14 +88,24 @@ public class PuzzleFs extends FuseStubFS {
     argv[1] = "-f";
     System.arraycopy(args, 0, argv, 2, args.length);
     argv[argv.length - 1] = mountpoint.toAbsolutePath().toString();
+    Thread unmountOnExit = null;
     if (ru.serce.jnrfuse.utils.SecurityUtils.canHandleShutdownHooks()) {
-      java.lang.Runtime.getRuntime().addShutdownHook(new Thread(this::umount));
+      unmountOnExit = new Thread(this::umount, "puzzlefs-unmount-on-exit");
+      java.lang.Runtime.getRuntime().addShutdownHook(unmountOnExit);
     }
     int res;
     try {
       res = FuseLoop.run(fuseOperations, argv, mountpoint, "puzzlefs-fuse");
     } finally {
       mounted.set(false);
+      // A JVM that mounts many times (run, tests) would otherwise keep every image reachable.
+      if (unmountOnExit != null) {
+        try {
+          java.lang.Runtime.getRuntime().removeShutdownHook(unmountOnExit);
+        } catch (IllegalStateException shuttingDown) {
+          // the hook is running or has run
+        }
+      }
     }
     if (res != 0) {
       throw new ru.serce.jnrfuse.FuseException("Unable to mount FS, return code = " + res);

@@ -8,7 +8,6 @@ import dev.puzzlefs.testing.Processes;
 import java.io.File;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -17,8 +16,6 @@ import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
 import java.util.jar.Attributes;
 import java.util.jar.JarEntry;
 import java.util.jar.JarOutputStream;
@@ -188,32 +185,11 @@ class StartupArchiveTest {
       throws IOException, InterruptedException {
     List<String> cmd = new ArrayList<>(List.of("bin/puzzlefs"));
     cmd.addAll(List.of(args));
-    ProcessBuilder pb = new ProcessBuilder(cmd);
-    pb.environment().remove("PUZZLEFS_CLASSPATH");
-    pb.environment().put("PUZZLEFS_JAR", jar.toString());
-    pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
-    pb.environment().putAll(env);
-    pb.redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
-    Process p = pb.start();
-    CompletableFuture<byte[]> out = drain(p.getInputStream());
-    CompletableFuture<byte[]> err = drain(p.getErrorStream());
-    if (!p.waitFor(120, TimeUnit.SECONDS)) {
-      p.destroyForcibly();
-      throw new IOException(String.join(" ", cmd) + " did not finish within 120 s");
-    }
-    return new Processes.Result(
-        p.exitValue(), out.join(), new String(err.join(), StandardCharsets.UTF_8));
-  }
-
-  private static CompletableFuture<byte[]> drain(java.io.InputStream in) {
-    return CompletableFuture.supplyAsync(
-        () -> {
-          try {
-            return in.readAllBytes();
-          } catch (IOException e) {
-            return new byte[0];
-          }
-        });
+    Map<String, String> all = new java.util.HashMap<>(env);
+    all.put("PUZZLEFS_CLASSPATH", null);
+    all.put("PUZZLEFS_JAR", jar.toString());
+    all.put("JAVA_HOME", System.getProperty("java.home"));
+    return Processes.execWithEnv(120, all, cmd.toArray(String[]::new));
   }
 
   private static String java() {

@@ -43,9 +43,33 @@ public final class Processes {
     return exec(dir, seconds, null, cmd);
   }
 
+  /** Runs {@code cmd} with {@code env} added to its environment and returns whatever it did. */
+  public static Result execWithEnv(long seconds, java.util.Map<String, String> env, String... cmd)
+      throws IOException, InterruptedException {
+    return exec(null, seconds, null, env, cmd);
+  }
+
   private static Result exec(java.nio.file.Path dir, long seconds, byte[] stdin, String... cmd)
       throws IOException, InterruptedException {
+    return exec(dir, seconds, stdin, java.util.Map.of(), cmd);
+  }
+
+  private static Result exec(
+      java.nio.file.Path dir,
+      long seconds,
+      byte[] stdin,
+      java.util.Map<String, String> env,
+      String... cmd)
+      throws IOException, InterruptedException {
     ProcessBuilder pb = new ProcessBuilder(List.of(cmd));
+    env.forEach(
+        (name, value) -> {
+          if (value == null) {
+            pb.environment().remove(name);
+          } else {
+            pb.environment().put(name, value);
+          }
+        });
     if (dir != null) {
       pb.directory(dir.toFile());
     }
