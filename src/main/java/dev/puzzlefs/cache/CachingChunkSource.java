@@ -403,6 +403,9 @@ public final class CachingChunkSource implements ChunkSource {
 
   /** Bytes held in memory now (approximate while evictions are pending). */
   public long memoryBytes() {
+    // Caffeine counts a put's weight when its maintenance runs, which may still be queued on the
+    // executor: run it here, so the number includes every chunk already served (stats only).
+    memory.cleanUp();
     return memory.policy().eviction().map(e -> e.weightedSize().orElse(0)).orElse(0L);
   }
 
