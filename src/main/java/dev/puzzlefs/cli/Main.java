@@ -54,7 +54,8 @@ public final class Main {
           StatsCommand.class,
           RunCommand.class,
           BundleCommand.class,
-          AutoComplete.GenerateCompletion.class);
+          AutoComplete.GenerateCompletion.class,
+          CommandLine.HelpCommand.class);
 
   /** Exit status of a usage error (picocli's, for every command). */
   static final int USAGE_ERROR = 2;
@@ -136,6 +137,13 @@ public final class Main {
           .footerHeading("%nExamples:%n")
           .footer("  source <(puzzlefs generate-completion)");
     }
+    CommandLine help = cli.getSubcommands().get("help");
+    if (help != null) {
+      help.getCommandSpec()
+          .usageMessage()
+          .footerHeading("%nExamples:%n")
+          .footer("  puzzlefs help mount", "  puzzlefs help");
+    }
     configureHelp(cli);
     cli.setParameterExceptionHandler(Main::usageError);
     cli.setExecutionExceptionHandler(
@@ -151,7 +159,7 @@ public final class Main {
 
   /**
    * The subcommand {@code args} run, after the top-level {@code --log-level}; null when they name
-   * none, or one that needs the others (generate-completion describes them all).
+   * none, or one that needs the others (generate-completion and help describe them all).
    */
   static String subcommandNamed(String[] args) {
     for (int i = 0; i < args.length; i++) {
@@ -162,7 +170,7 @@ public final class Main {
         for (Class<?> sub : SUBCOMMANDS) {
           String name = sub.getAnnotation(Command.class).name();
           if (name.equals(arg)) {
-            return name.equals("generate-completion") ? null : name;
+            return name.equals("generate-completion") || name.equals("help") ? null : name;
           }
         }
         return null;

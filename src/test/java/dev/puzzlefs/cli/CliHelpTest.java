@@ -41,6 +41,20 @@ class CliHelpTest {
   }
 
   @Test
+  void helpCommand_showsTheNamedCommandsHelp_orTheTopLevelOne() {
+    Run mount = run("help", "mount");
+    assertEquals(0, mount.exit(), mount.err());
+    assertTrue(mount.out().contains("Usage: puzzlefs mount"), mount.out());
+    Run top = run("help");
+    assertEquals(0, top.exit(), top.err());
+    assertTrue(top.out().contains("Usage: puzzlefs "), top.out());
+    assertTrue(top.out().contains("Commands:"), top.out());
+    Run unknown = run("help", "mout");
+    assertEquals(Main.USAGE_ERROR, unknown.exit());
+    assertTrue(unknown.err().contains("Unknown subcommand 'mout'"), unknown.err());
+  }
+
+  @Test
   void help_everyCommand_showsUsageExamplesAndExitStatus() {
     List<String> names = commands();
     assertTrue(
