@@ -90,11 +90,7 @@ class StartupArchiveTest {
       try (var channel = java.nio.channels.FileChannel.open(jsa, StandardOpenOption.WRITE)) {
         channel.truncate(1_000_000);
       }
-      Path log = dir.resolve("classes-truncated.log");
-      Processes.Result r = launcher(classLog(log), "inspect", oci.toString(), "t");
-      assertEquals(0, r.exit(), r.stderr());
-      assertEquals("", r.stderr());
-      assertFalse(Files.readString(log).contains(SHARED), "the truncated archive was used");
+      inspectRunsWithoutTheArchive("classes-truncated.log", "the truncated archive was used");
     } finally {
       Files.copy(whole, jsa, StandardCopyOption.REPLACE_EXISTING);
     }
@@ -150,11 +146,7 @@ class StartupArchiveTest {
     String made = Files.readString(marker);
     Files.writeString(marker, "/usr/lib/jvm/some-other-java\n" + Files.size(jsa) + "\n");
     try {
-      Path log = dir.resolve("classes-other-java.log");
-      Processes.Result r = launcher(classLog(log), "inspect", oci.toString(), "t");
-      assertEquals(0, r.exit(), r.stderr());
-      assertEquals("", r.stderr());
-      assertFalse(Files.readString(log).contains(SHARED), "the archive was used");
+      inspectRunsWithoutTheArchive("classes-other-java.log", "the archive was used");
     } finally {
       Files.writeString(marker, made);
     }
@@ -165,15 +157,23 @@ class StartupArchiveTest {
     FileTime made = Files.getLastModifiedTime(jar);
     Files.setLastModifiedTime(jar, FileTime.fromMillis(made.toMillis() + 60_000));
     try {
-      Path log = dir.resolve("classes-changed-jar.log");
-      Processes.Result r = launcher(classLog(log), "inspect", oci.toString(), "t");
-      assertEquals(0, r.exit(), r.stderr());
-      assertEquals("", r.stderr(), "no CDS warning for a stale archive");
+      Processes.Result r =
+          inspectRunsWithoutTheArchive("classes-changed-jar.log", "a stale archive was used");
       assertTrue(r.out().contains("rootfs blob"), r.out());
-      assertFalse(Files.readString(log).contains(SHARED), "a stale archive was used");
     } finally {
       Files.setLastModifiedTime(jar, made);
     }
+  }
+
+  /** Runs inspect through the launcher: it works, prints no warning, and loads nothing shared. */
+  private static Processes.Result inspectRunsWithoutTheArchive(String logName, String used)
+      throws IOException, InterruptedException {
+    Path log = dir.resolve(logName);
+    Processes.Result r = launcher(classLog(log), "inspect", oci.toString(), "t");
+    assertEquals(0, r.exit(), r.stderr());
+    assertEquals("", r.stderr(), "no warning when the archive does not fit");
+    assertFalse(Files.readString(log).contains(SHARED), used);
+    return r;
   }
 
   private static Map<String, String> classLog(Path log) {
