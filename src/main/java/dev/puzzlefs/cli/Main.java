@@ -54,6 +54,7 @@ public final class Main {
           StatsCommand.class,
           RunCommand.class,
           BundleCommand.class,
+          ServerCommand.class,
           AutoComplete.GenerateCompletion.class,
           CommandLine.HelpCommand.class);
 
@@ -145,6 +146,9 @@ public final class Main {
           .footer("  puzzlefs help mount", "  puzzlefs help");
     }
     configureHelp(cli);
+    // Paths on the command line mean the caller's directory, which in the mount server is the
+    // client's (Cwd), not the JVM's.
+    cli.registerConverter(java.nio.file.Path.class, Cwd::path);
     cli.setParameterExceptionHandler(Main::usageError);
     cli.setExecutionExceptionHandler(
         (e, cmd, parsed) -> {

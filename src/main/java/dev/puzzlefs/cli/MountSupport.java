@@ -94,17 +94,29 @@ public final class MountSupport {
       System.err.println("puzzlefs: " + e.getMessage());
       return 1;
     } catch (InterruptedException e) {
+      // In the mount server, the thread's stand-in for SIGTERM: take the mount down.
+      try {
+        mount.close();
+      } catch (IOException again) {
+        System.err.println("puzzlefs: " + again.getMessage());
+      }
+      removeHook(unmountOnExit);
+      logFinalStats(image, mount.mountpoint(), statsLogged);
       Thread.currentThread().interrupt();
       return 1;
     }
-    try {
-      Runtime.getRuntime().removeShutdownHook(unmountOnExit);
-    } catch (IllegalStateException e) {
-      // The JVM is already shutting down; the hook is running or has run.
-    }
+    removeHook(unmountOnExit);
     log.info("unmounted {}", mount.mountpoint());
     logFinalStats(image, mount.mountpoint(), statsLogged);
     return 0;
+  }
+
+  private static void removeHook(Thread hook) {
+    try {
+      Runtime.getRuntime().removeShutdownHook(hook);
+    } catch (IllegalStateException e) {
+      // The JVM is already shutting down; the hook is running or has run.
+    }
   }
 
   /**
@@ -250,13 +262,21 @@ public final class MountSupport {
     }
   }
 
-  private static Path makeFifo(Path fifo) throws IOException, InterruptedException {
+  static Path makeFifo(Path fifo) throws IOException {
     Process mkfifo =
         new ProcessBuilder("mkfifo", "-m", "600", fifo.toString())
             .redirectErrorStream(true)
             .start();
     String output = new String(mkfifo.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    if (mkfifo.waitFor() != 0) {
+    int exit;
+    try {
+      exit = mkfifo.waitFor();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      mkfifo.destroy();
+      throw new IOException("interrupted while making " + fifo, e);
+    }
+    if (exit != 0) {
       throw new IOException("mkfifo " + fifo + " failed: " + output.strip());
     }
     return fifo;
@@ -280,9 +300,36 @@ public final class MountSupport {
     return word;
   }
 
+  /** Starts a background mount's foreground half somewhere other than a new JVM. */
+  interface InProcess {
+    /**
+     * Starts {@code args} (a {@code mount ... -f -i FIFO} command line) with its output appended to
+     * {@code logFile}.
+     */
+    Process start(List<String> args, Path logFile) throws IOException;
+  }
+
+  private static volatile InProcess inProcess;
+
+  /** From now on background mounts run through {@code starter}: the mount server's threads. */
+  static void runInProcess(InProcess starter) {
+    inProcess = starter;
+  }
+
+  /** True in the mount server, where background mounts are threads of this JVM. */
+  static boolean inServer() {
+    return inProcess != null;
+  }
+
   private static Process start(
       String mainClass, List<String> childArgs, Path fifo, Path logFile, Map<String, String> env)
       throws IOException {
+    InProcess here = inProcess;
+    if (here != null && mainClass.equals(MAIN_CLASS)) {
+      List<String> args = new ArrayList<>(childArgs);
+      args.addAll(List.of("-f", "-i", fifo.toString()));
+      return here.start(args, logFile);
+    }
     List<String> command = new ArrayList<>();
     if (Files.isExecutable(SETSID)) {
       command.add(SETSID.toString());
@@ -325,6 +372,19 @@ public final class MountSupport {
     childHeapBytes = Math.max(64L << 20, memoryCacheBytes + headroom);
   }
 
+  /** Heap options of the child besides {@code -Xmx}: none for a mount, see {@link #sizeServer}. */
+  private static volatile List<String> childHeapOptions = List.of();
+
+  /**
+   * Sizes the mount server's heap: up to {@code maxBytes} for the mounts it will serve, starting
+   * small and given back after a full collection (the server runs one when its last mount ends), so
+   * that its footprint follows what it serves rather than the largest read it ever served.
+   */
+  static void sizeServer(long maxBytes) {
+    childHeapBytes = maxBytes;
+    childHeapOptions = List.of("-Xms32m", "-XX:MinHeapFreeRatio=10", "-XX:MaxHeapFreeRatio=30");
+  }
+
   /** C2 inlining limits of the mount child; see {@link #childJvmOptions}. */
   static final List<String> INLINING =
       List.of(
@@ -343,6 +403,7 @@ public final class MountSupport {
     List<String> options = new ArrayList<>();
     options.add("-XX:+UseSerialGC");
     options.add("-Xmx" + (childHeapBytes >> 20) + "m");
+    options.addAll(childHeapOptions);
     // Shallower inlining: C2 otherwise spends over a second of CPU, while a fresh mount serves its
     // first big read, inlining whole CompletableFuture and Caffeine chains into the per-chunk glue
     // (CachingChunkSource.fetch alone took 230 ms to compile). The per-byte work is intrinsics

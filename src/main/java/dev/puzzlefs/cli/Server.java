@@ -1,0 +1,574 @@
+package dev.puzzlefs.cli;
+
+import java.io.ByteArrayOutputStream;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.regex.Pattern;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import picocli.CommandLine;
+import picocli.CommandLine.ParseResult;
+
+/**
+ * The mount server: one resident JVM that serves every background mount, so that {@code puzzlefs
+ * mount} costs a request instead of two JVM starts, and every mount after the first runs on code
+ * the JIT has already compiled.
+ *
+ * <p>The protocol works from bash, so the launcher ({@code bin/puzzlefs}) is the client and no JVM
+ * starts at all. The server directory (mode 700) holds {@code pid} and the FIFO {@code requests}. A
+ * client makes a directory {@code req.XXXXXXXX} in it holding {@code args} (its working directory
+ * and its arguments, NUL-terminated), {@code env} (its environment, as {@code env -0} prints it)
+ * and the FIFO {@code status}, which it keeps open for reading and writing; then it writes the
+ * directory's name and a newline to {@code requests}. The server answers on {@code status}: {@code
+ * a} at once (acknowledged), then the exit status, each on a line; the command's output is in
+ * {@code out} and {@code err} by then. Status {@value #DECLINED} means "run it yourself": the
+ * server runs background mounts only, and only for a client whose environment says what its own
+ * does (configuration, cache and credential locations), so that a mount means the same either way.
+ */
+final class Server {
+  /** The exit status of a request the server leaves to the client. */
+  static final int DECLINED = 125;
+
+  /** The FIFO requests arrive on. */
+  static final String REQUESTS = "requests";
+
+  /** The file holding the server's pid. */
+  static final String PID = "pid";
+
+  private static final Logger log = LoggerFactory.getLogger(Server.class);
+  private static final Pattern REQUEST_NAME = Pattern.compile("req\\.[A-Za-z0-9]{1,64}");
+  private static final Set<String> SHARED_ENV =
+      Set.of(
+          "PATH",
+          "HOME",
+          "TMPDIR",
+          "XDG_CONFIG_HOME",
+          "XDG_CACHE_HOME",
+          "DOCKER_CONFIG",
+          "REGISTRY_AUTH_FILE");
+
+  /** Variables only the launcher reads: they may differ between client and server. */
+  private static final Set<String> LAUNCHER_ENV =
+      Set.of(
+          "PUZZLEFS_SERVER_DIR",
+          "PUZZLEFS_NO_SERVER",
+          "PUZZLEFS_JAVA_OPTS",
+          "PUZZLEFS_CLASSPATH",
+          "PUZZLEFS_JAR",
+          "PUZZLEFS_NO_CDS",
+          "PUZZLEFS_MOUNT_JAVA_OPTS");
+
+  private static volatile String logDescription = "";
+
+  private final Path dir;
+  private final int uid;
+  private final Map<String, String> env;
+  private final AtomicInteger requests = new AtomicInteger();
+  private final AtomicInteger mounts = new AtomicInteger();
+
+  private Server(Path dir, int uid, Map<String, String> env) {
+    this.dir = dir;
+    this.uid = uid;
+    this.env = env;
+  }
+
+  /** The default server directory for this user: {@code $PUZZLEFS_SERVER_DIR} if set. */
+  static Path defaultDirectory(Map<String, String> env) throws IOException {
+    String given = env.get("PUZZLEFS_SERVER_DIR");
+    if (given != null && !given.isEmpty()) {
+      return Path.of(given).toAbsolutePath();
+    }
+    int uid = currentUid();
+    if (uid == 0) {
+      return Path.of("/run/puzzlefs/server");
+    }
+    String runtime = env.get("XDG_RUNTIME_DIR");
+    return runtime != null && !runtime.isEmpty()
+        ? Path.of(runtime, "puzzlefs-server")
+        : Path.of("/tmp", "puzzlefs-server-" + uid);
+  }
+
+  static int currentUid() throws IOException {
+    return (Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid");
+  }
+
+  /** The pid of the server running on {@code dir}, or -1 when none runs there. */
+  static long runningPid(Path dir) {
+    try {
+      long pid = Long.parseLong(Files.readString(dir.resolve(PID)).strip());
+      return ProcessHandle.of(pid).filter(ProcessHandle::isAlive).isPresent() ? pid : -1;
+    } catch (IOException | NumberFormatException e) {
+      return -1;
+    }
+  }
+
+  /** What {@code mount} says about where a mount the server serves logs. */
+  static String describe() {
+    return "served by the mount server, pid "
+        + ProcessHandle.current().pid()
+        + "; "
+        + logDescription;
+  }
+
+  /**
+   * Serves requests on {@code dir} until the JVM is stopped (SIGTERM unmounts what it serves).
+   * Writes {@code s} to {@code readyFifo} once it listens, or {@code f} if it cannot start.
+   */
+  static int run(Path dir, Path readyFifo, String logDescription) {
+    Server server;
+    try {
+      server = new Server(dir, currentUid(), System.getenv());
+      server.listen();
+    } catch (IOException e) {
+      System.err.println("puzzlefs serve: " + Main.describe(e));
+      System.err.flush();
+      MountSupport.signalAndWait(readyFifo, MountSupport.FAILED);
+      return 1;
+    }
+    Server.logDescription = logDescription;
+    MountSupport.signal(readyFifo, MountSupport.READY);
+    log.info("mount server {} listening on {}", ProcessHandle.current().pid(), dir);
+    return server.loop();
+  }
+
+  /** Makes the directory, the FIFO and the pid file; refuses a directory another server uses. */
+  private void listen() throws IOException {
+    Files.createDirectories(dir.getParent());
+    try {
+      Files.createDirectory(
+          dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+    } catch (java.nio.file.FileAlreadyExistsException e) {
+      checkPrivate(dir);
+    }
+    long other = runningPid(dir);
+    if (other >= 0 && other != ProcessHandle.current().pid()) {
+      throw new IOException(
+          "a mount server already runs on " + dir + " (pid " + other + "); stop it first");
+    }
+    // What a server that died without its hook (SIGKILL) left behind.
+    try (var stale = Files.newDirectoryStream(dir, "req.*")) {
+      for (Path p : stale) {
+        deleteTree(p);
+      }
+    }
+    Path fifo = dir.resolve(REQUESTS);
+    Files.deleteIfExists(fifo);
+    MountSupport.makeFifo(fifo);
+    Path tmp = dir.resolve(PID + ".tmp");
+    Files.writeString(tmp, ProcessHandle.current().pid() + "\n");
+    Files.move(tmp, dir.resolve(PID), StandardCopyOption.ATOMIC_MOVE);
+    Output.install();
+    MountSupport.runInProcess(this::startMount);
+    Runtime.getRuntime().addShutdownHook(new Thread(this::removeFiles, "puzzlefs-server-exit"));
+  }
+
+  private void checkPrivate(Path p) throws IOException {
+    if (!Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
+      throw new IOException(p + " exists and is not a directory");
+    }
+    int owner = (Integer) Files.getAttribute(p, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+    Set<PosixFilePermission> perms = Files.getPosixFilePermissions(p, LinkOption.NOFOLLOW_LINKS);
+    if (owner != uid
+        || perms.contains(PosixFilePermission.GROUP_WRITE)
+        || perms.contains(PosixFilePermission.OTHERS_WRITE)) {
+      throw new IOException(
+          p + " must be a directory of uid " + uid + " that no one else may write to");
+    }
+  }
+
+  private void removeFiles() {
+    try {
+      if (runningPid(dir) == ProcessHandle.current().pid()) {
+        Files.deleteIfExists(dir.resolve(PID));
+        Files.deleteIfExists(dir.resolve(REQUESTS));
+      }
+    } catch (IOException e) {
+      // Exiting anyway; the next server cleans up.
+    }
+  }
+
+  /** Reads request names from the FIFO, one per line, and answers each on its own thread. */
+  private int loop() {
+    // Read and write: the FIFO then never reports end-of-file when the last client closes it.
+    try (FileChannel fifo =
+        FileChannel.open(
+            dir.resolve(REQUESTS), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      InputStream in = java.nio.channels.Channels.newInputStream(fifo);
+      ByteArrayOutputStream line = new ByteArrayOutputStream();
+      int b;
+      while ((b = in.read()) >= 0) {
+        if (b != '\n') {
+          if (line.size() < 256) {
+            line.write(b);
+          }
+          continue;
+        }
+        String name = line.toString(StandardCharsets.UTF_8);
+        line.reset();
+        Thread t = new Thread(() -> answer(name), "puzzlefs-request-" + requests.incrementAndGet());
+        t.setDaemon(true);
+        t.start();
+      }
+      return 0;
+    } catch (IOException e) {
+      log.error("mount server on {} stopped reading requests: {}", dir, e.getMessage());
+      return 1;
+    }
+  }
+
+  private void answer(String name) {
+    if (!REQUEST_NAME.matcher(name).matches()) {
+      log.warn("ignoring a malformed request name on {}: {}", dir, name);
+      return;
+    }
+    Path req = dir.resolve(name);
+    try {
+      int owner = (Integer) Files.getAttribute(req, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+      if (owner != uid || !Files.isDirectory(req, LinkOption.NOFOLLOW_LINKS)) {
+        log.warn("ignoring request {}: not a directory of uid {}", req, uid);
+        return;
+      }
+    } catch (IOException e) {
+      log.warn("ignoring request {}: {}", req, e.getMessage());
+      return;
+    }
+    // Read and write, so the open never blocks even if the client is already gone.
+    try (FileChannel status =
+        FileChannel.open(
+            req.resolve("status"), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      status.write(ByteBuffer.wrap("a\n".getBytes(StandardCharsets.US_ASCII)));
+      int exit = execute(req);
+      status.write(ByteBuffer.wrap((exit + "\n").getBytes(StandardCharsets.US_ASCII)));
+    } catch (IOException e) {
+      log.warn("could not answer request {}: {}", req, e.getMessage());
+    }
+  }
+
+  /** Runs the request's command with its output in {@code out} and {@code err}. */
+  private int execute(Path req) throws IOException {
+    List<String> words = nulSeparated(Files.readAllBytes(req.resolve("args")));
+    Map<String, String> clientEnv = new HashMap<>();
+    for (String kv : nulSeparated(Files.readAllBytes(req.resolve("env")))) {
+      int eq = kv.indexOf('=');
+      if (eq > 0) {
+        clientEnv.put(kv.substring(0, eq), kv.substring(eq + 1));
+      }
+    }
+    if (words.isEmpty() || !Path.of(words.get(0)).isAbsolute()) {
+      log.warn("declined request {}: no working directory", req);
+      return DECLINED;
+    }
+    String[] args = words.subList(1, words.size()).toArray(String[]::new);
+    try (Output.Sink sink =
+        Output.Sink.of(
+            new FileOutputStream(req.resolve("out").toFile()),
+            new FileOutputStream(req.resolve("err").toFile()))) {
+      Output.attach(sink);
+      Cwd.set(Path.of(words.get(0)));
+      try {
+        String why = declineReason(args, clientEnv);
+        if (why != null) {
+          log.debug("declined request {}: {}", req.getFileName(), why);
+          return DECLINED;
+        }
+        log.debug("request {}: {} in {}", req.getFileName(), String.join(" ", args), words.get(0));
+        CommandLine cli = Main.commandLine(args);
+        PrintWriter out = new PrintWriter(sink.out(), true, StandardCharsets.UTF_8);
+        PrintWriter err = new PrintWriter(sink.err(), true, StandardCharsets.UTF_8);
+        cli.setOut(out);
+        cli.setErr(err);
+        int exit = cli.execute(args);
+        out.flush();
+        err.flush();
+        return exit;
+      } finally {
+        Output.detach();
+      }
+    }
+  }
+
+  /** Why the client should run {@code args} itself, or null when the server runs them. */
+  private String declineReason(String[] args, Map<String, String> clientEnv) {
+    Set<String> keys = new TreeSet<>(clientEnv.keySet());
+    keys.addAll(env.keySet());
+    for (String key : keys) {
+      boolean shared =
+          SHARED_ENV.contains(key) || (key.startsWith("PUZZLEFS_") && !LAUNCHER_ENV.contains(key));
+      if (shared && !java.util.Objects.equals(clientEnv.get(key), env.get(key))) {
+        return "$" + key + " differs from the server's";
+      }
+    }
+    ParseResult parsed;
+    try {
+      parsed = Main.commandLine(args).parseArgs(args);
+    } catch (CommandLine.ParameterException e) {
+      return null; // the usage error is the answer; the server prints it as the client would
+    }
+    if (parsed.hasMatchedOption("--log-level")) {
+      return "--log-level applies to the whole JVM";
+    }
+    ParseResult sub = parsed.subcommand();
+    if (sub == null || !sub.commandSpec().name().equals("mount")) {
+      return "the server runs background mounts only";
+    }
+    if (sub.hasMatchedOption("-f") || sub.hasMatchedOption("--log-level")) {
+      return "a foreground mount or its own log level is the client's";
+    }
+    return null;
+  }
+
+  private static List<String> nulSeparated(byte[] bytes) {
+    List<String> out = new ArrayList<>();
+    int start = 0;
+    for (int i = 0; i < bytes.length; i++) {
+      if (bytes[i] == 0) {
+        out.add(new String(bytes, start, i - start, StandardCharsets.UTF_8));
+        start = i + 1;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The server's stand-in for a mount child's JVM: the foreground mount {@code args} on a thread of
+   * its own, its output appended to {@code logFile} as a child's would be.
+   */
+  private Process startMount(List<String> args, Path logFile) throws IOException {
+    Output.Sink sink =
+        Output.Sink.of(
+            new FileOutputStream(logFile.toFile(), true),
+            new FileOutputStream(logFile.toFile(), true));
+    MountThread mount = new MountThread();
+    String[] argv = args.toArray(String[]::new);
+    Thread t =
+        new Thread(
+            () -> {
+              Output.attach(sink);
+              mounts.incrementAndGet();
+              int exit = 1;
+              try {
+                CommandLine cli = Main.commandLine(argv);
+                cli.setOut(new PrintWriter(sink.out(), true, StandardCharsets.UTF_8));
+                cli.setErr(new PrintWriter(sink.err(), true, StandardCharsets.UTF_8));
+                exit = cli.execute(argv);
+              } catch (RuntimeException | Error e) {
+                log.error("mount thread failed", e);
+              } finally {
+                if (mounts.decrementAndGet() == 0) {
+                  // Idle: a full collection hands the heap the mounts grew back to the system.
+                  System.gc();
+                }
+                Output.detach();
+                sink.close();
+                mount.exit.complete(exit);
+              }
+            },
+            "puzzlefs-mount-" + requests.get());
+    mount.thread = t;
+    t.start();
+    return mount;
+  }
+
+  /** A mount served on a thread of this JVM, seen through {@link Process} by the waiting code. */
+  private static final class MountThread extends Process {
+    final CompletableFuture<Integer> exit = new CompletableFuture<>();
+    volatile Thread thread;
+
+    @Override
+    public OutputStream getOutputStream() {
+      return OutputStream.nullOutputStream();
+    }
+
+    @Override
+    public InputStream getInputStream() {
+      return InputStream.nullInputStream();
+    }
+
+    @Override
+    public InputStream getErrorStream() {
+      return InputStream.nullInputStream();
+    }
+
+    @Override
+    public int waitFor() throws InterruptedException {
+      try {
+        return exit.get();
+      } catch (ExecutionException e) {
+        return 1;
+      }
+    }
+
+    @Override
+    public boolean waitFor(long timeout, TimeUnit unit) throws InterruptedException {
+      try {
+        exit.get(timeout, unit);
+        return true;
+      } catch (ExecutionException e) {
+        return true;
+      } catch (TimeoutException e) {
+        return false;
+      }
+    }
+
+    @Override
+    public int exitValue() {
+      if (!exit.isDone()) {
+        throw new IllegalThreadStateException("the mount is still running");
+      }
+      return exit.join();
+    }
+
+    /** As SIGTERM to a child: the mount stops waiting and unmounts what it mounted. */
+    @Override
+    public void destroy() {
+      Thread t = thread;
+      if (t != null) {
+        t.interrupt();
+      }
+    }
+
+    @Override
+    public boolean isAlive() {
+      return !exit.isDone();
+    }
+
+    @Override
+    public long pid() {
+      return ProcessHandle.current().pid();
+    }
+
+    @Override
+    public CompletableFuture<Process> onExit() {
+      return exit.thenApply(status -> this);
+    }
+  }
+
+  static void deleteTree(Path p) throws IOException {
+    if (Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
+      try (var children = Files.list(p)) {
+        for (Path c : (Iterable<Path>) children::iterator) {
+          deleteTree(c);
+        }
+      }
+    }
+    Files.deleteIfExists(p);
+  }
+
+  /**
+   * {@code System.out} and {@code System.err} of the server, routed by thread: a request's output
+   * goes to its client's files, a mount's to its log, anything else (or after its owner finished)
+   * to the server's own streams.
+   */
+  static final class Output extends OutputStream {
+    private static final InheritableThreadLocal<Sink> SINK = new InheritableThreadLocal<>();
+    private static volatile boolean installed;
+
+    private final OutputStream fallback;
+    private final boolean err;
+
+    private Output(OutputStream fallback, boolean err) {
+      this.fallback = fallback;
+      this.err = err;
+    }
+
+    static synchronized void install() {
+      if (!installed) {
+        System.setOut(new PrintStream(new Output(System.out, false), true, StandardCharsets.UTF_8));
+        System.setErr(new PrintStream(new Output(System.err, true), true, StandardCharsets.UTF_8));
+        installed = true;
+      }
+    }
+
+    static void attach(Sink sink) {
+      SINK.set(sink);
+    }
+
+    static void detach() {
+      SINK.remove();
+    }
+
+    private OutputStream target() {
+      Sink s = SINK.get();
+      return s == null || s.closed ? fallback : err ? s.err : s.out;
+    }
+
+    @Override
+    public void write(int b) throws IOException {
+      target().write(b);
+    }
+
+    @Override
+    public void write(byte[] b, int off, int len) throws IOException {
+      target().write(b, off, len);
+    }
+
+    @Override
+    public void flush() throws IOException {
+      target().flush();
+    }
+
+    /** Where one request's or one mount's output goes, until closed. */
+    static final class Sink implements AutoCloseable {
+      private final OutputStream out;
+      private final OutputStream err;
+      private volatile boolean closed;
+
+      private Sink(OutputStream out, OutputStream err) {
+        this.out = out;
+        this.err = err;
+      }
+
+      static Sink of(OutputStream out, OutputStream err) {
+        return new Sink(out, err);
+      }
+
+      OutputStream out() {
+        return out;
+      }
+
+      OutputStream err() {
+        return err;
+      }
+
+      @Override
+      public void close() {
+        closed = true;
+        closeQuietly(out);
+        closeQuietly(err);
+      }
+
+      private static void closeQuietly(OutputStream s) {
+        try {
+          s.close();
+        } catch (IOException e) {
+          // nothing to tell anyone
+        }
+      }
+    }
+  }
+}

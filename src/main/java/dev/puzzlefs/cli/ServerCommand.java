@@ -1,0 +1,167 @@
+package dev.puzzlefs.cli;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code puzzlefs serve [-f] [-i FIFO] [--dir DIR] | --stop | --status}. */
+@Command(
+    mixinStandardHelpOptions = true,
+    name = "serve",
+    description = {
+      "Run the mount server: one resident JVM that serves every background mount of this user,"
+          + " so that 'puzzlefs mount' (through bin/puzzlefs) answers in milliseconds instead of"
+          + " starting two JVMs, and every mount after the first runs already-compiled code.",
+      "While a server runs on DIR, bin/puzzlefs sends it each background mount whose"
+          + " environment matches the server's (PUZZLEFS_*, HOME, PATH, TMPDIR, XDG and registry"
+          + " credential variables) and that sets no --log-level; anything else runs as without"
+          + " a server. PUZZLEFS_NO_SERVER=1 bypasses it. Mounts log to the server's log;"
+          + " 'puzzlefs umount' works as for any mount. Stopping the server unmounts what it"
+          + " serves.",
+      "Without -f it returns once the server listens; --stop ends it (SIGTERM) and waits."
+    },
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  puzzlefs serve                 # start in the background, return when it listens",
+      "  puzzlefs mount images/ v1 /mnt/v1   # now served by it",
+      "  puzzlefs serve --status",
+      "  puzzlefs serve --stop"
+    })
+final class ServerCommand implements Callable<Integer> {
+  private static final Duration STOP_WAIT = Duration.ofSeconds(60);
+  private static final long SERVER_HEAP = 1L << 30;
+
+  @Option(names = "-f", description = "stay in the foreground (for a service manager)")
+  boolean foreground;
+
+  @Option(names = "-i", paramLabel = "FIFO", description = "write 's' (ready) or 'f' to FIFO")
+  Path readyFifo;
+
+  @Option(
+      names = "--dir",
+      paramLabel = "DIR",
+      description =
+          "the server's directory (default: $PUZZLEFS_SERVER_DIR, else /run/puzzlefs/server for"
+              + " root, else $XDG_RUNTIME_DIR/puzzlefs-server or /tmp/puzzlefs-server-UID)")
+  Path dir;
+
+  @Option(names = "--log-file", paramLabel = "FILE", description = "the server's log file")
+  Path logFile;
+
+  @Option(names = "--stop", description = "stop the server on DIR, unmounting what it serves")
+  boolean stop;
+
+  @Option(names = "--status", description = "say whether a server runs on DIR (exit 0) or not (1)")
+  boolean status;
+
+  @Override
+  public Integer call() throws Exception {
+    Path where = (dir != null ? dir : Server.defaultDirectory(System.getenv())).toAbsolutePath();
+    long pid = Server.runningPid(where);
+    if (status) {
+      if (pid < 0) {
+        System.err.println("puzzlefs serve: no mount server runs on " + where);
+        return 1;
+      }
+      System.out.println("mount server pid " + pid + " on " + where);
+      return 0;
+    }
+    if (stop) {
+      return stop(where, pid);
+    }
+    if (foreground) {
+      String syslog = System.getenv(LogDestination.CHILD_ENV);
+      String logDescription;
+      if (syslog != null && !syslog.isEmpty()) {
+        SyslogAppender.install(Path.of(syslog));
+        logDescription =
+            "log: syslog via "
+                + syslog
+                + " as puzzlefs["
+                + ProcessHandle.current().pid()
+                + "] (journalctl -t puzzlefs)";
+      } else {
+        logDescription = "log: " + stderrTarget();
+      }
+      return Server.run(where, readyFifo, logDescription);
+    }
+    if (pid >= 0) {
+      System.err.println(
+          "puzzlefs serve: a mount server already runs on " + where + " (pid " + pid + ")");
+      return 1;
+    }
+    Config config = Config.load(null);
+    LogDestination dest =
+        LogDestination.choose(
+            logFile,
+            config.cacheDirectory().resolve("logs").resolve("server.log"),
+            System.getenv());
+    Files.createDirectories(dest.file().toAbsolutePath().getParent());
+    Map<String, String> env = new HashMap<>();
+    if (dest.syslog()) {
+      env.put(LogDestination.CHILD_ENV, dest.syslogSocket().toString());
+    }
+    if (Logging.current() != null) {
+      env.put(Logging.ENV, Logging.current());
+    }
+    MountSupport.sizeServer(SERVER_HEAP);
+    int started =
+        MountSupport.spawnBackground(
+            List.of("serve", "--dir", where.toString()),
+            dest.file(),
+            Duration.ofSeconds(config.mount.readyTimeoutSeconds),
+            env,
+            child ->
+                System.err.println(
+                    "puzzlefs: mount server listening on "
+                        + where
+                        + " (pid "
+                        + Server.runningPid(where)
+                        + "); "
+                        + dest.describe(Server.runningPid(where))));
+    MountSupport.signalAndWait(readyFifo, started == 0 ? MountSupport.READY : MountSupport.FAILED);
+    return started;
+  }
+
+  private static int stop(Path where, long pid) throws InterruptedException {
+    if (pid < 0) {
+      System.err.println("puzzlefs serve: no mount server runs on " + where);
+      return 1;
+    }
+    Optional<ProcessHandle> server = ProcessHandle.of(pid);
+    if (server.isEmpty()) {
+      return 0;
+    }
+    server.get().destroy();
+    try {
+      server.get().onExit().get(STOP_WAIT.toSeconds(), TimeUnit.SECONDS);
+    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+      System.err.println(
+          "puzzlefs serve: the mount server (pid "
+              + pid
+              + ") did not exit within "
+              + STOP_WAIT.toSeconds()
+              + " s of SIGTERM");
+      return 1;
+    }
+    System.err.println("puzzlefs: stopped the mount server (pid " + pid + ") on " + where);
+    return 0;
+  }
+
+  private static String stderrTarget() {
+    try {
+      return Files.readSymbolicLink(Path.of("/proc/self/fd/2")).toString();
+    } catch (IOException | UnsupportedOperationException e) {
+      return "the server's standard error";
+    }
+  }
+}
