@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.puzzlefs.testing.TestRegistry;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,8 +28,14 @@ class ReadmeTest {
   @TempDir Path tmp;
 
   @AfterEach
-  void unmount() {
+  void unmount() throws IOException {
     Cli.unmountQuietly(tmp.resolve("work/mnt"));
+    // The README starts a mount server; one left running by a failed block is stopped here.
+    Path pid = tmp.resolve("server/pid");
+    if (Files.exists(pid)) {
+      ProcessHandle.of(Long.parseLong(Files.readString(pid).strip()))
+          .ifPresent(ProcessHandle::destroy);
+    }
   }
 
   /** The {@code sh} blocks meant to run. */
@@ -73,6 +80,7 @@ class ReadmeTest {
           .put("PATH", LAUNCHER.toAbsolutePath().getParent() + ":" + System.getenv("PATH"));
       pb.environment().put("PUZZLEFS_CLASSPATH", System.getProperty("java.class.path"));
       pb.environment().put("HOME", home.toString());
+      pb.environment().put("PUZZLEFS_SERVER_DIR", tmp.resolve("server").toString());
       pb.environment().remove("XDG_CONFIG_HOME");
       pb.environment().remove("XDG_CACHE_HOME");
       pb.environment().remove("PUZZLEFS_CONFIG");
@@ -86,6 +94,7 @@ class ReadmeTest {
       String output = Files.readString(log, StandardCharsets.UTF_8);
       assertEquals(0, p.exitValue(), "README script " + file + ":\n" + output);
       assertTrue(output.contains("mount says: s"), output);
+      assertTrue(output.contains("served by the mount server"), output);
       assertTrue(output.contains("counters of the mount on"), output);
     }
   }

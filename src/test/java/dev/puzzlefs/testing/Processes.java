@@ -49,6 +49,13 @@ public final class Processes {
     return exec(null, seconds, null, env, cmd);
   }
 
+  /** Runs {@code cmd} in {@code dir} with {@code env} added (null values removed). */
+  public static Result execInWithEnv(
+      java.nio.file.Path dir, long seconds, java.util.Map<String, String> env, String... cmd)
+      throws IOException, InterruptedException {
+    return exec(dir, seconds, null, env, cmd);
+  }
+
   private static Result exec(java.nio.file.Path dir, long seconds, byte[] stdin, String... cmd)
       throws IOException, InterruptedException {
     return exec(dir, seconds, stdin, java.util.Map.of(), cmd);

@@ -1,0 +1,300 @@
+package dev.puzzlefs.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.puzzlefs.fuse.MountTable;
+import dev.puzzlefs.testing.FuseTesting;
+import dev.puzzlefs.testing.Processes;
+import dev.puzzlefs.testing.TestRegistry;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The mount server, as users meet it: {@code bin/puzzlefs serve} starts it, background mounts
+ * through the launcher go to it (no JVM of their own), with the client's relative paths, exit
+ * statuses and messages; what it does not serve runs as without it; stopping it unmounts what it
+ * serves.
+ */
+class ServerTest {
+  private static final Path LAUNCHER = Path.of("bin/puzzlefs").toAbsolutePath();
+
+  @TempDir Path tmp;
+  private Path serverDir;
+  private final List<Path> mounts = new ArrayList<>();
+
+  @BeforeEach
+  void image() throws Exception {
+    FuseTesting.assumeFuse();
+    Path src = Files.createDirectories(tmp.resolve("src/etc"));
+    Files.writeString(src.resolve("motd"), "from the image\n");
+    Files.write(src.resolve("data"), new byte[300_000]);
+    Cli.ok("build", src.getParent().toString(), tmp.resolve("oci").toString(), "v1");
+    serverDir = tmp.resolve("server");
+  }
+
+  @AfterEach
+  void cleanUp() throws Exception {
+    for (Path m : mounts) {
+      Cli.unmountQuietly(m);
+    }
+    pfs("serve", "--stop");
+  }
+
+  /** {@code bin/puzzlefs args} in {@code tmp}, with the test's server directory and caches. */
+  private Processes.Result pfs(String... args) throws IOException, InterruptedException {
+    return pfsWith(Map.of(), args);
+  }
+
+  private Processes.Result pfsWith(Map<String, String> extra, String... args)
+      throws IOException, InterruptedException {
+    Map<String, String> env = new HashMap<>();
+    env.put("PUZZLEFS_CLASSPATH", System.getProperty("java.class.path"));
+    env.put("JAVA_HOME", System.getProperty("java.home"));
+    env.put("PUZZLEFS_SERVER_DIR", serverDir.toString());
+    env.put("XDG_CACHE_HOME", tmp.resolve("xdg-cache").toString());
+    env.put("PUZZLEFS_STATE_DIR", tmp.resolve("state").toString());
+    env.put("PUZZLEFS_SYSLOG_SOCKET", "");
+    env.putAll(extra);
+    List<String> cmd = new ArrayList<>(List.of(LAUNCHER.toString()));
+    cmd.addAll(List.of(args));
+    return Processes.execInWithEnv(tmp, 120, env, cmd.toArray(String[]::new));
+  }
+
+  private Processes.Result ok(String... args) throws IOException, InterruptedException {
+    Processes.Result r = pfs(args);
+    assertEquals(0, r.exit(), () -> "puzzlefs " + String.join(" ", args) + ":\n" + r.stderr());
+    return r;
+  }
+
+  private Path mountpoint(String name) throws IOException {
+    Path m = Files.createDirectories(tmp.resolve(name));
+    mounts.add(m);
+    return m;
+  }
+
+  private long serverPid() throws IOException {
+    return Long.parseLong(Files.readString(serverDir.resolve("pid")).strip());
+  }
+
+  @Test
+  void backgroundMounts_goToTheServer_withTheClientsRelativePaths() throws Exception {
+    Processes.Result started = ok("serve");
+    assertTrue(
+        started.stderr().contains("mount server listening on " + serverDir), started.stderr());
+    long pid = serverPid();
+    assertTrue(ok("serve", "--status").out().contains("pid " + pid));
+    Path mnt = mountpoint("mnt");
+    Path ready = tmp.resolve("ready");
+    Processes.run(10, "mkfifo", ready.toString());
+    CompletableFuture<String> word =
+        CompletableFuture.supplyAsync(
+            () -> {
+              try {
+                return Files.readString(ready);
+              } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+              }
+            });
+
+    // Relative paths: the image, the mount point and the readiness FIFO mean the client's
+    // directory.
+    Processes.Result r = ok("mount", "-i", "ready", "oci", "v1", "mnt");
+
+    assertTrue(r.stderr().contains("served by the mount server, pid " + pid), r.stderr());
+    assertEquals("s", word.get(30, java.util.concurrent.TimeUnit.SECONDS));
+    assertEquals("from the image\n", Files.readString(mnt.resolve("etc/motd")));
+    assertEquals("fuse.puzzlefs", MountTable.typeAt(mnt));
+    ok("umount", "mnt");
+    assertEquals(null, MountTable.typeAt(mnt));
+    // The same mount point again, and the server is still the one serving.
+    r = ok("mount", "oci:oci:v1", "mnt");
+    assertTrue(r.stderr().contains("pid " + pid), r.stderr());
+    assertEquals(300_000, Files.size(mnt.resolve("etc/data")));
+    ok("umount", "mnt");
+  }
+
+  @Test
+  void failuresAndUsageErrors_reachTheClient_withTheirStatus() throws Exception {
+    ok("serve");
+    mountpoint("mnt");
+
+    Processes.Result badTag = pfs("mount", "oci", "nope", "mnt");
+    assertEquals(1, badTag.exit(), badTag.stderr());
+    assertTrue(badTag.stderr().contains("tag 'nope' does not exist"), badTag.stderr());
+
+    Processes.Result usage = pfs("mount", "--bogus", "oci", "v1", "mnt");
+    assertEquals(2, usage.exit(), usage.stderr());
+    assertTrue(usage.stderr().contains("Unknown option: '--bogus'"), usage.stderr());
+
+    Processes.Result noDir = pfs("mount", "oci", "v1", "missing");
+    assertEquals(1, noDir.exit(), noDir.stderr());
+    assertTrue(
+        noDir.stderr().contains(tmp.resolve("missing") + " is not a directory"), noDir.stderr());
+
+    Processes.Result help = pfs("mount", "--help");
+    assertEquals(0, help.exit(), help.stderr());
+    assertTrue(help.out().contains("Usage: puzzlefs mount"), help.out());
+    // None of these left a mount, and the server still answers.
+    assertEquals(null, MountTable.typeAt(tmp.resolve("mnt")));
+    ok("mount", "oci", "v1", "mnt");
+    ok("umount", "mnt");
+  }
+
+  @Test
+  void aClientWithAnotherEnvironment_mountsWithoutTheServer() throws Exception {
+    ok("serve");
+    Path mnt = mountpoint("mnt");
+    Path otherCache = tmp.resolve("other-cache");
+
+    Processes.Result r =
+        pfsWith(Map.of("XDG_CACHE_HOME", otherCache.toString()), "mount", "oci", "v1", "mnt");
+
+    assertEquals(0, r.exit(), r.stderr());
+    assertFalse(r.stderr().contains("served by the mount server"), r.stderr());
+    assertTrue(r.stderr().contains(otherCache.toString()), "its own log: " + r.stderr());
+    assertEquals("from the image\n", Files.readString(mnt.resolve("etc/motd")));
+    ok("umount", "mnt");
+    // PUZZLEFS_NO_SERVER bypasses it too.
+    r = pfsWith(Map.of("PUZZLEFS_NO_SERVER", "1"), "mount", "oci", "v1", "mnt");
+    assertEquals(0, r.exit(), r.stderr());
+    assertFalse(r.stderr().contains("served by the mount server"), r.stderr());
+    ok("umount", "mnt");
+  }
+
+  @Test
+  void writableMounts_andConcurrentMounts_throughTheServer() throws Exception {
+    ok("serve");
+    Path mnt = mountpoint("mnt");
+    Path persist = tmp.resolve("persist");
+    ok("mount", "--writable", "--persist", "persist", "oci", "v1", "mnt");
+    Files.writeString(mnt.resolve("etc/new"), "written\n");
+    ok("umount", "mnt");
+    assertEquals(null, MountTable.typeAt(mnt));
+    assertEquals("written\n", Files.readString(persist.resolve("upper/etc/new")));
+
+    List<CompletableFuture<Processes.Result>> all = new ArrayList<>();
+    for (int i = 0; i < 4; i++) {
+      String name = "m" + i;
+      mountpoint(name);
+      all.add(
+          CompletableFuture.supplyAsync(
+              () -> {
+                try {
+                  return pfs("mount", "oci", "v1", name);
+                } catch (IOException | InterruptedException e) {
+                  throw new IllegalStateException(e);
+                }
+              }));
+    }
+    for (int i = 0; i < 4; i++) {
+      Processes.Result r = all.get(i).join();
+      assertEquals(0, r.exit(), r.stderr());
+      assertTrue(r.stderr().contains("served by the mount server"), r.stderr());
+      assertEquals("from the image\n", Files.readString(tmp.resolve("m" + i + "/etc/motd")));
+    }
+    for (int i = 0; i < 4; i++) {
+      ok("umount", "m" + i);
+    }
+  }
+
+  @Test
+  void stop_unmountsWhatItServes_andLaterMountsRunWithoutIt() throws Exception {
+    ok("serve");
+    long pid = serverPid();
+    Processes.Result again = pfs("serve");
+    assertEquals(1, again.exit(), again.stderr());
+    assertTrue(again.stderr().contains("already runs on " + serverDir + " (pid " + pid + ")"));
+    Path a = mountpoint("a");
+    Path b = mountpoint("b");
+    ok("mount", "oci", "v1", "a");
+    ok("mount", "--writable", "oci", "v1", "b");
+
+    ok("serve", "--stop");
+
+    assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false));
+    assertEquals(null, MountTable.typeAt(a));
+    assertFalse(Files.exists(serverDir.resolve("pid")));
+    assertFalse(Files.exists(serverDir.resolve("requests")));
+    Processes.Result status = pfs("serve", "--status");
+    assertEquals(1, status.exit(), status.stderr());
+    Processes.Result r = ok("mount", "oci", "v1", "a");
+    assertFalse(r.stderr().contains("served by the mount server"), r.stderr());
+    ok("umount", "a");
+    ok("umount", "b"); // the overlay the server's mount was under, cleaned up
+    assertEquals(null, MountTable.typeAt(b));
+  }
+
+  @Test
+  void aKilledServer_isReplaced_andItsLeftoversIgnored() throws Exception {
+    ok("serve");
+    long pid = serverPid();
+    Processes.run(10, "kill", "-KILL", Long.toString(pid));
+    ProcessHandle.of(pid).ifPresent(p -> p.onExit().join());
+    Path mnt = mountpoint("mnt");
+
+    // Its pid file and FIFO are left; the launcher sees the pid is gone and mounts on its own.
+    Processes.Result r = ok("mount", "oci", "v1", "mnt");
+    assertFalse(r.stderr().contains("served by the mount server"), r.stderr());
+    ok("umount", "mnt");
+
+    ok("serve");
+    assertTrue(serverPid() != pid);
+    r = ok("mount", "oci", "v1", "mnt");
+    assertTrue(r.stderr().contains("served by the mount server"), r.stderr());
+    ok("umount", "mnt");
+  }
+
+  @Test
+  void aServerThatDoesNotAnswer_failsTheMountClearly_withoutHanging() throws Exception {
+    // A live process that is not a server, behind a pid file and a FIFO: no one reads requests.
+    Process sleeper = new ProcessBuilder("sleep", "120").start();
+    try {
+      Files.createDirectories(serverDir);
+      Processes.run(10, "chmod", "700", serverDir.toString());
+      Processes.run(10, "mkfifo", serverDir.resolve("requests").toString());
+      Files.writeString(serverDir.resolve("pid"), sleeper.pid() + "\n");
+      mountpoint("mnt");
+
+      Processes.Result r = pfs("mount", "oci", "v1", "mnt");
+
+      assertEquals(1, r.exit(), r.stderr());
+      assertTrue(r.stderr().contains("does not answer"), r.stderr());
+      assertTrue(r.stderr().contains("PUZZLEFS_NO_SERVER=1"), r.stderr());
+      assertEquals(null, MountTable.typeAt(tmp.resolve("mnt")));
+    } finally {
+      sleeper.destroy();
+    }
+  }
+
+  @Test
+  void registryImages_mountLazily_throughTheServer() throws Exception {
+    if (!TestRegistry.available()) {
+      throw new AssertionError("docker-registry is not installed: run .ci/setup-debian");
+    }
+    try (TestRegistry registry = TestRegistry.launch()) {
+      String ref = "docker://" + registry.hostPort() + "/served/image:v1";
+      Cli.ok("push", "--plain-http", tmp.resolve("oci").toString(), "v1", ref);
+      ok("serve");
+      Path mnt = mountpoint("mnt");
+
+      Processes.Result r = ok("mount", "--plain-http", "--cache-dir", "cache", ref, "mnt");
+
+      assertTrue(r.stderr().contains("served by the mount server"), r.stderr());
+      assertEquals("from the image\n", Files.readString(mnt.resolve("etc/motd")));
+      assertTrue(Files.isDirectory(tmp.resolve("cache")), "the cache is in the client's directory");
+      ok("umount", "mnt");
+    }
+  }
+}
