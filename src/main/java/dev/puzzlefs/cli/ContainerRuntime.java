@@ -23,8 +23,18 @@ sealed interface ContainerRuntime permits RuncRuntime, UnshareRuntime {
   /** The runtime's name for messages: {@code runc} or {@code unshare}. */
   String name();
 
-  /** Starts {@code spec}, writing whatever the runtime needs under {@code scratch}. */
-  Process start(ContainerSpec spec, Path scratch) throws IOException;
+  /**
+   * The command line that runs {@code spec} in the foreground with this process's standard input,
+   * output and error, after writing whatever the runtime needs under {@code scratch}.
+   */
+  List<String> command(ContainerSpec spec, Path scratch) throws IOException;
+
+  /**
+   * Starts {@code spec} ({@link #command}) with standard input, output and error passed through.
+   */
+  default Process start(ContainerSpec spec, Path scratch) throws IOException {
+    return new ProcessBuilder(command(spec, scratch)).inheritIO().start();
+  }
 
   /** Delivers {@code signal} ({@code INT}, {@code TERM}) to the container's command. */
   void signal(Process started, String signal);

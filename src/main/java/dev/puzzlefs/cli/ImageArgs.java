@@ -56,9 +56,9 @@ record ImageArgs(Path layout, String tag, ImageReference reference, List<String>
         throw new ParameterException(
             cmd, "'" + first + "' names no " + (dir.isEmpty() ? "directory" : "tag"));
       }
-      return new ImageArgs(Cwd.path(dir), tag, null, rest);
+      return new ImageArgs(Caller.path(dir), tag, null, rest);
     }
-    return new ImageArgs(Cwd.path(first), args.get(1), null, rest);
+    return new ImageArgs(Caller.path(first), args.get(1), null, rest);
   }
 
   /** True for an image in a registry. */

@@ -27,7 +27,8 @@ record ImageName(String text, Path layout, String tag, ImageReference reference)
     if (colon <= 0 || colon == text.length() - 1 || text.substring(colon).contains("/")) {
       throw new IllegalArgumentException("IMAGE is " + FORMS + ", got '" + text + "'");
     }
-    return new ImageName(text, Path.of(text.substring(0, colon)), text.substring(colon + 1), null);
+    return new ImageName(
+        text, Caller.path(text.substring(0, colon)), text.substring(colon + 1), null);
   }
 
   boolean remote() {

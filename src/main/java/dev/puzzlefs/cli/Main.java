@@ -147,8 +147,8 @@ public final class Main {
     }
     configureHelp(cli);
     // Paths on the command line mean the caller's directory, which in the mount server is the
-    // client's (Cwd), not the JVM's.
-    cli.registerConverter(java.nio.file.Path.class, Cwd::path);
+    // client's (Caller), not the JVM's.
+    cli.registerConverter(java.nio.file.Path.class, Caller::path);
     cli.setParameterExceptionHandler(Main::usageError);
     cli.setExecutionExceptionHandler(
         (e, cmd, parsed) -> {

@@ -167,7 +167,7 @@ final class MountCommand implements Callable<Integer> {
     }
     Config config = Config.load(configFile);
     if (writable) {
-      Path mountpoint = Cwd.path(args.get(args.size() - 1));
+      Path mountpoint = Caller.path(args.get(args.size() - 1));
       MountSupport.sizeChildFor(memoryCache(image.remote(), config), image.remote());
       return WritableMount.mountInBackground(
           this::childArgs,
@@ -180,7 +180,7 @@ final class MountCommand implements Callable<Integer> {
       return background(config, image);
     }
     Mounter.prepareInBackground();
-    Path mountpoint = Cwd.path(image.rest().get(0));
+    Path mountpoint = Caller.path(image.rest().get(0));
     String syslog = System.getenv(LogDestination.CHILD_ENV);
     if (syslog != null && !syslog.isEmpty()) {
       SyslogAppender.install(Path.of(syslog));
@@ -285,7 +285,7 @@ final class MountCommand implements Callable<Integer> {
 
   /** Runs this same command with {@code -f} in a child JVM and waits for its word. */
   private int background(Config config, ImageArgs image) throws Exception {
-    Path mountpoint = Cwd.path(image.rest().get(0));
+    Path mountpoint = Caller.path(image.rest().get(0));
     if (!Files.isDirectory(mountpoint)) {
       throw new java.io.IOException("mount point " + mountpoint + " is not a directory");
     }

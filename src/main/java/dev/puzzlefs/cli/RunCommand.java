@@ -113,7 +113,7 @@ final class RunCommand implements Callable<Integer> {
     List<String> environment;
     try {
       name = ImageName.parse(image);
-      environment = ContainerSpec.environment(env, System.getenv("TERM"));
+      environment = ContainerSpec.environment(env, Caller.env("TERM"));
     } catch (IllegalArgumentException e) {
       throw new ParameterException(spec.commandLine(), e.getMessage());
     }
@@ -132,7 +132,13 @@ final class RunCommand implements Callable<Integer> {
             : command;
     List<String> args = cmd.isEmpty() ? ContainerSpec.DEFAULT_COMMAND : cmd;
 
-    try (Stopper stopper = Stopper.install(rt, stopTimeout)) {
+    // In the mount server the client starts the command and relays the signals it gets.
+    Server.Client client = Server.Client.current();
+    try (Stopper stopper =
+        client == null ? Stopper.install(rt, stopTimeout) : Stopper.detached(rt, stopTimeout)) {
+      if (client != null) {
+        client.onSignal(stopper::deliver);
+      }
       WritableMount.Layers layers = WritableMount.prepare(null, persist, "puzzlefs-run-");
       try {
         return mountAndRun(name, config, layers, rt, args, environment, stopper);
@@ -175,7 +181,13 @@ final class RunCommand implements Callable<Integer> {
         ContainerSpec container =
             new ContainerSpec(
                 layers.mountpoint(), args, environment, workdir, ContainerSpec.HOSTNAME);
-        status = stopper.run(() -> rt.start(container, layers.privateDir()));
+        Server.Client client = Server.Client.current();
+        status =
+            stopper.run(
+                () ->
+                    client == null
+                        ? rt.start(container, layers.privateDir())
+                        : client.exec(rt.command(container, layers.privateDir()), rt));
       } finally {
         // The image mount is busy until the overlay on it is gone.
         Overlay.unmount(layers.mountpoint());

@@ -28,12 +28,12 @@ final class RuncRuntime implements ContainerRuntime {
   }
 
   @Override
-  public Process start(ContainerSpec spec, Path scratch) throws IOException {
+  public List<String> command(ContainerSpec spec, Path scratch) throws IOException {
     Path bundle = scratch.resolve("bundle");
     RuntimeConfig.write(bundle, spec, spec.rootfs().toAbsolutePath().toString());
     List<String> cmd = List.of(runc.toString(), "run", "--bundle", bundle.toString(), id);
     log.debug("running {} with {}", spec.args(), String.join(" ", cmd));
-    return new ProcessBuilder(cmd).inheritIO().start();
+    return cmd;
   }
 
   @Override

@@ -60,6 +60,15 @@ final class Server {
   /** The file holding the server's pid. */
   static final String PID = "pid";
 
+  /** The first word of every request: the protocol's version. */
+  static final String PROTOCOL = "puzzlefs-server-1";
+
+  /**
+   * The file holding the size and modification time (seconds) of the jar the server runs, so the
+   * launcher can tell a server that runs an older build of it.
+   */
+  static final String JAR_STAMP = "jar";
+
   private static final Logger log = LoggerFactory.getLogger(Server.class);
   private static final Pattern REQUEST_NAME = Pattern.compile("req\\.[A-Za-z0-9]{1,64}");
   private static final Set<String> SHARED_ENV =
@@ -81,7 +90,11 @@ final class Server {
           "PUZZLEFS_CLASSPATH",
           "PUZZLEFS_JAR",
           "PUZZLEFS_NO_CDS",
-          "PUZZLEFS_MOUNT_JAVA_OPTS");
+          "PUZZLEFS_MOUNT_JAVA_OPTS",
+          // Logging: mounts the server serves log as the server does.
+          "PUZZLEFS_LOG",
+          "PUZZLEFS_LOG_LEVEL",
+          LogDestination.CHILD_ENV);
 
   private static volatile String logDescription = "";
 
@@ -179,12 +192,27 @@ final class Server {
     Path fifo = dir.resolve(REQUESTS);
     Files.deleteIfExists(fifo);
     MountSupport.makeFifo(fifo);
+    writeJarStamp();
     Path tmp = dir.resolve(PID + ".tmp");
     Files.writeString(tmp, ProcessHandle.current().pid() + "\n");
     Files.move(tmp, dir.resolve(PID), StandardCopyOption.ATOMIC_MOVE);
     Output.install();
     MountSupport.runInProcess(this::startMount);
     Runtime.getRuntime().addShutdownHook(new Thread(this::removeFiles, "puzzlefs-server-exit"));
+  }
+
+  private void writeJarStamp() throws IOException {
+    Path stamp = dir.resolve(JAR_STAMP);
+    String classPath = System.getProperty("java.class.path", "");
+    Path jar = Path.of(classPath);
+    if (classPath.contains(java.io.File.pathSeparator)
+        || !classPath.endsWith(".jar")
+        || !Files.isRegularFile(jar)) {
+      Files.deleteIfExists(stamp);
+      return;
+    }
+    long seconds = Files.getLastModifiedTime(jar).to(TimeUnit.SECONDS);
+    Files.writeString(stamp, Files.size(jar) + " " + seconds + "\n");
   }
 
   private void checkPrivate(Path p) throws IOException {
@@ -206,6 +234,7 @@ final class Server {
       if (runningPid(dir) == ProcessHandle.current().pid()) {
         Files.deleteIfExists(dir.resolve(PID));
         Files.deleteIfExists(dir.resolve(REQUESTS));
+        Files.deleteIfExists(dir.resolve(JAR_STAMP));
       }
     } catch (IOException e) {
       // Exiting anyway; the next server cleans up.
@@ -262,7 +291,7 @@ final class Server {
         FileChannel.open(
             req.resolve("status"), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
       status.write(ByteBuffer.wrap("a\n".getBytes(StandardCharsets.US_ASCII)));
-      int exit = execute(req);
+      int exit = execute(req, status);
       status.write(ByteBuffer.wrap((exit + "\n").getBytes(StandardCharsets.US_ASCII)));
     } catch (IOException e) {
       log.warn("could not answer request {}: {}", req, e.getMessage());
@@ -270,7 +299,7 @@ final class Server {
   }
 
   /** Runs the request's command with its output in {@code out} and {@code err}. */
-  private int execute(Path req) throws IOException {
+  private int execute(Path req, FileChannel status) throws IOException {
     List<String> words = nulSeparated(Files.readAllBytes(req.resolve("args")));
     Map<String, String> clientEnv = new HashMap<>();
     for (String kv : nulSeparated(Files.readAllBytes(req.resolve("env")))) {
@@ -279,24 +308,30 @@ final class Server {
         clientEnv.put(kv.substring(0, eq), kv.substring(eq + 1));
       }
     }
-    if (words.isEmpty() || !Path.of(words.get(0)).isAbsolute()) {
-      log.warn("declined request {}: no working directory", req);
+    if (words.size() < 3
+        || !words.get(0).equals(PROTOCOL)
+        || !Path.of(words.get(1)).isAbsolute()
+        || !words.get(2).matches("[0-9]{1,10}")) {
+      log.warn("declined request {}: not {} (version, directory, pid, arguments)", req, PROTOCOL);
       return DECLINED;
     }
-    String[] args = words.subList(1, words.size()).toArray(String[]::new);
+    String cwd = words.get(1);
+    String[] args = words.subList(3, words.size()).toArray(String[]::new);
+    Client client = new Client(req, status, Long.parseLong(words.get(2)));
     try (Output.Sink sink =
         Output.Sink.of(
             new FileOutputStream(req.resolve("out").toFile()),
             new FileOutputStream(req.resolve("err").toFile()))) {
       Output.attach(sink);
-      Cwd.set(Path.of(words.get(0)));
+      Caller.set(Path.of(cwd), clientEnv);
+      Client.CURRENT.set(client);
       try {
         String why = declineReason(args, clientEnv);
         if (why != null) {
           log.debug("declined request {}: {}", req.getFileName(), why);
           return DECLINED;
         }
-        log.debug("request {}: {} in {}", req.getFileName(), String.join(" ", args), words.get(0));
+        log.debug("request {}: {} in {}", req.getFileName(), String.join(" ", args), cwd);
         CommandLine cli = Main.commandLine(args);
         PrintWriter out = new PrintWriter(sink.out(), true, StandardCharsets.UTF_8);
         PrintWriter err = new PrintWriter(sink.err(), true, StandardCharsets.UTF_8);
@@ -308,6 +343,9 @@ final class Server {
         return exit;
       } finally {
         Output.detach();
+        Caller.clear();
+        Client.CURRENT.remove();
+        client.close();
       }
     }
   }
@@ -333,8 +371,9 @@ final class Server {
       return "--log-level applies to the whole JVM";
     }
     ParseResult sub = parsed.subcommand();
-    if (sub == null || !sub.commandSpec().name().equals("mount")) {
-      return "the server runs background mounts only";
+    if (sub == null
+        || !(sub.commandSpec().name().equals("mount") || sub.commandSpec().name().equals("run"))) {
+      return "the server runs background mounts and run only";
     }
     if (sub.hasMatchedOption("-f") || sub.hasMatchedOption("--log-level")) {
       return "a foreground mount or its own log level is the client's";
@@ -392,6 +431,255 @@ final class Server {
     mount.thread = t;
     t.start();
     return mount;
+  }
+
+  /**
+   * The client of the request this thread answers. For {@code run} it starts the container's
+   * command itself, so that the command has the client's standard input, output and error: the
+   * server writes the command line to {@code exec} and {@code x} on {@code status}; the client
+   * reports on its FIFO {@code events}, one line each: {@code started PID}, {@code signal INT} or
+   * {@code signal TERM} (what the client got, to pass on), {@code exited STATUS}. A client that
+   * disappears (SIGKILL) gets its command killed, and the run is taken down as after a failure.
+   */
+  static final class Client implements AutoCloseable {
+    static final ThreadLocal<Client> CURRENT = new ThreadLocal<>();
+    private static final long POLL_MILLIS = 200;
+
+    private final Path req;
+    private final FileChannel status;
+    private final long pid;
+    private final CompletableFuture<Long> started = new CompletableFuture<>();
+    private final CompletableFuture<Integer> exited = new CompletableFuture<>();
+    private volatile java.util.function.Consumer<String> onSignal = name -> {};
+    private volatile FileChannel events;
+
+    Client(Path req, FileChannel status, long pid) {
+      this.req = req;
+      this.status = status;
+      this.pid = pid;
+    }
+
+    /** The client of the request this thread answers, or null outside the server. */
+    static Client current() {
+      return CURRENT.get();
+    }
+
+    /** Where the signals the client relays go. */
+    void onSignal(java.util.function.Consumer<String> handler) {
+      onSignal = handler;
+    }
+
+    private boolean clientAlive() {
+      return ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
+    }
+
+    /**
+     * Has the client run {@code command}; returns once it started it, as a {@link Process} whose
+     * exit the client reports. {@code runtime} kills the command if the client disappears.
+     */
+    Process exec(List<String> command, ContainerRuntime runtime) throws IOException {
+      ByteArrayOutputStream words = new ByteArrayOutputStream();
+      for (String w : command) {
+        words.writeBytes(w.getBytes(StandardCharsets.UTF_8));
+        words.write(0);
+      }
+      Files.write(req.resolve("exec"), words.toByteArray());
+      events =
+          FileChannel.open(
+              req.resolve("events"), StandardOpenOption.READ, StandardOpenOption.WRITE);
+      Thread reader = new Thread(this::readEvents, "puzzlefs-run-events");
+      reader.setDaemon(true);
+      reader.start();
+      status.write(ByteBuffer.wrap("x\n".getBytes(StandardCharsets.US_ASCII)));
+      long child;
+      try {
+        child = awaitStart();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted while the client started the command", e);
+      }
+      ClientProcess process = new ClientProcess(child, exited);
+      Thread watcher = new Thread(() -> watch(process, runtime), "puzzlefs-run-client");
+      watcher.setDaemon(true);
+      watcher.start();
+      return process;
+    }
+
+    private long awaitStart() throws IOException, InterruptedException {
+      while (true) {
+        try {
+          return started.get(POLL_MILLIS, TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+          if (exited.isDone()) {
+            throw new IOException("the client could not start the command");
+          }
+          if (!clientAlive()) {
+            throw new IOException("the client (pid " + pid + ") went away before the command ran");
+          }
+        } catch (ExecutionException e) {
+          throw new IOException("the client could not start the command", e.getCause());
+        }
+      }
+    }
+
+    /** Kills the command when the client disappears without reporting its exit. */
+    private void watch(ClientProcess process, ContainerRuntime runtime) {
+      try {
+        while (!exited.isDone()) {
+          if (!clientAlive()) {
+            log.warn("the client of {} (pid {}) went away; killing its command", req, pid);
+            runtime.kill(process);
+            ProcessHandle.of(process.pid())
+                .ifPresent(
+                    h -> {
+                      if (!h.onExit().completeOnTimeout(h, 10, TimeUnit.SECONDS).join().isAlive()) {
+                        return;
+                      }
+                      h.destroyForcibly();
+                    });
+            exited.complete(128 + 9);
+            return;
+          }
+          Thread.sleep(POLL_MILLIS);
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+
+    private void readEvents() {
+      try {
+        InputStream in = java.nio.channels.Channels.newInputStream(events);
+        ByteArrayOutputStream line = new ByteArrayOutputStream();
+        int b;
+        while ((b = in.read()) >= 0) {
+          if (b != '\n') {
+            if (line.size() < 256) {
+              line.write(b);
+            }
+            continue;
+          }
+          event(line.toString(StandardCharsets.US_ASCII));
+          line.reset();
+        }
+      } catch (IOException e) {
+        // Closed when the request ends.
+      }
+    }
+
+    private void event(String line) {
+      String[] parts = line.split(" ", 2);
+      try {
+        switch (parts[0]) {
+          case "started" -> started.complete(Long.parseLong(parts[1]));
+          case "exited" -> exited.complete(Integer.parseInt(parts[1]));
+          case "signal" -> {
+            // Not on this thread: delivering waits while the command starts, which needs the
+            // "started" this thread has yet to read.
+            Thread t = new Thread(() -> onSignal.accept(parts[1]), "puzzlefs-run-signal");
+            t.setDaemon(true);
+            t.start();
+          }
+          default -> log.warn("ignoring an unknown event from the client of {}: {}", req, line);
+        }
+      } catch (RuntimeException e) {
+        log.warn("ignoring a malformed event from the client of {}: {}", req, line);
+      }
+    }
+
+    @Override
+    public void close() {
+      FileChannel e = events;
+      if (e != null) {
+        try {
+          e.close();
+        } catch (IOException ignored) {
+          // nothing left to read
+        }
+      }
+    }
+  }
+
+  /** The command a client started, seen through {@link Process} by {@link Stopper}. */
+  private static final class ClientProcess extends Process {
+    private final long pid;
+    private final CompletableFuture<Integer> exit;
+
+    ClientProcess(long pid, CompletableFuture<Integer> exit) {
+      this.pid = pid;
+      this.exit = exit;
+    }
+
+    @Override
+    public OutputStream getOutputStream() {
+      return OutputStream.nullOutputStream();
+    }
+
+    @Override
+    public InputStream getInputStream() {
+      return InputStream.nullInputStream();
+    }
+
+    @Override
+    public InputStream getErrorStream() {
+      return InputStream.nullInputStream();
+    }
+
+    @Override
+    public int waitFor() throws InterruptedException {
+      try {
+        return exit.get();
+      } catch (ExecutionException e) {
+        return 1;
+      }
+    }
+
+    @Override
+    public boolean waitFor(long timeout, TimeUnit unit) throws InterruptedException {
+      try {
+        exit.get(timeout, unit);
+        return true;
+      } catch (ExecutionException e) {
+        return true;
+      } catch (TimeoutException e) {
+        return false;
+      }
+    }
+
+    @Override
+    public int exitValue() {
+      if (!exit.isDone()) {
+        throw new IllegalThreadStateException("the command is still running");
+      }
+      return exit.join();
+    }
+
+    @Override
+    public void destroy() {
+      ContainerRuntime.kill(pid, "TERM");
+    }
+
+    @Override
+    public boolean isAlive() {
+      return !exit.isDone();
+    }
+
+    @Override
+    public long pid() {
+      return pid;
+    }
+
+    @Override
+    public java.util.stream.Stream<ProcessHandle> children() {
+      return ProcessHandle.of(pid)
+          .map(ProcessHandle::children)
+          .orElse(java.util.stream.Stream.empty());
+    }
+
+    @Override
+    public CompletableFuture<Process> onExit() {
+      return exit.thenApply(status -> this);
+    }
   }
 
   /** A mount served on a thread of this JVM, seen through {@link Process} by the waiting code. */

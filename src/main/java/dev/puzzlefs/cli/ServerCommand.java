@@ -18,15 +18,17 @@ import picocli.CommandLine.Option;
     mixinStandardHelpOptions = true,
     name = "serve",
     description = {
-      "Run the mount server: one resident JVM that serves every background mount of this user,"
-          + " so that 'puzzlefs mount' (through bin/puzzlefs) answers in milliseconds instead of"
-          + " starting two JVMs, and every mount after the first runs already-compiled code.",
-      "While a server runs on DIR, bin/puzzlefs sends it each background mount whose"
-          + " environment matches the server's (PUZZLEFS_*, HOME, PATH, TMPDIR, XDG and registry"
-          + " credential variables) and that sets no --log-level; anything else runs as without"
-          + " a server. PUZZLEFS_NO_SERVER=1 bypasses it. Mounts log to the server's log;"
-          + " 'puzzlefs umount' works as for any mount. Stopping the server unmounts what it"
-          + " serves.",
+      "Run the mount server: one resident JVM that serves every background mount and every run of"
+          + " this user, so that 'puzzlefs mount' (through bin/puzzlefs) answers in milliseconds"
+          + " instead of starting two JVMs, and every mount after the first runs compiled code.",
+      "While a server runs on DIR, bin/puzzlefs sends it each background mount and run whose"
+          + " environment matches the server's (PUZZLEFS_* but the log level, HOME, PATH, TMPDIR,"
+          + " XDG and registry credential variables) and that sets no --log-level; anything else"
+          + " runs as without a server, as does everything with PUZZLEFS_NO_SERVER=1 or after the"
+          + " jar was rebuilt. For run, the launcher starts the container's command itself (your"
+          + " terminal and standard streams) and passes SIGINT and SIGTERM on. Mounts log to their"
+          + " usual log file; 'puzzlefs umount' works as for any mount. Stopping the server"
+          + " unmounts what it serves.",
       "Without -f it returns once the server listens; --stop ends it (SIGTERM) and waits."
     },
     footerHeading = "%nExamples:%n",

@@ -31,7 +31,7 @@ final class Stopper implements AutoCloseable {
   private final int timeoutSeconds;
   private final Map<Signal, SignalHandler> previous = new HashMap<>();
   private Process process;
-  private Signal cancelledBy;
+  private String cancelledBy;
   private boolean killerStarted;
 
   private Stopper(ContainerRuntime runtime, int timeoutSeconds) {
@@ -44,19 +44,32 @@ final class Stopper implements AutoCloseable {
     Stopper s = new Stopper(runtime, timeoutSeconds);
     for (String name : SIGNALS) {
       Signal sig = new Signal(name);
-      s.previous.put(sig, Signal.handle(sig, s::handle));
+      s.previous.put(sig, Signal.handle(sig, caught -> s.deliver(caught.getName())));
     }
     return s;
   }
 
-  private synchronized void handle(Signal sig) {
-    if (process == null) {
-      log.debug("SIG{} before the command started: cancelling", sig.getName());
-      cancelledBy = sig;
+  /**
+   * A stopper that takes no signal of this JVM's: the mount server's, whose client relays the
+   * signals it gets through {@link #deliver}.
+   */
+  static Stopper detached(ContainerRuntime runtime, int timeoutSeconds) {
+    return new Stopper(runtime, timeoutSeconds);
+  }
+
+  /** Handles SIG{@code name} ({@code INT} or {@code TERM}) as if this process had got it. */
+  synchronized void deliver(String name) {
+    if (!name.equals("INT") && !name.equals("TERM")) {
+      log.warn("ignoring a relayed signal that is neither INT nor TERM: {}", name);
       return;
     }
-    log.debug("passing SIG{} on to the command ({})", sig.getName(), runtime.name());
-    runtime.signal(process, sig.getName());
+    if (process == null) {
+      log.debug("SIG{} before the command started: cancelling", name);
+      cancelledBy = name;
+      return;
+    }
+    log.debug("passing SIG{} on to the command ({})", name, runtime.name());
+    runtime.signal(process, name);
     if (!killerStarted) {
       killerStarted = true;
       Process p = process;
@@ -68,7 +81,7 @@ final class Stopper implements AutoCloseable {
                     log.warn(
                         "the command did not exit {} s after SIG{}; killing it",
                         timeoutSeconds,
-                        sig.getName());
+                        name);
                     runtime.kill(p);
                   }
                 } catch (InterruptedException e) {
@@ -88,7 +101,7 @@ final class Stopper implements AutoCloseable {
 
   /** The status of a run cancelled by a signal: 128 plus its number, as a shell reports it. */
   synchronized int cancelStatus() {
-    return 128 + cancelledBy.getNumber();
+    return 128 + (cancelledBy.equals("INT") ? 2 : 15);
   }
 
   /** Starts the command with {@code starter} and waits for it; returns its exit status. */

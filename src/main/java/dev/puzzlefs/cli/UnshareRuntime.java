@@ -71,7 +71,7 @@ final class UnshareRuntime implements ContainerRuntime {
   }
 
   @Override
-  public Process start(ContainerSpec spec, Path scratch) throws IOException {
+  public List<String> command(ContainerSpec spec, Path scratch) {
     String root = spec.rootfs().toAbsolutePath().toString();
     List<String> cmd = new ArrayList<>();
     cmd.addAll(
@@ -96,7 +96,7 @@ final class UnshareRuntime implements ContainerRuntime {
     cmd.addAll(List.of(unshare.toString(), "--root=" + root, "--wd=" + spec.cwd(), "--"));
     cmd.addAll(spec.args());
     log.debug("running {} with unshare and chroot into {}", spec.args(), root);
-    return new ProcessBuilder(cmd).inheritIO().start();
+    return cmd;
   }
 
   @Override

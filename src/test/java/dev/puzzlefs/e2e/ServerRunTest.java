@@ -1,0 +1,265 @@
+package dev.puzzlefs.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.puzzlefs.testing.DebianRootfs;
+import dev.puzzlefs.testing.Processes;
+import dev.puzzlefs.testing.TestRegistry;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * {@code puzzlefs run} through the mount server: the server mounts, the launcher starts the
+ * container's command with its own standard input and output, passes on SIGTERM, and reports the
+ * exit status; nothing is left behind, also when the client is killed. The client side runs with
+ * JVM options no JVM accepts, so a run that started a JVM of its own fails.
+ */
+@Tag("e2e")
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class ServerRunTest {
+  private static final Path LAUNCHER = Path.of("bin/puzzlefs").toAbsolutePath();
+
+  private Path work;
+  private Path rootfs;
+  private Path jvmTmp;
+  private TestRegistry registry;
+  private String ref;
+
+  @BeforeAll
+  void startAll() throws Exception {
+    assertTrue(Files.isExecutable(Path.of("/usr/sbin/runc")), "runc is missing: .ci/setup-debian");
+    rootfs = DebianRootfs.get();
+    work = Files.createTempDirectory("puzzlefs-server-run-");
+    jvmTmp = Files.createDirectories(work.resolve("jvm-tmp"));
+    Path oci = work.resolve("oci");
+    Cli.ok("build", rootfs.toString(), oci.toString(), "bookworm");
+    registry = TestRegistry.launch();
+    ref = "docker://" + registry.hostPort() + "/served/debian:bookworm";
+    Cli.ok("push", "--plain-http", oci.toString(), "bookworm", ref);
+    // The server's temporary directory is the test's, so leftovers of a run can be seen.
+    Processes.Result r =
+        launch(Map.of("PUZZLEFS_MOUNT_JAVA_OPTS", "-Djava.io.tmpdir=" + jvmTmp), "serve");
+    assertEquals(0, r.exit(), r.stderr());
+  }
+
+  @AfterAll
+  void stopAll() throws Exception {
+    if (work == null) {
+      return;
+    }
+    launch(Map.of(), "serve", "--stop");
+    if (registry != null) {
+      registry.close();
+    }
+    Processes.exec(120, null, "rm", "-rf", work.toString());
+  }
+
+  private Map<String, String> env(Map<String, String> extra) {
+    Map<String, String> env = new HashMap<>();
+    env.put("PUZZLEFS_CLASSPATH", System.getProperty("java.class.path"));
+    env.put("JAVA_HOME", System.getProperty("java.home"));
+    env.put("PUZZLEFS_SERVER_DIR", work.resolve("server").toString());
+    env.put("XDG_CACHE_HOME", work.resolve("xdg-cache").toString());
+    env.put("PUZZLEFS_STATE_DIR", work.resolve("state").toString());
+    env.put("PUZZLEFS_SYSLOG_SOCKET", "");
+    env.putAll(extra);
+    return env;
+  }
+
+  private Processes.Result launch(Map<String, String> extra, String... args)
+      throws IOException, InterruptedException {
+    List<String> cmd = new ArrayList<>(List.of(LAUNCHER.toString()));
+    cmd.addAll(List.of(args));
+    return Processes.execInWithEnv(work, 300, env(extra), cmd.toArray(String[]::new));
+  }
+
+  /** A client that cannot start a JVM: it works only through the server. */
+  private Map<String, String> noJvm() {
+    return Map.of("PUZZLEFS_JAVA_OPTS", "-XX:+NoSuchOptionSoNoJvmStarts");
+  }
+
+  private Processes.Result served(String... args) throws IOException, InterruptedException {
+    return launch(noJvm(), args);
+  }
+
+  @Test
+  void run_fromTheRegistry_withAnEmptyCache_throughTheServer() throws Exception {
+    Processes.Result r =
+        served(
+            "run",
+            "--plain-http",
+            "--stats",
+            "--cache-dir",
+            "empty-cache",
+            ref,
+            "--",
+            "cat",
+            "/etc/os-release");
+
+    assertEquals(0, r.exit(), r.stderr());
+    assertEquals(Files.readString(rootfs.resolve("etc/os-release")), r.out());
+    List<String> err = r.stderr().lines().toList();
+    JsonNode stats = new ObjectMapper().readTree(err.get(err.size() - 1));
+    long fetched = stats.get("fetchedBytes").asLong();
+    long image = stats.get("imageBytes").asLong();
+    assertTrue(fetched > 0 && fetched < image / 20, "fetched " + fetched + " of " + image);
+    assertTrue(Files.isDirectory(work.resolve("empty-cache")), "the client's relative cache dir");
+    assertNothingLeft();
+  }
+
+  @Test
+  void exitStatus_andStandardInput_passThrough_withBothRuntimes() throws Exception {
+    for (String runtime : List.of("runc", "unshare")) {
+      Processes.Result seven =
+          served("run", "--runtime", runtime, "oci:bookworm", "--", "sh", "-c", "exit 7");
+      assertEquals(7, seven.exit(), runtime + ": " + seven.stderr());
+
+      Map<String, String> env = env(noJvm());
+      Processes.Result echoed =
+          Processes.execInWithEnv(
+              work,
+              120,
+              env,
+              "bash",
+              "-c",
+              "echo from-stdin | "
+                  + LAUNCHER
+                  + " run --runtime "
+                  + runtime
+                  + " oci:bookworm -- cat");
+      assertEquals(0, echoed.exit(), runtime + ": " + echoed.stderr());
+      assertEquals("from-stdin\n", echoed.out(), runtime);
+    }
+    assertNothingLeft();
+  }
+
+  @Test
+  void twoRunsAtOnce_bothSucceed() throws Exception {
+    List<CompletableFuture<Processes.Result>> runs = new ArrayList<>();
+    for (int i = 0; i < 2; i++) {
+      runs.add(
+          CompletableFuture.supplyAsync(
+              () -> {
+                try {
+                  return served(
+                      "run",
+                      "--plain-http",
+                      "--cache-dir",
+                      "shared-cache",
+                      ref,
+                      "--",
+                      "cat",
+                      "/etc/debian_version");
+                } catch (IOException | InterruptedException e) {
+                  throw new IllegalStateException(e);
+                }
+              }));
+    }
+    for (CompletableFuture<Processes.Result> run : runs) {
+      Processes.Result r = run.join();
+      assertEquals(0, r.exit(), r.stderr());
+      assertEquals(Files.readString(rootfs.resolve("etc/debian_version")), r.out());
+    }
+    assertNothingLeft();
+  }
+
+  @Test
+  void sigtermToTheClient_reachesTheCommand_andEverythingIsTakenDown() throws Exception {
+    Process client = startClient("--stop-timeout", "2", "oci:bookworm", "--", "sleep", "987");
+    awaitCommand("987");
+
+    client.destroy(); // SIGTERM
+    assertTrue(client.waitFor(30, TimeUnit.SECONDS), "run ends after SIGTERM");
+
+    // sleep, PID 1 of its namespace, has no handler: it is killed after --stop-timeout.
+    assertEquals(137, client.exitValue());
+    assertNothingLeft();
+  }
+
+  @Test
+  void aKilledClient_getsItsCommandKilled_andEverythingIsTakenDown() throws Exception {
+    Process client = startClient("oci:bookworm", "--", "sleep", "988");
+    awaitCommand("988");
+
+    client.destroyForcibly(); // SIGKILL: the client cannot clean up anything
+    client.waitFor();
+
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (!commands("988").isEmpty() && System.nanoTime() < deadline) {
+      Thread.sleep(100);
+    }
+    assertEquals(List.of(), commands("988"), "the command is killed");
+    assertNothingLeft();
+  }
+
+  private Process startClient(String... runArgs) throws IOException {
+    List<String> cmd = new ArrayList<>(List.of(LAUNCHER.toString(), "run"));
+    cmd.addAll(List.of(runArgs));
+    ProcessBuilder pb = new ProcessBuilder(cmd).directory(work.toFile());
+    pb.environment().putAll(env(noJvm()));
+    pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+    pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);
+    pb.redirectError(ProcessBuilder.Redirect.DISCARD);
+    return pb.start();
+  }
+
+  /** The pids of {@code sleep SECONDS} processes. */
+  private static List<Long> commands(String seconds) {
+    return ProcessHandle.allProcesses()
+        .filter(
+            p ->
+                p.info().command().map(c -> c.endsWith("/sleep")).orElse(false)
+                    && p.info()
+                        .arguments()
+                        .map(a -> List.of(a).equals(List.of(seconds)))
+                        .orElse(false))
+        .map(ProcessHandle::pid)
+        .toList();
+  }
+
+  private static void awaitCommand(String seconds) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (commands(seconds).isEmpty()) {
+      assertTrue(System.nanoTime() < deadline, "the command started");
+      Thread.sleep(50);
+    }
+  }
+
+  /** No mount under the server's temporary directory, which is empty, within a few seconds. */
+  private void assertNothingLeft() throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+    while (true) {
+      List<String> mounted =
+          Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
+              .filter(l -> l.contains(jvmTmp.toString()))
+              .toList();
+      List<Path> left;
+      try (Stream<Path> s = Files.list(jvmTmp)) {
+        left = s.filter(p -> p.getFileName().toString().startsWith("puzzlefs-run-")).toList();
+      }
+      if (mounted.isEmpty() && left.isEmpty()) {
+        return;
+      }
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("left behind: mounts " + mounted + ", directories " + left);
+      }
+      Thread.sleep(100);
+    }
+  }
+}
