@@ -165,6 +165,38 @@ class StartupArchiveTest {
     }
   }
 
+  /**
+   * A mount server runs the jar it started from: once the jar changes, the launcher mounts without
+   * it and says why, rather than hand the mount to old code.
+   */
+  @Test
+  void mountServer_isBypassed_onceTheJarChanged() throws Exception {
+    Map<String, String> env = Map.of("PUZZLEFS_SERVER_DIR", dir.resolve("server").toString());
+    Path mnt = Files.createDirectories(dir.resolve("mnt-served"));
+    Processes.Result started = launcher(env, "serve");
+    assertEquals(0, started.exit(), started.stderr());
+    FileTime made = Files.getLastModifiedTime(jar);
+    try {
+      Processes.Result served = launcher(env, "mount", oci.toString(), "t", mnt.toString());
+      assertEquals(0, served.exit(), served.stderr());
+      assertTrue(served.stderr().contains("served by the mount server"), served.stderr());
+      assertEquals(0, launcher(env, "umount", mnt.toString()).exit());
+
+      Files.setLastModifiedTime(jar, FileTime.fromMillis(made.toMillis() + 60_000));
+      Processes.Result alone = launcher(env, "mount", oci.toString(), "t", mnt.toString());
+
+      assertEquals(0, alone.exit(), alone.stderr());
+      assertTrue(alone.stderr().contains("runs another build of " + jar), alone.stderr());
+      assertFalse(alone.stderr().contains("served by the mount server"), alone.stderr());
+      assertEquals("NAME=test\n", Files.readString(mnt.resolve("etc/os-release")));
+      assertEquals(0, launcher(env, "umount", mnt.toString()).exit());
+    } finally {
+      Files.setLastModifiedTime(jar, made);
+      Cli.unmountQuietly(mnt);
+      launcher(env, "serve", "--stop");
+    }
+  }
+
   /** Runs inspect through the launcher: it works, prints no warning, and loads nothing shared. */
   private static Processes.Result inspectRunsWithoutTheArchive(String logName, String used)
       throws IOException, InterruptedException {
