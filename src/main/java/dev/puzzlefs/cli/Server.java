@@ -291,7 +291,23 @@ final class Server {
         FileChannel.open(
             req.resolve("status"), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
       status.write(ByteBuffer.wrap("a\n".getBytes(StandardCharsets.US_ASCII)));
-      int exit = execute(req, status);
+      int exit;
+      try {
+        exit = execute(req, status);
+      } catch (IOException | RuntimeException | Error e) {
+        // Whatever went wrong, the client gets an answer: it waits for one as long as we live.
+        log.error("request {} failed", req, e);
+        exit = 1;
+        try {
+          Files.writeString(
+              req.resolve("err"),
+              "puzzlefs: the mount server failed on this request: " + Main.describe(e) + "\n",
+              StandardOpenOption.CREATE,
+              StandardOpenOption.APPEND);
+        } catch (IOException again) {
+          e.addSuppressed(again);
+        }
+      }
       status.write(ByteBuffer.wrap((exit + "\n").getBytes(StandardCharsets.US_ASCII)));
     } catch (IOException e) {
       log.warn("could not answer request {}: {}", req, e.getMessage());

@@ -16,6 +16,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -276,6 +277,51 @@ class ServerTest {
     } finally {
       sleeper.destroy();
     }
+  }
+
+  @Test
+  void aRequestTheServerCannotRead_stillGetsAnAnswer() throws Exception {
+    ok("serve");
+    // A request as the launcher writes it, but without its environment file.
+    Path req = Files.createDirectory(serverDir.resolve("req.handmade1"));
+    Files.write(
+        req.resolve("args"),
+        ("puzzlefs-server-1\0" + tmp + "\0" + ProcessHandle.current().pid() + "\0mount\0")
+            .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    Processes.run(10, "mkfifo", req.resolve("status").toString(), req.resolve("events").toString());
+    try (var status =
+            java.nio.channels.FileChannel.open(
+                req.resolve("status"),
+                java.nio.file.StandardOpenOption.READ,
+                java.nio.file.StandardOpenOption.WRITE);
+        var requests =
+            java.nio.channels.FileChannel.open(
+                serverDir.resolve("requests"),
+                java.nio.file.StandardOpenOption.READ,
+                java.nio.file.StandardOpenOption.WRITE)) {
+      requests.write(java.nio.ByteBuffer.wrap("req.handmade1\n".getBytes()));
+      java.nio.ByteBuffer answer = java.nio.ByteBuffer.allocate(16);
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      CompletableFuture<Void> read =
+          CompletableFuture.runAsync(
+              () -> {
+                try {
+                  while (!new String(answer.array(), 0, answer.position()).endsWith("1\n")) {
+                    status.read(answer);
+                  }
+                } catch (IOException e) {
+                  throw new java.io.UncheckedIOException(e);
+                }
+              });
+      read.get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+      assertEquals("a\n1\n", new String(answer.array(), 0, answer.position()));
+    }
+    assertTrue(
+        Files.readString(req.resolve("err")).contains("the mount server failed on this request"));
+    // And it goes on serving.
+    mountpoint("mnt");
+    ok("mount", "oci", "v1", "mnt");
+    ok("umount", "mnt");
   }
 
   @Test
