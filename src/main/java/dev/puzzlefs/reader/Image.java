@@ -58,7 +58,10 @@ public final class Image implements AutoCloseable {
   /** How many chunks past a sequential read are fetched ahead. */
   public static final int READAHEAD_CHUNKS = 8;
 
-  /** How many chunks that follow a missed one in the data stream are fetched after a stall. */
+  /**
+   * How many chunks that follow a missed one in the data stream are fetched after a stall of a
+   * sequential read that takes its file to the end.
+   */
   public static final int STREAM_AHEAD_CHUNKS = 8;
 
   /** How far from the end of the previous read a read may start and still count as sequential. */
@@ -404,13 +407,18 @@ public final class Image implements AutoCloseable {
     // in flight, slightly out of order) is sequential: fetch the next chunks now, while this read
     // waits for its own. Every file's "last read" ends at 0, so reading from the start counts.
     long previousEnd = lastReadEnd.getAndSet(index, end);
-    if (Math.abs(offset - previousEnd) <= SEQUENTIAL_SLACK) {
+    boolean sequential = Math.abs(offset - previousEnd) <= SEQUENTIAL_SLACK;
+    if (sequential) {
       readAhead(chunks, last + 1);
     }
     long deadline = System.nanoTime() + deadlineNanos;
+    // Only a sequential read that takes the file to its end leads into the next files of the data
+    // stream (a walk: tar, cp); a program's jumps inside a file (a loader mapping a library's
+    // segments) do not.
+    boolean toEnd = sequential && end == fileSize;
     for (int c = first; c <= last; c++) {
       FileChunk chunk = chunks.get(c);
-      byte[] stored = await(ino, chunk, futures[c - first], deadline);
+      byte[] stored = await(ino, chunk, futures[c - first], deadline, toEnd);
       long chunkStart = ends[c] - chunk.len();
       long from = Math.max(offset, chunkStart);
       long to = Math.min(end, ends[c]);
@@ -466,14 +474,17 @@ public final class Image implements AutoCloseable {
     return futures;
   }
 
-  private byte[] await(long ino, FileChunk chunk, CompletableFuture<?> future, long deadline)
+  private byte[] await(
+      long ino, FileChunk chunk, CompletableFuture<?> future, long deadline, boolean streamAhead)
       throws ChunkReadException {
     Digest blob = chunk.blob();
     boolean stalled = !future.isDone();
     if (stalled) {
       readStalls.increment();
       readsWaiting.incrementAndGet();
-      streamAhead(blob);
+      if (streamAhead) {
+        streamAhead(blob);
+      }
     }
     try {
       long left = Math.max(0, deadline - System.nanoTime());

@@ -404,6 +404,46 @@ class ImageTest {
     assertEquals(chunks.get(0), requested.get(requested.size() - 1), "a jump back: no readahead");
   }
 
+  /**
+   * A stalled read that walks a file to its end (tar) fetches the chunks that follow in the data
+   * stream, the next files'; a jump to a file's end (a loader mapping a library) does not.
+   */
+  @Test
+  void read_stalledWalkToTheEnd_fetchesTheNextFiles_aJumpDoesNot() throws Exception {
+    FakeImage fake = new FakeImage(100_000);
+    long a = fake.file("/a", random(2_000_000, 12));
+    long b = fake.file("/b", random(1_000_000, 13));
+    Map<Digest, byte[]> blobs = fake.blobs();
+    java.util.Set<Digest> ofB =
+        new java.util.HashSet<>(
+            fake.rootfs().layers().get(0).get(2).chunks().stream().map(FileChunk::blob).toList());
+    assertEquals(b, fake.rootfs().layers().get(0).get(2).ino());
+    java.util.concurrent.Executor later =
+        CompletableFuture.delayedExecutor(20, java.util.concurrent.TimeUnit.MILLISECONDS);
+
+    List<Digest> jumped = Collections.synchronizedList(new ArrayList<>());
+    Image jumping =
+        fake.open(
+            d -> {
+              jumped.add(d);
+              return CompletableFuture.supplyAsync(() -> blobs.get(d), later);
+            },
+            Duration.ofSeconds(5));
+    jumping.read(a, 1_950_000, new byte[50_000], 0, 50_000);
+    assertTrue(jumped.stream().noneMatch(ofB::contains), "a jump: " + jumped);
+
+    List<Digest> walked = Collections.synchronizedList(new ArrayList<>());
+    Image walking =
+        fake.open(
+            d -> {
+              walked.add(d);
+              return CompletableFuture.supplyAsync(() -> blobs.get(d), later);
+            },
+            Duration.ofSeconds(5));
+    walking.read(a, 0, new byte[2_000_000], 0, 2_000_000);
+    assertTrue(walked.stream().anyMatch(ofB::contains), "a walk: " + walked);
+  }
+
   @Test
   void read_randomReads_doNotPrefetch() throws Exception {
     FakeImage fake = new FakeImage(100_000);
