@@ -315,8 +315,11 @@ final class MountCommand implements Callable<Integer> {
                         + " on "
                         + mountpoint
                         + (MountSupport.inServer()
-                            ? " (" + Server.describe() + ")"
-                            : " (pid " + pid + "); " + dest.describe(pid))));
+                            ? " (served by the mount server, pid "
+                            : " (pid ")
+                        + pid
+                        + "); "
+                        + dest.describe(pid)));
     MountSupport.signalAndWait(readyFifo, status == 0 ? MountSupport.READY : MountSupport.FAILED);
     return status;
   }

@@ -96,13 +96,16 @@ final class Server {
           "PUZZLEFS_LOG_LEVEL",
           LogDestination.CHILD_ENV);
 
-  private static volatile String logDescription = "";
-
   private final Path dir;
   private final int uid;
   private final Map<String, String> env;
   private final AtomicInteger requests = new AtomicInteger();
   private final AtomicInteger mounts = new AtomicInteger();
+  private final Set<Client> runs = java.util.concurrent.ConcurrentHashMap.newKeySet();
+  private final Set<Thread> working = java.util.concurrent.ConcurrentHashMap.newKeySet();
+  private volatile boolean stopping;
+  private static final Set<Path> WRITABLE = java.util.concurrent.ConcurrentHashMap.newKeySet();
+  private static final java.time.Duration STOP_WAIT = java.time.Duration.ofSeconds(40);
 
   private Server(Path dir, int uid, Map<String, String> env) {
     this.dir = dir;
@@ -134,25 +137,31 @@ final class Server {
   static long runningPid(Path dir) {
     try {
       long pid = Long.parseLong(Files.readString(dir.resolve(PID)).strip());
-      return ProcessHandle.of(pid).filter(ProcessHandle::isAlive).isPresent() ? pid : -1;
+      // A pid file outlives a killed server, and its pid may be another process's by now.
+      return ProcessHandle.of(pid).filter(Server::isServer).isPresent() ? pid : -1;
     } catch (IOException | NumberFormatException e) {
       return -1;
     }
   }
 
-  /** What {@code mount} says about where a mount the server serves logs. */
-  static String describe() {
-    return "served by the mount server, pid "
-        + ProcessHandle.current().pid()
-        + "; "
-        + logDescription;
+  private static boolean isServer(ProcessHandle p) {
+    // ProcessHandle.Info drops the arguments of a long command line: read them here.
+    List<String> words;
+    try {
+      words = nulSeparated(Files.readAllBytes(Path.of("/proc", Long.toString(p.pid()), "cmdline")));
+    } catch (IOException e) {
+      return false;
+    }
+    return p.isAlive()
+        && words.contains("serve")
+        && words.stream().anyMatch(w -> w.contains("puzzlefs"));
   }
 
   /**
    * Serves requests on {@code dir} until the JVM is stopped (SIGTERM unmounts what it serves).
    * Writes {@code s} to {@code readyFifo} once it listens, or {@code f} if it cannot start.
    */
-  static int run(Path dir, Path readyFifo, String logDescription) {
+  static int run(Path dir, Path readyFifo) {
     Server server;
     try {
       server = new Server(dir, currentUid(), System.getenv());
@@ -163,7 +172,6 @@ final class Server {
       MountSupport.signalAndWait(readyFifo, MountSupport.FAILED);
       return 1;
     }
-    Server.logDescription = logDescription;
     MountSupport.signal(readyFifo, MountSupport.READY);
     log.info("mount server {} listening on {}", ProcessHandle.current().pid(), dir);
     return server.loop();
@@ -198,7 +206,7 @@ final class Server {
     Files.move(tmp, dir.resolve(PID), StandardCopyOption.ATOMIC_MOVE);
     Output.install();
     MountSupport.runInProcess(this::startMount);
-    Runtime.getRuntime().addShutdownHook(new Thread(this::removeFiles, "puzzlefs-server-exit"));
+    Runtime.getRuntime().addShutdownHook(new Thread(this::stopAll, "puzzlefs-server-exit"));
   }
 
   private void writeJarStamp() throws IOException {
@@ -227,6 +235,42 @@ final class Server {
       throw new IOException(
           p + " must be a directory of uid " + uid + " that no one else may write to");
     }
+  }
+
+  /**
+   * On SIGTERM: no new requests; every run's command gets SIGTERM (passed on as for the client's
+   * own), every writable mount served here is taken down (overlay, then image), and the requests
+   * under way may finish, for a while. Plain mounts are unmounted by their own hooks meanwhile.
+   */
+  private void stopAll() {
+    stopping = true;
+    for (Client c : runs) {
+      c.signal("TERM");
+    }
+    for (Path mountpoint : WRITABLE) {
+      try {
+        if (WritableMount.isWritable(mountpoint)) {
+          WritableMount.unmount(mountpoint, System.err);
+        }
+      } catch (IOException e) {
+        log.warn("could not take down the writable mount on {}: {}", mountpoint, e.getMessage());
+      }
+    }
+    long deadline = System.nanoTime() + STOP_WAIT.toNanos();
+    for (Thread t : working) {
+      try {
+        t.join(Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    removeFiles();
+  }
+
+  /** Remembers a writable mount made here: the server takes it down when it stops. */
+  static void servedWritable(Path mountpoint) {
+    WRITABLE.add(mountpoint);
   }
 
   private void removeFiles() {
@@ -259,7 +303,17 @@ final class Server {
         }
         String name = line.toString(StandardCharsets.UTF_8);
         line.reset();
-        Thread t = new Thread(() -> answer(name), "puzzlefs-request-" + requests.incrementAndGet());
+        Thread t =
+            new Thread(
+                () -> {
+                  working.add(Thread.currentThread());
+                  try {
+                    answer(name);
+                  } finally {
+                    working.remove(Thread.currentThread());
+                  }
+                },
+                "puzzlefs-request-" + requests.incrementAndGet());
         t.setDaemon(true);
         t.start();
       }
@@ -312,6 +366,26 @@ final class Server {
     } catch (IOException e) {
       log.warn("could not answer request {}: {}", req, e.getMessage());
     }
+    // A client killed while it waited leaves its request behind (its environment among it).
+    if (!ProcessHandle.of(pidOf(req)).map(ProcessHandle::isAlive).orElse(false)) {
+      try {
+        deleteTree(req);
+      } catch (IOException e) {
+        log.debug("could not remove {}: {}", req, e.getMessage());
+      }
+    }
+  }
+
+  /** The client pid a request names, or -1. */
+  private static long pidOf(Path req) {
+    try {
+      List<String> words = nulSeparated(Files.readAllBytes(req.resolve("args")));
+      return words.size() > 2 && words.get(2).matches("[0-9]{1,10}")
+          ? Long.parseLong(words.get(2))
+          : -1;
+    } catch (IOException e) {
+      return -1;
+    }
   }
 
   /** Runs the request's command with its output in {@code out} and {@code err}. */
@@ -324,16 +398,28 @@ final class Server {
         clientEnv.put(kv.substring(0, eq), kv.substring(eq + 1));
       }
     }
-    if (words.size() < 3
+    if (words.size() < 4
         || !words.get(0).equals(PROTOCOL)
         || !Path.of(words.get(1)).isAbsolute()
-        || !words.get(2).matches("[0-9]{1,10}")) {
-      log.warn("declined request {}: not {} (version, directory, pid, arguments)", req, PROTOCOL);
+        || !words.get(2).matches("[0-9]{1,10}")
+        || !words.get(3).matches("[0-7]{1,4}")) {
+      log.warn(
+          "declined request {}: not {} (version, directory, pid, umask, arguments)", req, PROTOCOL);
       return DECLINED;
     }
     String cwd = words.get(1);
-    String[] args = words.subList(3, words.size()).toArray(String[]::new);
-    Client client = new Client(req, status, Long.parseLong(words.get(2)));
+    long clientPid = Long.parseLong(words.get(2));
+    String[] args = words.subList(4, words.size()).toArray(String[]::new);
+    String different = differentProcess(clientPid, Integer.parseInt(words.get(3), 8));
+    if (different != null) {
+      log.debug("declined request {}: {}", req.getFileName(), different);
+      return DECLINED;
+    }
+    if (stopping) {
+      return DECLINED;
+    }
+    Client client = new Client(req, status, clientPid, runs);
+    client.listen();
     try (Output.Sink sink =
         Output.Sink.of(
             new FileOutputStream(req.resolve("out").toFile()),
@@ -366,6 +452,31 @@ final class Server {
     }
   }
 
+  /**
+   * Why what a client makes would differ if the server made it, or null: a umask that differs from
+   * the server's (every file a JVM creates gets the process's), or another mount namespace (a mount
+   * made here would not be seen there).
+   */
+  private static String differentProcess(long clientPid, int clientUmask) throws IOException {
+    Path mine = Files.readSymbolicLink(Path.of("/proc/self/ns/mnt"));
+    Path theirs;
+    try {
+      theirs = Files.readSymbolicLink(Path.of("/proc", Long.toString(clientPid), "ns", "mnt"));
+    } catch (IOException e) {
+      return "cannot see the client's mount namespace: " + e.getMessage();
+    }
+    if (!mine.equals(theirs)) {
+      return "the client is in another mount namespace";
+    }
+    for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+      if (line.startsWith("Umask:")) {
+        int umask = Integer.parseInt(line.substring("Umask:".length()).strip(), 8);
+        return umask == clientUmask ? null : "the client's umask differs from the server's";
+      }
+    }
+    return null;
+  }
+
   /** Why the client should run {@code args} itself, or null when the server runs them. */
   private String declineReason(String[] args, Map<String, String> clientEnv) {
     Set<String> keys = new TreeSet<>(clientEnv.keySet());
@@ -393,6 +504,9 @@ final class Server {
     }
     if (sub.hasMatchedOption("-f") || sub.hasMatchedOption("--log-level")) {
       return "a foreground mount or its own log level is the client's";
+    }
+    if (sub.hasMatchedOption("-o")) {
+      return "libfuse reports a problem with -o options on standard error, which is the server's";
     }
     return null;
   }
@@ -466,13 +580,31 @@ final class Server {
     private final long pid;
     private final CompletableFuture<Long> started = new CompletableFuture<>();
     private final CompletableFuture<Integer> exited = new CompletableFuture<>();
-    private volatile java.util.function.Consumer<String> onSignal = name -> {};
+    private final Set<Client> runs;
+    private final List<String> pendingSignals = new ArrayList<>();
+    private java.util.function.Consumer<String> onSignal;
     private volatile FileChannel events;
 
-    Client(Path req, FileChannel status, long pid) {
+    Client(Path req, FileChannel status, long pid, Set<Client> runs) {
       this.req = req;
       this.status = status;
       this.pid = pid;
+      this.runs = runs;
+    }
+
+    /** Starts reading the client's events: a signal may come while the image is still mounting. */
+    void listen() {
+      try {
+        events =
+            FileChannel.open(
+                req.resolve("events"), StandardOpenOption.READ, StandardOpenOption.WRITE);
+      } catch (IOException e) {
+        log.debug("no events from the client of {}: {}", req, e.getMessage());
+        return;
+      }
+      Thread reader = new Thread(this::readEvents, "puzzlefs-run-events");
+      reader.setDaemon(true);
+      reader.start();
     }
 
     /** The client of the request this thread answers, or null outside the server. */
@@ -480,9 +612,34 @@ final class Server {
       return CURRENT.get();
     }
 
-    /** Where the signals the client relays go. */
+    /**
+     * Where the signals the client relays go from now on, those that came before included; the
+     * server's own stop sends SIGTERM there too.
+     */
     void onSignal(java.util.function.Consumer<String> handler) {
-      onSignal = handler;
+      List<String> before;
+      synchronized (this) {
+        onSignal = handler;
+        before = new ArrayList<>(pendingSignals);
+        pendingSignals.clear();
+      }
+      runs.add(this);
+      before.forEach(this::signal);
+    }
+
+    /** Delivers {@code name} to the handler on a thread of its own (delivering may wait). */
+    void signal(String name) {
+      java.util.function.Consumer<String> handler;
+      synchronized (this) {
+        handler = onSignal;
+        if (handler == null) {
+          pendingSignals.add(name);
+          return;
+        }
+      }
+      Thread t = new Thread(() -> handler.accept(name), "puzzlefs-run-signal");
+      t.setDaemon(true);
+      t.start();
     }
 
     private boolean clientAlive() {
@@ -500,12 +657,9 @@ final class Server {
         words.write(0);
       }
       Files.write(req.resolve("exec"), words.toByteArray());
-      events =
-          FileChannel.open(
-              req.resolve("events"), StandardOpenOption.READ, StandardOpenOption.WRITE);
-      Thread reader = new Thread(this::readEvents, "puzzlefs-run-events");
-      reader.setDaemon(true);
-      reader.start();
+      if (events == null) {
+        throw new IOException("the client of " + req + " has no events FIFO");
+      }
       status.write(ByteBuffer.wrap("x\n".getBytes(StandardCharsets.US_ASCII)));
       long child;
       try {
@@ -589,13 +743,9 @@ final class Server {
         switch (parts[0]) {
           case "started" -> started.complete(Long.parseLong(parts[1]));
           case "exited" -> exited.complete(Integer.parseInt(parts[1]));
-          case "signal" -> {
-            // Not on this thread: delivering waits while the command starts, which needs the
-            // "started" this thread has yet to read.
-            Thread t = new Thread(() -> onSignal.accept(parts[1]), "puzzlefs-run-signal");
-            t.setDaemon(true);
-            t.start();
-          }
+          // Delivering waits while the command starts, which needs the "started" this
+          // thread has yet to read: signal() hands it to a thread of its own.
+          case "signal" -> signal(parts[1]);
           default -> log.warn("ignoring an unknown event from the client of {}: {}", req, line);
         }
       } catch (RuntimeException e) {
@@ -605,6 +755,7 @@ final class Server {
 
     @Override
     public void close() {
+      runs.remove(this);
       FileChannel e = events;
       if (e != null) {
         try {

@@ -1,6 +1,5 @@
 package dev.puzzlefs.cli;
 
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -82,19 +81,10 @@ final class ServerCommand implements Callable<Integer> {
     }
     if (foreground) {
       String syslog = System.getenv(LogDestination.CHILD_ENV);
-      String logDescription;
       if (syslog != null && !syslog.isEmpty()) {
         SyslogAppender.install(Path.of(syslog));
-        logDescription =
-            "log: syslog via "
-                + syslog
-                + " as puzzlefs["
-                + ProcessHandle.current().pid()
-                + "] (journalctl -t puzzlefs)";
-      } else {
-        logDescription = "log: " + stderrTarget();
       }
-      return Server.run(where, readyFifo, logDescription);
+      return Server.run(where, readyFifo);
     }
     if (pid >= 0) {
       System.err.println(
@@ -157,13 +147,5 @@ final class ServerCommand implements Callable<Integer> {
     }
     System.err.println("puzzlefs: stopped the mount server (pid " + pid + ") on " + where);
     return 0;
-  }
-
-  private static String stderrTarget() {
-    try {
-      return Files.readSymbolicLink(Path.of("/proc/self/fd/2")).toString();
-    } catch (IOException | UnsupportedOperationException e) {
-      return "the server's standard error";
-    }
   }
 }

@@ -96,6 +96,9 @@ final class WritableMount {
       throw e;
     }
     writeState(layers);
+    if (MountSupport.inServer()) {
+      Server.servedWritable(target);
+    }
     log.debug(
         "writable mount on {}: image on {}, upper layer {}",
         target,

@@ -208,6 +208,85 @@ class ServerRunTest {
     assertNothingLeft();
   }
 
+  @Test
+  void theCommand_getsOnlyTheStandardStreams_andSigintNotIgnored() throws Exception {
+    // The launcher's own descriptors, and one the caller leaves open (a directory outside the
+    // container's root), must not reach the command.
+    Processes.Result r =
+        Processes.execInWithEnv(
+            work,
+            120,
+            env(noJvm()),
+            "bash",
+            "-c",
+            "exec 8</; "
+                + LAUNCHER
+                + " run --runtime unshare oci:bookworm -- sh -c"
+                + " 'ls /proc/self/fd; grep SigIgn /proc/self/status'");
+    assertEquals(0, r.exit(), r.stderr());
+    List<String> lines = r.out().lines().toList();
+    // ls itself holds one more descriptor, for the directory it lists.
+    assertEquals(List.of("0", "1", "2", "3"), lines.subList(0, lines.size() - 1), r.out());
+    long ignored = Long.parseLong(lines.get(lines.size() - 1).replaceAll(".*\\s", ""), 16);
+    assertEquals(0, ignored & 0x6, "SIGINT and SIGQUIT are not ignored: " + r.out());
+  }
+
+  @Test
+  void sigtermWhileTheImageMounts_cancelsTheRun_beforeTheCommandStarts() throws Exception {
+    Path persist = work.resolve("cancelled-persist");
+    long registryPid = registry.pid();
+    Processes.run(10, "kill", "-STOP", Long.toString(registryPid));
+    Process client;
+    try {
+      client =
+          startClient(
+              "--plain-http",
+              "--cache-dir",
+              "stalled-cache",
+              "--persist",
+              persist.toString(),
+              ref,
+              "--",
+              "touch",
+              "/ran");
+      Thread.sleep(1500); // the server is waiting for the registry
+      client.destroy(); // SIGTERM
+      Thread.sleep(500);
+    } finally {
+      Processes.run(10, "kill", "-CONT", Long.toString(registryPid));
+    }
+    assertTrue(client.waitFor(120, TimeUnit.SECONDS), "run ends");
+    assertEquals(128 + 15, client.exitValue());
+    assertTrue(!Files.exists(persist.resolve("upper/ran")), "the command did not run");
+    assertNothingLeft();
+  }
+
+  @Test
+  void stoppingTheServer_endsTheRunsItServes_andTakesThemDown() throws Exception {
+    Process client =
+        startClient(
+            "--runtime",
+            "unshare",
+            "oci:bookworm",
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; sleep 990 & wait");
+    awaitCommand("990");
+    try {
+      Processes.Result stop = launch(Map.of(), "serve", "--stop");
+      assertEquals(0, stop.exit(), stop.stderr());
+      assertTrue(client.waitFor(60, TimeUnit.SECONDS), "run ends with the server");
+      assertEquals(42, client.exitValue(), "the command got SIGTERM and exited its way");
+      assertNothingLeft();
+    } finally {
+      client.destroyForcibly();
+      Processes.Result r =
+          launch(Map.of("PUZZLEFS_MOUNT_JAVA_OPTS", "-Djava.io.tmpdir=" + jvmTmp), "serve");
+      assertEquals(0, r.exit(), r.stderr());
+    }
+  }
+
   private Process startClient(String... runArgs) throws IOException {
     List<String> cmd = new ArrayList<>(List.of(LAUNCHER.toString(), "run"));
     cmd.addAll(List.of(runArgs));

@@ -230,11 +230,12 @@ class ServerTest {
     assertFalse(Files.exists(serverDir.resolve("requests")));
     Processes.Result status = pfs("serve", "--status");
     assertEquals(1, status.exit(), status.stderr());
+    // The writable mount, overlay and image under it, was taken down by the server too.
+    assertEquals(null, MountTable.typeAt(b));
+    assertTrue(emptyDir(tmp.resolve("state")), "no writable mount state left");
     Processes.Result r = ok("mount", "oci", "v1", "a");
     assertFalse(r.stderr().contains("served by the mount server"), r.stderr());
     ok("umount", "a");
-    ok("umount", "b"); // the overlay the server's mount was under, cleaned up
-    assertEquals(null, MountTable.typeAt(b));
   }
 
   @Test
@@ -257,10 +258,94 @@ class ServerTest {
     ok("umount", "mnt");
   }
 
+  private static boolean emptyDir(Path dir) throws IOException {
+    if (!Files.exists(dir)) {
+      return true;
+    }
+    try (var s = Files.list(dir)) {
+      return s.findAny().isEmpty();
+    }
+  }
+
+  @Test
+  void aPidFileNamingAnotherProcess_isNotTakenForAServer() throws Exception {
+    Process sleeper = new ProcessBuilder("sleep", "120").start();
+    try {
+      Files.createDirectories(serverDir);
+      Processes.run(10, "chmod", "700", serverDir.toString());
+      Processes.run(10, "mkfifo", serverDir.resolve("requests").toString());
+      Files.writeString(serverDir.resolve("pid"), sleeper.pid() + "\n");
+      mountpoint("mnt");
+
+      Processes.Result r = ok("mount", "oci", "v1", "mnt");
+      assertFalse(r.stderr().contains("served by the mount server"), r.stderr());
+      ok("umount", "mnt");
+      Processes.Result stop = pfs("serve", "--stop");
+      assertEquals(1, stop.exit(), stop.stderr());
+      assertTrue(stop.stderr().contains("no mount server runs"), stop.stderr());
+      assertTrue(sleeper.isAlive(), "serve --stop left the other process alone");
+    } finally {
+      sleeper.destroy();
+    }
+  }
+
+  @Test
+  void whatTheServerCannotMakeAsTheClientWould_runsWithoutIt() throws Exception {
+    ok("serve");
+    mountpoint("mnt");
+    String launcher = LAUNCHER.toString();
+    Map<String, String> env = new HashMap<>();
+    env.put("PUZZLEFS_CLASSPATH", System.getProperty("java.class.path"));
+    env.put("JAVA_HOME", System.getProperty("java.home"));
+    env.put("PUZZLEFS_SERVER_DIR", serverDir.toString());
+    env.put("XDG_CACHE_HOME", tmp.resolve("xdg-cache").toString());
+    env.put("PUZZLEFS_STATE_DIR", tmp.resolve("state").toString());
+    env.put("PUZZLEFS_SYSLOG_SOCKET", "");
+
+    // Another mount namespace: a mount made by the server would not be seen there.
+    Processes.Result ns =
+        Processes.execInWithEnv(
+            tmp,
+            120,
+            env,
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "bash",
+            "-c",
+            launcher + " mount oci v1 mnt && cat mnt/etc/motd && " + launcher + " umount mnt");
+    assertEquals(0, ns.exit(), ns.stderr());
+    assertEquals("from the image\n", ns.out());
+    assertFalse(ns.stderr().contains("served by the mount server"), ns.stderr());
+
+    // Another umask: the files the mount makes get the client's.
+    Processes.Result umask =
+        Processes.execInWithEnv(
+            tmp,
+            120,
+            env,
+            "bash",
+            "-c",
+            "umask 077 && " + launcher + " mount --writable --persist p oci v1 mnt");
+    assertEquals(0, umask.exit(), umask.stderr());
+    assertFalse(umask.stderr().contains("served by the mount server"), umask.stderr());
+    assertEquals(
+        "rwx------",
+        java.nio.file.attribute.PosixFilePermissions.toString(
+            Files.getPosixFilePermissions(tmp.resolve("p/upper"))));
+    ok("umount", "mnt");
+
+    // -o: libfuse says what is wrong with an option on the mounting process's standard error.
+    Processes.Result option = pfs("mount", "-o", "bogusopt", "oci", "v1", "mnt");
+    assertEquals(1, option.exit(), option.stderr());
+    assertTrue(option.stderr().contains("unknown option"), option.stderr());
+  }
+
   @Test
   void aServerThatDoesNotAnswer_failsTheMountClearly_withoutHanging() throws Exception {
-    // A live process that is not a server, behind a pid file and a FIFO: no one reads requests.
-    Process sleeper = new ProcessBuilder("sleep", "120").start();
+    // A live process that looks like a server, behind a pid file and a FIFO: no one reads requests.
+    Process sleeper = new ProcessBuilder("sh", "-c", "sleep 120", "puzzlefs", "serve").start();
     try {
       Files.createDirectories(serverDir);
       Processes.run(10, "chmod", "700", serverDir.toString());
@@ -286,7 +371,7 @@ class ServerTest {
     Path req = Files.createDirectory(serverDir.resolve("req.handmade1"));
     Files.write(
         req.resolve("args"),
-        ("puzzlefs-server-1\0" + tmp + "\0" + ProcessHandle.current().pid() + "\0mount\0")
+        ("puzzlefs-server-1\0" + tmp + "\0" + ProcessHandle.current().pid() + "\0" + "022\0mount\0")
             .getBytes(java.nio.charset.StandardCharsets.UTF_8));
     Processes.run(10, "mkfifo", req.resolve("status").toString(), req.resolve("events").toString());
     try (var status =

@@ -135,6 +135,11 @@ public final class TestRegistry implements AutoCloseable {
   }
 
   /** {@code http://127.0.0.1:PORT}. */
+  /** The registry process's pid (to stop and continue it), or -1 when it does not run. */
+  public synchronized long pid() {
+    return process != null && process.isAlive() ? process.pid() : -1;
+  }
+
   public String url() {
     return "http://" + hostPort();
   }
