@@ -382,7 +382,12 @@ public final class MountSupport {
    */
   static void sizeServer(long maxBytes) {
     childHeapBytes = maxBytes;
-    childHeapOptions = List.of("-Xms32m", "-XX:MinHeapFreeRatio=10", "-XX:MaxHeapFreeRatio=30");
+    // A fixed 32 MiB young generation: reads allocate a chunk's bytes each, and a young generation
+    // that shrank with the heap made a 1 GiB read collect so often it took 1.6 times as long. The
+    // old generation is kept tight instead (peak RSS reading every file: 153 MiB, against 170 with
+    // the JVM's default ratios and the same speed).
+    childHeapOptions =
+        List.of("-Xms48m", "-Xmn32m", "-XX:MinHeapFreeRatio=10", "-XX:MaxHeapFreeRatio=30");
   }
 
   /** C2 inlining limits of the mount child; see {@link #childJvmOptions}. */
