@@ -268,6 +268,23 @@ class ServerTest {
   }
 
   @Test
+  void serve_onADirectoryItCannotUse_failsSayingWhy() throws Exception {
+    Files.writeString(serverDir, "not a directory\n");
+    Processes.Result file = pfs("serve");
+    assertEquals(1, file.exit(), file.stderr());
+    assertTrue(file.stderr().contains("the mount server failed"), file.stderr());
+    assertTrue(file.stderr().contains(serverDir + " exists and is not a directory"), file.stderr());
+
+    Files.delete(serverDir);
+    Files.createDirectory(serverDir);
+    Processes.run(10, "chmod", "777", serverDir.toString());
+    Processes.Result open = pfs("serve");
+    assertEquals(1, open.exit(), open.stderr());
+    assertTrue(open.stderr().contains("no one else may write to"), open.stderr());
+    Processes.run(10, "chmod", "700", serverDir.toString());
+  }
+
+  @Test
   void aPidFileNamingAnotherProcess_isNotTakenForAServer() throws Exception {
     Process sleeper = new ProcessBuilder("sleep", "120").start();
     try {
