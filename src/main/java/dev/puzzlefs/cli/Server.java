@@ -248,12 +248,19 @@ final class Server {
       c.signal("TERM");
     }
     for (Path mountpoint : WRITABLE) {
-      try {
-        if (WritableMount.isWritable(mountpoint)) {
+      // The image mount under the overlay has its own unmount-on-exit, running at the same time:
+      // a try that raced it leaves the state for the next.
+      for (int attempt = 1; WritableMount.isWritable(mountpoint); attempt++) {
+        try {
           WritableMount.unmount(mountpoint, System.err);
+        } catch (IOException e) {
+          if (attempt == 5) {
+            log.warn(
+                "could not take down the writable mount on {}: {}", mountpoint, e.getMessage());
+            break;
+          }
+          sleepQuietly(200);
         }
-      } catch (IOException e) {
-        log.warn("could not take down the writable mount on {}: {}", mountpoint, e.getMessage());
       }
     }
     long deadline = System.nanoTime() + STOP_WAIT.toNanos();
@@ -266,6 +273,14 @@ final class Server {
       }
     }
     removeFiles();
+  }
+
+  private static void sleepQuietly(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   /** Remembers a writable mount made here: the server takes it down when it stops. */

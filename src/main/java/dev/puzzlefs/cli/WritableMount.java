@@ -166,7 +166,14 @@ final class WritableMount {
                 + layers.lower()
                 + ") no longer answers; its process died. Unmounting it");
       }
-      Mounter.umount(layers.lower());
+      try {
+        Mounter.umount(layers.lower());
+      } catch (dev.puzzlefs.fuse.UnmountException e) {
+        // Gone meanwhile: the mount server's own unmount-on-exit may take it down at the same time.
+        if (e.reason() != dev.puzzlefs.fuse.UnmountException.Reason.NOT_MOUNTED) {
+          throw e;
+        }
+      }
     } else if (overlayUp) {
       err.println(
           "puzzlefs umount: the image mount under "
