@@ -133,7 +133,7 @@ final class RunCommand implements Callable<Integer> {
     List<String> args = cmd.isEmpty() ? ContainerSpec.DEFAULT_COMMAND : cmd;
 
     // In the mount server the client starts the command and relays the signals it gets.
-    Server.Client client = Server.Client.current();
+    ServerClient client = ServerClient.current();
     try (Stopper stopper =
         client == null ? Stopper.install(rt, stopTimeout) : Stopper.detached(rt, stopTimeout)) {
       if (client != null) {
@@ -181,7 +181,7 @@ final class RunCommand implements Callable<Integer> {
         ContainerSpec container =
             new ContainerSpec(
                 layers.mountpoint(), args, environment, workdir, ContainerSpec.HOSTNAME);
-        Server.Client client = Server.Client.current();
+        ServerClient client = ServerClient.current();
         status =
             stopper.run(
                 () ->

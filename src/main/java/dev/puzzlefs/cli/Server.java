@@ -4,8 +4,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
-import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -24,9 +22,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
@@ -35,20 +31,23 @@ import picocli.CommandLine;
 import picocli.CommandLine.ParseResult;
 
 /**
- * The mount server: one resident JVM that serves every background mount, so that {@code puzzlefs
- * mount} costs a request instead of two JVM starts, and every mount after the first runs on code
- * the JIT has already compiled.
+ * The mount server: one resident JVM that serves every background mount and every {@code run}, so
+ * that {@code puzzlefs mount} costs a request instead of two JVM starts, and every mount after the
+ * first runs on code the JIT has already compiled.
  *
  * <p>The protocol works from bash, so the launcher ({@code bin/puzzlefs}) is the client and no JVM
- * starts at all. The server directory (mode 700) holds {@code pid} and the FIFO {@code requests}. A
- * client makes a directory {@code req.XXXXXXXX} in it holding {@code args} (its working directory
- * and its arguments, NUL-terminated), {@code env} (its environment, as {@code env -0} prints it)
- * and the FIFO {@code status}, which it keeps open for reading and writing; then it writes the
- * directory's name and a newline to {@code requests}. The server answers on {@code status}: {@code
- * a} at once (acknowledged), then the exit status, each on a line; the command's output is in
- * {@code out} and {@code err} by then. Status {@value #DECLINED} means "run it yourself": the
- * server runs background mounts only, and only for a client whose environment says what its own
- * does (configuration, cache and credential locations), so that a mount means the same either way.
+ * starts at all. The server directory (mode 700) holds {@code pid}, {@code jar} (the size and
+ * modification time of the jar it runs) and the FIFO {@code requests}. A client makes a directory
+ * {@code req.XXXXXXXX} in it holding {@code args} (NUL-terminated: {@value #PROTOCOL}, its working
+ * directory, its pid, its umask in octal, then its arguments), {@code env} (its environment, as
+ * {@code env -0} prints it) and the FIFOs {@code status} and {@code events}, which it keeps open
+ * for reading and writing; then it writes the directory's name and a newline to {@code requests}.
+ * The server answers on {@code status}, a line each: {@code a} at once (acknowledged), for a {@code
+ * run} {@code x} when the client is to start the command ({@link ServerClient}), and last the exit
+ * status, by which time the command's output is in {@code out} and {@code err}. Status {@value
+ * #DECLINED} means "run it yourself": the server runs a command only when it would do exactly what
+ * the client would (same environment where it matters, umask and mount namespace), so that a mount
+ * means the same either way.
  */
 final class Server {
   /** The exit status of a request the server leaves to the client. */
@@ -101,7 +100,7 @@ final class Server {
   private final Map<String, String> env;
   private final AtomicInteger requests = new AtomicInteger();
   private final AtomicInteger mounts = new AtomicInteger();
-  private final Set<Client> runs = java.util.concurrent.ConcurrentHashMap.newKeySet();
+  private final Set<ServerClient> runs = java.util.concurrent.ConcurrentHashMap.newKeySet();
   private final Set<Thread> working = java.util.concurrent.ConcurrentHashMap.newKeySet();
   private volatile boolean stopping;
   private static final Set<Path> WRITABLE = java.util.concurrent.ConcurrentHashMap.newKeySet();
@@ -204,7 +203,7 @@ final class Server {
     Path tmp = dir.resolve(PID + ".tmp");
     Files.writeString(tmp, ProcessHandle.current().pid() + "\n");
     Files.move(tmp, dir.resolve(PID), StandardCopyOption.ATOMIC_MOVE);
-    Output.install();
+    ServerOutput.install();
     MountSupport.runInProcess(this::startMount);
     Runtime.getRuntime().addShutdownHook(new Thread(this::stopAll, "puzzlefs-server-exit"));
   }
@@ -244,7 +243,7 @@ final class Server {
    */
   private void stopAll() {
     stopping = true;
-    for (Client c : runs) {
+    for (ServerClient c : runs) {
       c.signal("TERM");
     }
     for (Path mountpoint : WRITABLE) {
@@ -306,36 +305,49 @@ final class Server {
     try (FileChannel fifo =
         FileChannel.open(
             dir.resolve(REQUESTS), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-      InputStream in = java.nio.channels.Channels.newInputStream(fifo);
-      ByteArrayOutputStream line = new ByteArrayOutputStream();
-      int b;
-      while ((b = in.read()) >= 0) {
-        if (b != '\n') {
-          if (line.size() < 256) {
-            line.write(b);
-          }
-          continue;
-        }
-        String name = line.toString(StandardCharsets.UTF_8);
-        line.reset();
-        Thread t =
-            new Thread(
-                () -> {
-                  working.add(Thread.currentThread());
-                  try {
-                    answer(name);
-                  } finally {
-                    working.remove(Thread.currentThread());
-                  }
-                },
-                "puzzlefs-request-" + requests.incrementAndGet());
-        t.setDaemon(true);
-        t.start();
-      }
+      readLines(
+          fifo,
+          name -> {
+            Thread t =
+                new Thread(
+                    () -> {
+                      working.add(Thread.currentThread());
+                      try {
+                        answer(name);
+                      } finally {
+                        working.remove(Thread.currentThread());
+                      }
+                    },
+                    "puzzlefs-request-" + requests.incrementAndGet());
+            t.setDaemon(true);
+            t.start();
+          });
       return 0;
     } catch (IOException e) {
       log.error("mount server on {} stopped reading requests: {}", dir, e.getMessage());
       return 1;
+    }
+  }
+
+  /**
+   * Calls {@code each} with every line read from {@code channel} (up to 256 bytes of each kept),
+   * until end of input: a FIFO opened for reading and writing has none, so until it is closed.
+   */
+  static void readLines(FileChannel channel, java.util.function.Consumer<String> each)
+      throws IOException {
+    InputStream in = java.nio.channels.Channels.newInputStream(channel);
+    ByteArrayOutputStream line = new ByteArrayOutputStream();
+    int b;
+    while ((b = in.read()) >= 0) {
+      if (b != '\n') {
+        if (line.size() < 256) {
+          line.write(b);
+        }
+        continue;
+      }
+      String text = line.toString(StandardCharsets.UTF_8);
+      line.reset();
+      each.accept(text);
     }
   }
 
@@ -433,15 +445,15 @@ final class Server {
     if (stopping) {
       return DECLINED;
     }
-    Client client = new Client(req, status, clientPid, runs);
+    ServerClient client = new ServerClient(req, status, clientPid, runs);
     client.listen();
-    try (Output.Sink sink =
-        Output.Sink.of(
+    try (ServerOutput.Sink sink =
+        ServerOutput.Sink.of(
             new FileOutputStream(req.resolve("out").toFile()),
             new FileOutputStream(req.resolve("err").toFile()))) {
-      Output.attach(sink);
+      ServerOutput.attach(sink);
       Caller.set(Path.of(cwd), clientEnv);
-      Client.CURRENT.set(client);
+      ServerClient.CURRENT.set(client);
       try {
         String why = declineReason(args, clientEnv);
         if (why != null) {
@@ -459,9 +471,9 @@ final class Server {
         err.flush();
         return exit;
       } finally {
-        Output.detach();
+        ServerOutput.detach();
         Caller.clear();
-        Client.CURRENT.remove();
+        ServerClient.CURRENT.remove();
         client.close();
       }
     }
@@ -543,16 +555,16 @@ final class Server {
    * its own, its output appended to {@code logFile} as a child's would be.
    */
   private Process startMount(List<String> args, Path logFile) throws IOException {
-    Output.Sink sink =
-        Output.Sink.of(
+    ServerOutput.Sink sink =
+        ServerOutput.Sink.of(
             new FileOutputStream(logFile.toFile(), true),
             new FileOutputStream(logFile.toFile(), true));
-    MountThread mount = new MountThread();
+    CompletableFuture<Integer> done = new CompletableFuture<>();
     String[] argv = args.toArray(String[]::new);
     Thread t =
         new Thread(
             () -> {
-              Output.attach(sink);
+              ServerOutput.attach(sink);
               mounts.incrementAndGet();
               int exit = 1;
               try {
@@ -567,375 +579,16 @@ final class Server {
                   // Idle: a full collection hands the heap the mounts grew back to the system.
                   System.gc();
                 }
-                Output.detach();
+                ServerOutput.detach();
                 sink.close();
-                mount.exit.complete(exit);
+                done.complete(exit);
               }
             },
             "puzzlefs-mount-" + requests.get());
-    mount.thread = t;
+    // As SIGTERM to a child JVM: the mount stops waiting and unmounts what it mounted.
+    FutureProcess mount = new FutureProcess(ProcessHandle.current().pid(), done, t::interrupt);
     t.start();
     return mount;
-  }
-
-  /**
-   * The client of the request this thread answers. For {@code run} it starts the container's
-   * command itself, so that the command has the client's standard input, output and error: the
-   * server writes the command line to {@code exec} and {@code x} on {@code status}; the client
-   * reports on its FIFO {@code events}, one line each: {@code started PID}, {@code signal INT} or
-   * {@code signal TERM} (what the client got, to pass on), {@code exited STATUS}. A client that
-   * disappears (SIGKILL) gets its command killed, and the run is taken down as after a failure.
-   */
-  static final class Client implements AutoCloseable {
-    static final ThreadLocal<Client> CURRENT = new ThreadLocal<>();
-    private static final long POLL_MILLIS = 200;
-
-    private final Path req;
-    private final FileChannel status;
-    private final long pid;
-    private final CompletableFuture<Long> started = new CompletableFuture<>();
-    private final CompletableFuture<Integer> exited = new CompletableFuture<>();
-    private final Set<Client> runs;
-    private final List<String> pendingSignals = new ArrayList<>();
-    private java.util.function.Consumer<String> onSignal;
-    private volatile FileChannel events;
-
-    Client(Path req, FileChannel status, long pid, Set<Client> runs) {
-      this.req = req;
-      this.status = status;
-      this.pid = pid;
-      this.runs = runs;
-    }
-
-    /** Starts reading the client's events: a signal may come while the image is still mounting. */
-    void listen() {
-      try {
-        events =
-            FileChannel.open(
-                req.resolve("events"), StandardOpenOption.READ, StandardOpenOption.WRITE);
-      } catch (IOException e) {
-        log.debug("no events from the client of {}: {}", req, e.getMessage());
-        return;
-      }
-      Thread reader = new Thread(this::readEvents, "puzzlefs-run-events");
-      reader.setDaemon(true);
-      reader.start();
-    }
-
-    /** The client of the request this thread answers, or null outside the server. */
-    static Client current() {
-      return CURRENT.get();
-    }
-
-    /**
-     * Where the signals the client relays go from now on, those that came before included; the
-     * server's own stop sends SIGTERM there too.
-     */
-    void onSignal(java.util.function.Consumer<String> handler) {
-      List<String> before;
-      synchronized (this) {
-        onSignal = handler;
-        before = new ArrayList<>(pendingSignals);
-        pendingSignals.clear();
-      }
-      runs.add(this);
-      before.forEach(this::signal);
-    }
-
-    /** Delivers {@code name} to the handler on a thread of its own (delivering may wait). */
-    void signal(String name) {
-      java.util.function.Consumer<String> handler;
-      synchronized (this) {
-        handler = onSignal;
-        if (handler == null) {
-          pendingSignals.add(name);
-          return;
-        }
-      }
-      Thread t = new Thread(() -> handler.accept(name), "puzzlefs-run-signal");
-      t.setDaemon(true);
-      t.start();
-    }
-
-    private boolean clientAlive() {
-      return ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
-    }
-
-    /**
-     * Has the client run {@code command}; returns once it started it, as a {@link Process} whose
-     * exit the client reports. {@code runtime} kills the command if the client disappears.
-     */
-    Process exec(List<String> command, ContainerRuntime runtime) throws IOException {
-      ByteArrayOutputStream words = new ByteArrayOutputStream();
-      for (String w : command) {
-        words.writeBytes(w.getBytes(StandardCharsets.UTF_8));
-        words.write(0);
-      }
-      Files.write(req.resolve("exec"), words.toByteArray());
-      if (events == null) {
-        throw new IOException("the client of " + req + " has no events FIFO");
-      }
-      status.write(ByteBuffer.wrap("x\n".getBytes(StandardCharsets.US_ASCII)));
-      long child;
-      try {
-        child = awaitStart();
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new IOException("interrupted while the client started the command", e);
-      }
-      ClientProcess process = new ClientProcess(child, exited);
-      Thread watcher = new Thread(() -> watch(process, runtime), "puzzlefs-run-client");
-      watcher.setDaemon(true);
-      watcher.start();
-      return process;
-    }
-
-    private long awaitStart() throws IOException, InterruptedException {
-      while (true) {
-        try {
-          return started.get(POLL_MILLIS, TimeUnit.MILLISECONDS);
-        } catch (TimeoutException e) {
-          if (exited.isDone()) {
-            throw new IOException("the client could not start the command");
-          }
-          if (!clientAlive()) {
-            throw new IOException("the client (pid " + pid + ") went away before the command ran");
-          }
-        } catch (ExecutionException e) {
-          throw new IOException("the client could not start the command", e.getCause());
-        }
-      }
-    }
-
-    /** Kills the command when the client disappears without reporting its exit. */
-    private void watch(ClientProcess process, ContainerRuntime runtime) {
-      try {
-        while (!exited.isDone()) {
-          if (!clientAlive()) {
-            log.warn("the client of {} (pid {}) went away; killing its command", req, pid);
-            runtime.kill(process);
-            ProcessHandle.of(process.pid())
-                .ifPresent(
-                    h -> {
-                      if (!h.onExit().completeOnTimeout(h, 10, TimeUnit.SECONDS).join().isAlive()) {
-                        return;
-                      }
-                      h.destroyForcibly();
-                    });
-            exited.complete(128 + 9);
-            return;
-          }
-          Thread.sleep(POLL_MILLIS);
-        }
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }
-
-    private void readEvents() {
-      try {
-        InputStream in = java.nio.channels.Channels.newInputStream(events);
-        ByteArrayOutputStream line = new ByteArrayOutputStream();
-        int b;
-        while ((b = in.read()) >= 0) {
-          if (b != '\n') {
-            if (line.size() < 256) {
-              line.write(b);
-            }
-            continue;
-          }
-          event(line.toString(StandardCharsets.US_ASCII));
-          line.reset();
-        }
-      } catch (IOException e) {
-        // Closed when the request ends.
-      }
-    }
-
-    private void event(String line) {
-      String[] parts = line.split(" ", 2);
-      try {
-        switch (parts[0]) {
-          case "started" -> started.complete(Long.parseLong(parts[1]));
-          case "exited" -> exited.complete(Integer.parseInt(parts[1]));
-          // Delivering waits while the command starts, which needs the "started" this
-          // thread has yet to read: signal() hands it to a thread of its own.
-          case "signal" -> signal(parts[1]);
-          default -> log.warn("ignoring an unknown event from the client of {}: {}", req, line);
-        }
-      } catch (RuntimeException e) {
-        log.warn("ignoring a malformed event from the client of {}: {}", req, line);
-      }
-    }
-
-    @Override
-    public void close() {
-      runs.remove(this);
-      FileChannel e = events;
-      if (e != null) {
-        try {
-          e.close();
-        } catch (IOException ignored) {
-          // nothing left to read
-        }
-      }
-    }
-  }
-
-  /** The command a client started, seen through {@link Process} by {@link Stopper}. */
-  private static final class ClientProcess extends Process {
-    private final long pid;
-    private final CompletableFuture<Integer> exit;
-
-    ClientProcess(long pid, CompletableFuture<Integer> exit) {
-      this.pid = pid;
-      this.exit = exit;
-    }
-
-    @Override
-    public OutputStream getOutputStream() {
-      return OutputStream.nullOutputStream();
-    }
-
-    @Override
-    public InputStream getInputStream() {
-      return InputStream.nullInputStream();
-    }
-
-    @Override
-    public InputStream getErrorStream() {
-      return InputStream.nullInputStream();
-    }
-
-    @Override
-    public int waitFor() throws InterruptedException {
-      try {
-        return exit.get();
-      } catch (ExecutionException e) {
-        return 1;
-      }
-    }
-
-    @Override
-    public boolean waitFor(long timeout, TimeUnit unit) throws InterruptedException {
-      try {
-        exit.get(timeout, unit);
-        return true;
-      } catch (ExecutionException e) {
-        return true;
-      } catch (TimeoutException e) {
-        return false;
-      }
-    }
-
-    @Override
-    public int exitValue() {
-      if (!exit.isDone()) {
-        throw new IllegalThreadStateException("the command is still running");
-      }
-      return exit.join();
-    }
-
-    @Override
-    public void destroy() {
-      ContainerRuntime.kill(pid, "TERM");
-    }
-
-    @Override
-    public boolean isAlive() {
-      return !exit.isDone();
-    }
-
-    @Override
-    public long pid() {
-      return pid;
-    }
-
-    @Override
-    public java.util.stream.Stream<ProcessHandle> children() {
-      return ProcessHandle.of(pid)
-          .map(ProcessHandle::children)
-          .orElse(java.util.stream.Stream.empty());
-    }
-
-    @Override
-    public CompletableFuture<Process> onExit() {
-      return exit.thenApply(status -> this);
-    }
-  }
-
-  /** A mount served on a thread of this JVM, seen through {@link Process} by the waiting code. */
-  private static final class MountThread extends Process {
-    final CompletableFuture<Integer> exit = new CompletableFuture<>();
-    volatile Thread thread;
-
-    @Override
-    public OutputStream getOutputStream() {
-      return OutputStream.nullOutputStream();
-    }
-
-    @Override
-    public InputStream getInputStream() {
-      return InputStream.nullInputStream();
-    }
-
-    @Override
-    public InputStream getErrorStream() {
-      return InputStream.nullInputStream();
-    }
-
-    @Override
-    public int waitFor() throws InterruptedException {
-      try {
-        return exit.get();
-      } catch (ExecutionException e) {
-        return 1;
-      }
-    }
-
-    @Override
-    public boolean waitFor(long timeout, TimeUnit unit) throws InterruptedException {
-      try {
-        exit.get(timeout, unit);
-        return true;
-      } catch (ExecutionException e) {
-        return true;
-      } catch (TimeoutException e) {
-        return false;
-      }
-    }
-
-    @Override
-    public int exitValue() {
-      if (!exit.isDone()) {
-        throw new IllegalThreadStateException("the mount is still running");
-      }
-      return exit.join();
-    }
-
-    /** As SIGTERM to a child: the mount stops waiting and unmounts what it mounted. */
-    @Override
-    public void destroy() {
-      Thread t = thread;
-      if (t != null) {
-        t.interrupt();
-      }
-    }
-
-    @Override
-    public boolean isAlive() {
-      return !exit.isDone();
-    }
-
-    @Override
-    public long pid() {
-      return ProcessHandle.current().pid();
-    }
-
-    @Override
-    public CompletableFuture<Process> onExit() {
-      return exit.thenApply(status -> this);
-    }
   }
 
   static void deleteTree(Path p) throws IOException {
@@ -947,98 +600,5 @@ final class Server {
       }
     }
     Files.deleteIfExists(p);
-  }
-
-  /**
-   * {@code System.out} and {@code System.err} of the server, routed by thread: a request's output
-   * goes to its client's files, a mount's to its log, anything else (or after its owner finished)
-   * to the server's own streams.
-   */
-  static final class Output extends OutputStream {
-    private static final InheritableThreadLocal<Sink> SINK = new InheritableThreadLocal<>();
-    private static volatile boolean installed;
-
-    private final OutputStream fallback;
-    private final boolean err;
-
-    private Output(OutputStream fallback, boolean err) {
-      this.fallback = fallback;
-      this.err = err;
-    }
-
-    static synchronized void install() {
-      if (!installed) {
-        System.setOut(new PrintStream(new Output(System.out, false), true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(new Output(System.err, true), true, StandardCharsets.UTF_8));
-        installed = true;
-      }
-    }
-
-    static void attach(Sink sink) {
-      SINK.set(sink);
-    }
-
-    static void detach() {
-      SINK.remove();
-    }
-
-    private OutputStream target() {
-      Sink s = SINK.get();
-      return s == null || s.closed ? fallback : err ? s.err : s.out;
-    }
-
-    @Override
-    public void write(int b) throws IOException {
-      target().write(b);
-    }
-
-    @Override
-    public void write(byte[] b, int off, int len) throws IOException {
-      target().write(b, off, len);
-    }
-
-    @Override
-    public void flush() throws IOException {
-      target().flush();
-    }
-
-    /** Where one request's or one mount's output goes, until closed. */
-    static final class Sink implements AutoCloseable {
-      private final OutputStream out;
-      private final OutputStream err;
-      private volatile boolean closed;
-
-      private Sink(OutputStream out, OutputStream err) {
-        this.out = out;
-        this.err = err;
-      }
-
-      static Sink of(OutputStream out, OutputStream err) {
-        return new Sink(out, err);
-      }
-
-      OutputStream out() {
-        return out;
-      }
-
-      OutputStream err() {
-        return err;
-      }
-
-      @Override
-      public void close() {
-        closed = true;
-        closeQuietly(out);
-        closeQuietly(err);
-      }
-
-      private static void closeQuietly(OutputStream s) {
-        try {
-          s.close();
-        } catch (IOException e) {
-          // nothing to tell anyone
-        }
-      }
-    }
   }
 }
