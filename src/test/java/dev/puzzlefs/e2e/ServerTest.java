@@ -58,8 +58,8 @@ class ServerTest {
     return pfsWith(Map.of(), args);
   }
 
-  private Processes.Result pfsWith(Map<String, String> extra, String... args)
-      throws IOException, InterruptedException {
+  /** The launcher's environment in these tests: the server's, unless a test says otherwise. */
+  private Map<String, String> env() {
     Map<String, String> env = new HashMap<>();
     env.put("PUZZLEFS_CLASSPATH", System.getProperty("java.class.path"));
     env.put("JAVA_HOME", System.getProperty("java.home"));
@@ -67,6 +67,18 @@ class ServerTest {
     env.put("XDG_CACHE_HOME", tmp.resolve("xdg-cache").toString());
     env.put("PUZZLEFS_STATE_DIR", tmp.resolve("state").toString());
     env.put("PUZZLEFS_SYSLOG_SOCKET", "");
+    return env;
+  }
+
+  /** Fails unless {@code r} succeeded without the server (a JVM of its own did the work). */
+  private static void assertRanWithoutServer(Processes.Result r) {
+    assertEquals(0, r.exit(), r.stderr());
+    assertFalse(r.stderr().contains("served by the mount server"), r.stderr());
+  }
+
+  private Processes.Result pfsWith(Map<String, String> extra, String... args)
+      throws IOException, InterruptedException {
+    Map<String, String> env = env();
     env.putAll(extra);
     List<String> cmd = new ArrayList<>(List.of(LAUNCHER.toString()));
     cmd.addAll(List.of(args));
@@ -162,15 +174,13 @@ class ServerTest {
     Processes.Result r =
         pfsWith(Map.of("XDG_CACHE_HOME", otherCache.toString()), "mount", "oci", "v1", "mnt");
 
-    assertEquals(0, r.exit(), r.stderr());
-    assertFalse(r.stderr().contains("served by the mount server"), r.stderr());
+    assertRanWithoutServer(r);
     assertTrue(r.stderr().contains(otherCache.toString()), "its own log: " + r.stderr());
     assertEquals("from the image\n", Files.readString(mnt.resolve("etc/motd")));
     ok("umount", "mnt");
     // PUZZLEFS_NO_SERVER bypasses it too.
     r = pfsWith(Map.of("PUZZLEFS_NO_SERVER", "1"), "mount", "oci", "v1", "mnt");
-    assertEquals(0, r.exit(), r.stderr());
-    assertFalse(r.stderr().contains("served by the mount server"), r.stderr());
+    assertRanWithoutServer(r);
     ok("umount", "mnt");
   }
 
@@ -311,13 +321,7 @@ class ServerTest {
     ok("serve");
     mountpoint("mnt");
     String launcher = LAUNCHER.toString();
-    Map<String, String> env = new HashMap<>();
-    env.put("PUZZLEFS_CLASSPATH", System.getProperty("java.class.path"));
-    env.put("JAVA_HOME", System.getProperty("java.home"));
-    env.put("PUZZLEFS_SERVER_DIR", serverDir.toString());
-    env.put("XDG_CACHE_HOME", tmp.resolve("xdg-cache").toString());
-    env.put("PUZZLEFS_STATE_DIR", tmp.resolve("state").toString());
-    env.put("PUZZLEFS_SYSLOG_SOCKET", "");
+    Map<String, String> env = env();
 
     // Another mount namespace: a mount made by the server would not be seen there.
     Processes.Result ns =
@@ -332,9 +336,8 @@ class ServerTest {
             "bash",
             "-c",
             launcher + " mount oci v1 mnt && cat mnt/etc/motd && " + launcher + " umount mnt");
-    assertEquals(0, ns.exit(), ns.stderr());
+    assertRanWithoutServer(ns);
     assertEquals("from the image\n", ns.out());
-    assertFalse(ns.stderr().contains("served by the mount server"), ns.stderr());
 
     // Another umask: the files the mount makes get the client's.
     Processes.Result umask =
@@ -345,8 +348,7 @@ class ServerTest {
             "bash",
             "-c",
             "umask 077 && " + launcher + " mount --writable --persist p oci v1 mnt");
-    assertEquals(0, umask.exit(), umask.stderr());
-    assertFalse(umask.stderr().contains("served by the mount server"), umask.stderr());
+    assertRanWithoutServer(umask);
     assertEquals(
         "rwx------",
         java.nio.file.attribute.PosixFilePermissions.toString(

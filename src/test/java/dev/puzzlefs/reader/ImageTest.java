@@ -423,35 +423,29 @@ class ImageTest {
     assertEquals(b, fake.rootfs().layers().get(0).get(2).ino());
     onlyB.removeAll(ofA);
     Digest slow = ofA.get(ofA.size() - 1);
-    java.util.concurrent.Executor later =
-        CompletableFuture.delayedExecutor(50, java.util.concurrent.TimeUnit.MILLISECONDS);
 
     List<Digest> jumped = Collections.synchronizedList(new ArrayList<>());
-    Image jumping =
-        fake.open(
-            d -> {
-              jumped.add(d);
-              return d.equals(slow)
-                  ? CompletableFuture.supplyAsync(() -> blobs.get(d), later)
-                  : CompletableFuture.completedFuture(blobs.get(d));
-            },
-            Duration.ofSeconds(5));
+    Image jumping = fake.open(slowAt(slow, blobs, jumped), Duration.ofSeconds(5));
     jumping.read(a, 1_950_000, new byte[50_000], 0, 50_000);
     assertTrue(jumped.contains(slow), "the jump read the last chunk: " + jumped);
     assertTrue(jumped.stream().noneMatch(onlyB::contains), "a jump: " + jumped);
 
     List<Digest> walked = Collections.synchronizedList(new ArrayList<>());
-    Image walking =
-        fake.open(
-            d -> {
-              walked.add(d);
-              return d.equals(slow)
-                  ? CompletableFuture.supplyAsync(() -> blobs.get(d), later)
-                  : CompletableFuture.completedFuture(blobs.get(d));
-            },
-            Duration.ofSeconds(5));
+    Image walking = fake.open(slowAt(slow, blobs, walked), Duration.ofSeconds(5));
     walking.read(a, 0, new byte[2_000_000], 0, 2_000_000);
     assertTrue(walked.stream().anyMatch(onlyB::contains), "a walk: " + walked);
+  }
+
+  /** A chunk source that records what it is asked for and answers {@code slow} 50 ms late. */
+  private static ChunkSource slowAt(Digest slow, Map<Digest, byte[]> blobs, List<Digest> asked) {
+    java.util.concurrent.Executor later =
+        CompletableFuture.delayedExecutor(50, java.util.concurrent.TimeUnit.MILLISECONDS);
+    return d -> {
+      asked.add(d);
+      return d.equals(slow)
+          ? CompletableFuture.supplyAsync(() -> blobs.get(d), later)
+          : CompletableFuture.completedFuture(blobs.get(d));
+    };
   }
 
   @Test
