@@ -245,8 +245,10 @@ class RunCommandTest {
             <= dev.puzzlefs.reader.Image.READAHEAD_CHUNKS
                 + dev.puzzlefs.reader.Image.STREAM_AHEAD_CHUNKS,
         "all but readahead from the shared cache: " + stats);
+    // Most of what it reads is disk hits: the command reads some 90 chunks, and at most the 16 of
+    // readahead above are fetched (the earlier runs' readahead decides how many, by timing).
     assertTrue(
-        stats.get("diskHits").asLong() > 10 * stats.get("fetchedBlobs").asLong(), stats.toString());
+        stats.get("diskHits").asLong() > 4 * stats.get("fetchedBlobs").asLong(), stats.toString());
     cli.assertNothingLeft();
   }
 
