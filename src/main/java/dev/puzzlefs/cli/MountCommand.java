@@ -1,7 +1,9 @@
 package dev.puzzlefs.cli;
 
 import dev.puzzlefs.fuse.Mounter;
+import dev.puzzlefs.reader.PrefetchList;
 import dev.puzzlefs.reader.Prefetcher;
+import dev.puzzlefs.reader.ReadRecorder;
 import dev.puzzlefs.registry.ImageReference;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -39,6 +41,7 @@ import picocli.CommandLine.Spec;
       "  puzzlefs mount -f --log-level debug oci:images/:v1 /mnt/v1   # debug in the foreground"
     })
 final class MountCommand implements Callable<Integer> {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(MountCommand.class);
   private static final int PREFETCH_IN_FLIGHT = 4;
   private static final long LOCAL_MEMORY_CACHE = 8L << 20;
 
@@ -111,9 +114,18 @@ final class MountCommand implements Callable<Integer> {
       names = "--prefetch-list",
       paramLabel = "FILE",
       description =
-          "fetch the files listed in FILE (one path per line, from the image's root; a directory"
-              + " means everything under it) first, in that order")
+          "fetch the files listed in FILE first, all at once, in that order: one path per line,"
+              + " from the image's root (a directory means everything under it), optionally a tab"
+              + " and the byte ranges wanted (START+LENGTH,...), as --record-prefetch-list writes")
   Path prefetchList;
+
+  @Option(
+      names = "--record-prefetch-list",
+      paramLabel = "FILE",
+      description =
+          "when unmounted, write to FILE which files (and which parts of them) the mount served,"
+              + " in first-read order: a list for --prefetch-list")
+  Path recordPrefetchList;
 
   @Option(
       names = "--metrics",
@@ -150,7 +162,9 @@ final class MountCommand implements Callable<Integer> {
       throw new ParameterException(
           spec.commandLine(), "--prefetch takes none or all, got '" + prefetch + "'");
     }
-    List<byte[]> prefetchPaths = readPrefetchList();
+    List<PrefetchList.Entry> prefetchPaths =
+        prefetchList == null ? List.of() : PrefetchList.read(prefetchList, "--prefetch-list");
+    PrefetchList.checkWritable(recordPrefetchList, "--record-prefetch-list");
     if (metrics != null) {
       try {
         MetricsServer.parse(metrics);
@@ -214,11 +228,19 @@ final class MountCommand implements Callable<Integer> {
           Prefetcher.plan(opened.image(), prefetchPaths, prefetch.equals("all"), PREFETCH_IN_FLIGHT)
               .start();
     }
+    ReadRecorder recorder = null;
+    if (recordPrefetchList != null) {
+      recorder = new ReadRecorder();
+      opened.image().recordReads(recorder);
+    }
     try (opened) {
       return MountSupport.runForeground(opened.image(), mountpoint, options, readyFifo);
     } finally {
       if (prefetcher != null) {
         prefetcher.close();
+      }
+      if (recorder != null) {
+        writeRecord(recorder, opened, image.display());
       }
       if (metricsServer != null) {
         metricsServer.close();
@@ -226,31 +248,20 @@ final class MountCommand implements Callable<Integer> {
     }
   }
 
-  /** The paths of {@code --prefetch-list}, as raw bytes; a clear error if it cannot be read. */
-  private List<byte[]> readPrefetchList() throws java.io.IOException {
-    List<byte[]> paths = new ArrayList<>();
-    if (prefetchList == null) {
-      return paths;
-    }
-    byte[] text;
+  /** Writes what the mount read to {@code --record-prefetch-list}; says so, or why it could not. */
+  private void writeRecord(ReadRecorder recorder, OpenedImage opened, String image) {
     try {
-      text = Files.readAllBytes(prefetchList);
-    } catch (java.io.IOException e) {
-      throw new java.io.IOException(
-          "cannot read --prefetch-list " + prefetchList + ": " + Main.describe(e), e);
+      recorder.write(
+          opened.image(),
+          recordPrefetchList,
+          "prefetch list of "
+              + image
+              + ", recorded by puzzlefs mount on "
+              + java.time.Instant.now());
+      LOG.info("wrote the {} files read to {}", recorder.files(), recordPrefetchList);
+    } catch (java.io.IOException | RuntimeException e) {
+      LOG.error("cannot write --record-prefetch-list {}: {}", recordPrefetchList, Main.describe(e));
     }
-    int start = 0;
-    for (int i = 0; i <= text.length; i++) {
-      if (i == text.length || text[i] == '\n') {
-        byte[] line = java.util.Arrays.copyOfRange(text, start, i);
-        start = i + 1;
-        String printable = new String(line, java.nio.charset.StandardCharsets.UTF_8).strip();
-        if (!printable.isEmpty() && !printable.startsWith("#")) {
-          paths.add(line);
-        }
-      }
-    }
-    return paths;
   }
 
   /**

@@ -1,5 +1,6 @@
 package dev.puzzlefs.cli;
 
+import dev.puzzlefs.fuse.MountCalls;
 import dev.puzzlefs.fuse.MountTable;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -12,7 +13,8 @@ import java.util.List;
 
 /**
  * The kernel overlay that makes an image writable: the read-only puzzlefs mount as its lower
- * directory, an upper and a work directory beside each other, mounted with {@code mount(8)}.
+ * directory, an upper and a work directory beside each other, mounted with {@code mount(2)} (or
+ * {@code mount(8)} when that call is not available).
  *
  * <p>Writes go to the upper directory only; the lower FUSE mount is read-only, so the image's blobs
  * and the chunk cache behind it are never written through the overlay.
@@ -27,7 +29,17 @@ final class Overlay {
   static void mount(Path lower, Path upper, Path work, Path target) throws IOException {
     String options =
         "lowerdir=" + escape(lower) + ",upperdir=" + escape(upper) + ",workdir=" + escape(work);
-    String failed = run(List.of("mount", "-t", TYPE, "-o", options, "puzzlefs", target.toString()));
+    String failed;
+    MountCalls.Result r =
+        MountCalls.usable() ? MountCalls.mount("puzzlefs", target, TYPE, options) : null;
+    if (r != null && r.ok()) {
+      return;
+    }
+    // Not root, or the call failed: mount(8) tries again and says why in its own words.
+    failed = run(List.of("mount", "-t", TYPE, "-o", options, "puzzlefs", target.toString()));
+    if (failed != null && r != null) {
+      failed = failed + " (mount(2): " + r.describe() + ")";
+    }
     if (failed != null) {
       throw new IOException(
           "could not mount the writable overlay on "
@@ -42,6 +54,9 @@ final class Overlay {
     String type = MountTable.typeAt(target);
     if (!TYPE.equals(type)) {
       throw new IOException(target + " is not an overlay mount (it is " + type + ")");
+    }
+    if (MountCalls.usable() && MountCalls.umount(target, false).ok()) {
+      return;
     }
     String failed = run(List.of("umount", target.toString()));
     if (failed != null) {

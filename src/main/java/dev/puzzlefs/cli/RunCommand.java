@@ -4,6 +4,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.puzzlefs.fuse.Mount;
 import dev.puzzlefs.fuse.MountTable;
 import dev.puzzlefs.fuse.Mounter;
+import dev.puzzlefs.reader.PrefetchList;
+import dev.puzzlefs.reader.Prefetcher;
+import dev.puzzlefs.reader.ReadRecorder;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -97,6 +100,22 @@ final class RunCommand implements Callable<Integer> {
   Path cacheDir;
 
   @Option(
+      names = "--prefetch-list",
+      paramLabel = "FILE",
+      description =
+          "fetch what FILE lists (as --record-prefetch-list writes it, or one path per line) all"
+              + " at once, as soon as the image is open, while the container starts")
+  Path prefetchList;
+
+  @Option(
+      names = "--record-prefetch-list",
+      paramLabel = "FILE",
+      description =
+          "when the command has exited, write to FILE which files (and which parts of them) it"
+              + " read, in first-read order: the --prefetch-list for the next run")
+  Path recordPrefetchList;
+
+  @Option(
       names = "--read-timeout",
       paramLabel = "SECONDS",
       description = "how long a read waits for its chunks before failing with EIO")
@@ -124,6 +143,9 @@ final class RunCommand implements Callable<Integer> {
     ContainerRuntime rt =
         ContainerRuntime.choose(wanted == null || wanted.isEmpty() ? "auto" : wanted);
     log.debug("container runtime: {}", rt.name());
+    List<PrefetchList.Entry> prefetch =
+        prefetchList == null ? List.of() : PrefetchList.read(prefetchList, "--prefetch-list");
+    PrefetchList.checkWritable(recordPrefetchList, "--record-prefetch-list");
     Config config = Config.load(configFile);
     // Parsing stops at IMAGE, so the "--" of "IMAGE -- CMD" arrives as the command's first word.
     List<String> cmd =
@@ -141,10 +163,46 @@ final class RunCommand implements Callable<Integer> {
       }
       WritableMount.Layers layers = WritableMount.prepare(null, persist, "puzzlefs-run-");
       try {
-        return mountAndRun(name, config, layers, rt, args, environment, stopper);
+        return mountAndRun(name, config, layers, rt, args, environment, stopper, prefetch);
       } finally {
         cleanUp(layers);
       }
+    }
+  }
+
+  /**
+   * Starts fetching what {@code list} names, at once (the container's start-up is its head start);
+   * null when there is nothing to fetch.
+   */
+  private static Prefetcher startPrefetch(OpenedImage opened, List<PrefetchList.Entry> list) {
+    if (list.isEmpty()) {
+      return null;
+    }
+    return Prefetcher.plan(opened.image(), list, false, Prefetcher.LIST_IN_FLIGHT).start();
+  }
+
+  /**
+   * Writes what the command read to {@code --record-prefetch-list}; a failure is reported and does
+   * not change the command's exit status.
+   */
+  private void writeRecord(
+      ReadRecorder recorder, OpenedImage opened, ImageName name, List<String> args) {
+    String header =
+        "prefetch list of "
+            + name.text()
+            + " for "
+            + String.join(" ", args)
+            + ", recorded by puzzlefs run on "
+            + java.time.Instant.now();
+    try {
+      recorder.write(opened.image(), recordPrefetchList, header.replace('\n', ' '));
+      log.debug("wrote the {} files read to {}", recorder.files(), recordPrefetchList);
+    } catch (java.io.IOException | RuntimeException e) {
+      System.err.println(
+          "puzzlefs run: cannot write --record-prefetch-list "
+              + recordPrefetchList
+              + ": "
+              + Main.describe(e));
     }
   }
 
@@ -165,14 +223,21 @@ final class RunCommand implements Callable<Integer> {
       ContainerRuntime rt,
       List<String> args,
       List<String> environment,
-      Stopper stopper)
+      Stopper stopper,
+      List<PrefetchList.Entry> prefetch)
       throws Exception {
     Mounter.prepareInBackground();
     try (OpenedImage opened = name.open(config, registry, cacheDir, readTimeout);
+        Prefetcher prefetcher = startPrefetch(opened, prefetch);
         Mount lower =
             Mounter.mount(
                 opened.image(), layers.lower(), List.of(), Mounter.DEFAULT_READY_TIMEOUT)) {
       WritableMount.writeState(layers);
+      ReadRecorder recorder = null;
+      if (recordPrefetchList != null) {
+        recorder = new ReadRecorder();
+        opened.image().recordReads(recorder);
+      }
       Overlay.mount(layers.lower(), layers.upper(), layers.work(), layers.mountpoint());
       log.debug(
           "{} mounted on {}, writable at {}", name.text(), lower.mountpoint(), layers.mountpoint());
@@ -191,6 +256,9 @@ final class RunCommand implements Callable<Integer> {
       } finally {
         // The image mount is busy until the overlay on it is gone.
         Overlay.unmount(layers.mountpoint());
+      }
+      if (recorder != null) {
+        writeRecord(recorder, opened, name, args);
       }
       String counters = new ObjectMapper().writeValueAsString(opened.image().stats());
       log.debug("{} exited with {} (runtime {}); counters: {}", args, status, rt.name(), counters);

@@ -1,6 +1,7 @@
 package dev.puzzlefs.cli;
 
 import java.io.IOException;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.UUID;
@@ -49,7 +50,22 @@ final class RuncRuntime implements ContainerRuntime {
 
   @Override
   public void cleanUp() {
+    // runc run removes its container when the command exits: then its state directory is gone, and
+    // a runc delete would only cost the user another process start.
+    if (!hasState()) {
+      log.debug("container {} already removed by runc", id);
+      return;
+    }
     run(List.of(runc.toString(), "delete", "--force", id));
+  }
+
+  /** True if runc may still keep state for this container (its default roots, root or not). */
+  private boolean hasState() {
+    String xdg = Caller.env("XDG_RUNTIME_DIR");
+    return java.nio.file.Files.exists(Path.of("/run/runc", id), LinkOption.NOFOLLOW_LINKS)
+        || (xdg != null
+            && !xdg.isEmpty()
+            && java.nio.file.Files.exists(Path.of(xdg, "runc", id), LinkOption.NOFOLLOW_LINKS));
   }
 
   private static void run(List<String> cmd) {

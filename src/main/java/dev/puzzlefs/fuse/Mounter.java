@@ -172,7 +172,8 @@ public final class Mounter {
       Mount mount, Object devBefore, CompletableFuture<Void> loopEnded, Duration timeout)
       throws IOException {
     Path dir = mount.mountpoint();
-    long deadline = System.nanoTime() + timeout.toNanos();
+    long start = System.nanoTime();
+    long deadline = start + timeout.toNanos();
     while (true) {
       if (loopEnded.isDone()) {
         throw new IOException("could not mount on " + dir + ": " + loopFailure(loopEnded));
@@ -194,7 +195,9 @@ public final class Mounter {
             "mount on " + dir + " did not become ready within " + timeout.toMillis() + " ms");
       }
       try {
-        TimeUnit.MILLISECONDS.sleep(POLL_MILLIS);
+        // A mount usually answers within tens of milliseconds: look often at first.
+        boolean early = System.nanoTime() - start < TimeUnit.MILLISECONDS.toNanos(200);
+        TimeUnit.MILLISECONDS.sleep(early ? 1 : POLL_MILLIS);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         mount.close();
@@ -271,6 +274,18 @@ public final class Mounter {
     Path dir = mountpoint.toAbsolutePath().normalize();
     if (!MountTable.isMountPoint(dir)) {
       throw new UnmountException(UnmountException.Reason.NOT_MOUNTED, dir, dir + " is not mounted");
+    }
+    if (MountCalls.usable()) {
+      // What fusermount -u and umount do for root, without their processes.
+      MountCalls.Result r = MountCalls.umount(dir, lazy);
+      if (r.ok()) {
+        return;
+      }
+      if (r.is(jnr.constants.platform.Errno.EBUSY)) {
+        throw new UnmountException(
+            UnmountException.Reason.BUSY, dir, "could not unmount " + dir + ": " + r.describe());
+      }
+      log.debug("umount2 of {} failed ({}); trying fusermount and umount", dir, r.describe());
     }
     List<String> fusermount = new ArrayList<>(List.of("fusermount", "-u"));
     List<String> umount = new ArrayList<>(List.of("umount"));

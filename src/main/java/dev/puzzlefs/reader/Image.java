@@ -92,6 +92,7 @@ public final class Image implements AutoCloseable {
   private final java.util.concurrent.atomic.LongAdder readaheadChunks =
       new java.util.concurrent.atomic.LongAdder();
   private volatile java.util.function.Supplier<Map<String, Long>> extraStats = Map::of;
+  private volatile ReadRecorder recorder;
 
   private Image(
       long[] inos,
@@ -254,6 +255,11 @@ public final class Image implements AutoCloseable {
         };
   }
 
+  /** From now on, tells {@code r} which chunks of which files each read needs. */
+  public void recordReads(ReadRecorder r) {
+    recorder = r;
+  }
+
   /** How many reads are waiting for chunks right now. */
   public int readsWaiting() {
     return readsWaiting.get();
@@ -401,6 +407,10 @@ public final class Image implements AutoCloseable {
     int first = firstChunkEndingAfter(ends, offset);
     int last = firstChunkEndingAfter(ends, end - 1);
 
+    ReadRecorder r = recorder;
+    if (r != null) {
+      r.touched(ino, first, last);
+    }
     List<FileChunk> chunks = file.chunks();
     CompletableFuture<?>[] futures = startFetches(chunks, first, last);
     // A read near where the last one of this file ended (the kernel's readahead may have several

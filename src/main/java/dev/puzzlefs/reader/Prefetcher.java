@@ -6,7 +6,6 @@ import dev.puzzlefs.format.FileChunk;
 import dev.puzzlefs.format.Inode;
 import dev.puzzlefs.format.InodeKind;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -23,22 +22,30 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Fetches an image's chunks into the cache before anyone reads them: first the chunks of the paths
- * a list names (a directory stands for everything under it), in the list's order, then, if asked,
- * every other chunk of the image in ino order.
+ * Fetches an image's chunks into the cache before anyone reads them: first the chunks of what a
+ * {@link PrefetchList} names (a directory stands for everything under it, a file's byte ranges for
+ * the chunks that hold them), in the list's order, then, if asked, every other chunk of the image
+ * in ino order.
  *
- * <p>Reads come first: the prefetcher keeps at most a few fetches in flight, and starts none while
- * a read is waiting for a chunk. A chunk it cannot fetch is counted and skipped (a read will try it
- * again). One background thread; {@link #close} stops it.
+ * <p>A list says what is about to be read, so its chunks are fetched as fast as the registry client
+ * allows ({@link #LIST_IN_FLIGHT} at a time), reads joining the fetches already under way. The rest
+ * of the image comes after, and there reads come first: a few fetches in flight, none started while
+ * a read is waiting for a chunk. A chunk that cannot be fetched is counted and skipped (a read will
+ * try it again). One background thread; {@link #close} stops it.
  */
 public final class Prefetcher implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Prefetcher.class);
   private static final long YIELD_MILLIS = 5;
 
+  /** Fetches in flight for the chunks of a list: as many as the registry client runs at once. */
+  public static final int LIST_IN_FLIGHT = 8;
+
   private final Image image;
   private final List<Digest> plan;
+  private final int listed;
   private final Semaphore inFlight;
   private final int maxInFlight;
+  private final int allInFlight;
   private final LongAdder fetched = new LongAdder();
   private final LongAdder failed = new LongAdder();
   private final LongAdder bytes = new LongAdder();
@@ -47,11 +54,13 @@ public final class Prefetcher implements AutoCloseable {
   private final Thread thread;
   private volatile boolean stopped;
 
-  private Prefetcher(Image image, List<Digest> plan, int maxInFlight) {
+  private Prefetcher(Image image, List<Digest> plan, int listed, int maxInFlight) {
     this.image = image;
     this.plan = plan;
-    this.maxInFlight = maxInFlight;
-    this.inFlight = new Semaphore(maxInFlight);
+    this.listed = listed;
+    this.maxInFlight = Math.max(maxInFlight, listed > 0 ? LIST_IN_FLIGHT : 1);
+    this.inFlight = new Semaphore(this.maxInFlight);
+    this.allInFlight = maxInFlight;
     this.thread = new Thread(this::run, "puzzlefs-prefetch");
     this.thread.setDaemon(true);
     this.thread.setPriority(Thread.MIN_PRIORITY);
@@ -85,37 +94,61 @@ public final class Prefetcher implements AutoCloseable {
   }
 
   /**
-   * Plans the prefetch of {@code paths} (absolute, raw bytes), then of the whole image if {@code
-   * all}; paths the image does not have are logged and skipped. Nothing starts before {@link
-   * #start}.
+   * Plans the prefetch of what {@code list} names, then of the whole image if {@code all}, with at
+   * most {@code maxInFlight} fetches for the whole image; paths the image does not have are logged
+   * and skipped. Nothing starts before {@link #start}.
    */
-  public static Prefetcher plan(Image image, List<byte[]> paths, boolean all, int maxInFlight) {
+  public static Prefetcher plan(
+      Image image, List<PrefetchList.Entry> list, boolean all, int maxInFlight) {
     if (maxInFlight < 1) {
       throw new IllegalArgumentException("maxInFlight must be at least 1, got " + maxInFlight);
     }
     Set<Digest> order = new LinkedHashSet<>();
-    for (byte[] path : paths) {
-      String printable = new String(path, StandardCharsets.UTF_8);
+    int missing = 0;
+    for (PrefetchList.Entry entry : list) {
       try {
-        addTree(image, image.resolve(path), order);
+        addTree(image, image.resolve(entry.path()), entry, order);
       } catch (IOException e) {
-        LOG.warn("prefetch list: {} is not in the image ({}); skipped", printable, e.toString());
+        if (++missing <= 5) {
+          LOG.warn(
+              "prefetch list: {} is not in the image ({}); skipped",
+              entry.printable(),
+              e.toString());
+        }
       }
     }
+    if (missing > 5) {
+      LOG.warn("prefetch list: {} of {} paths are not in the image; skipped", missing, list.size());
+    }
+    int listed = order.size();
     if (all) {
       try {
-        addTree(image, image.inode(Image.ROOT_INO), order);
+        addTree(image, image.inode(Image.ROOT_INO), null, order);
       } catch (IOException e) {
         throw new IllegalStateException("image without a root directory", e);
       }
     }
-    Prefetcher p = new Prefetcher(image, new ArrayList<>(order), maxInFlight);
+    Prefetcher p = new Prefetcher(image, new ArrayList<>(order), listed, maxInFlight);
     image.addStats(p::stats);
     return p;
   }
 
-  /** Adds the chunks of {@code top} and, for a directory, of everything under it, in ino order. */
-  private static void addTree(Image image, Inode top, Set<Digest> order) throws IOException {
+  /**
+   * Adds the chunks of {@code top} and, for a directory, of everything under it, in ino order; of a
+   * file listed with byte ranges, only the chunks that hold them.
+   */
+  private static void addTree(Image image, Inode top, PrefetchList.Entry entry, Set<Digest> order)
+      throws IOException {
+    if (top.kind() == InodeKind.FILE && entry != null && entry.ranges() != null) {
+      long position = 0;
+      for (FileChunk c : top.chunks()) {
+        if (entry.wants(position, position + c.len())) {
+          order.add(c.blob());
+        }
+        position += c.len();
+      }
+      return;
+    }
     List<Inode> files = new ArrayList<>();
     Set<Long> seen = new HashSet<>();
     Deque<Inode> todo = new ArrayDeque<>();
@@ -145,7 +178,14 @@ public final class Prefetcher implements AutoCloseable {
 
   /** Starts the background fetching; returns at once. */
   public Prefetcher start() {
-    LOG.info("prefetching {} chunks, at most {} at a time", plan.size(), maxInFlight);
+    // A list alone is over in a moment (and run's messages go to the user's terminal).
+    boolean quiet = listed == plan.size();
+    (quiet ? LOG.atDebug() : LOG.atInfo())
+        .log(
+            "prefetching {} chunks ({} from the list), at most {} at a time",
+            plan.size(),
+            listed,
+            maxInFlight);
     thread.start();
     return this;
   }
@@ -168,12 +208,17 @@ public final class Prefetcher implements AutoCloseable {
     long start = System.nanoTime();
     long nextProgress = start + progressNanos;
     try {
-      for (Digest blob : plan) {
+      for (int i = 0; i < plan.size(); i++) {
+        Digest blob = plan.get(i);
         if (System.nanoTime() >= nextProgress) {
           logProgress(start);
           nextProgress = System.nanoTime() + progressNanos;
         }
-        while (!stopped && image.readsWaiting() > 0) {
+        // Past the list, reads come first, and fewer fetches run at once.
+        while (!stopped
+            && i >= listed
+            && (image.readsWaiting() > 0
+                || maxInFlight - inFlight.availablePermits() >= allInFlight)) {
           Thread.sleep(YIELD_MILLIS);
         }
         if (stopped) {
@@ -197,12 +242,13 @@ public final class Prefetcher implements AutoCloseable {
       inFlight.acquire(maxInFlight); // the last fetches
       inFlight.release(maxInFlight);
       if (!stopped) {
-        LOG.info(
-            "prefetch done: {} chunks ({} bytes) fetched, {} failed, in {} ms",
-            fetched.sum(),
-            bytes.sum(),
-            failed.sum(),
-            TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
+        (listed == plan.size() ? LOG.atDebug() : LOG.atInfo())
+            .log(
+                "prefetch done: {} chunks ({} bytes) fetched, {} failed, in {} ms",
+                fetched.sum(),
+                bytes.sum(),
+                failed.sum(),
+                TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

@@ -141,6 +141,42 @@ class PrefetchAndStatsTest {
     assertNotEquals(0, r.exit(), "an unlisted file needs the registry");
   }
 
+  /**
+   * A mount records which files it served, and which parts of the ones read only in part; a mount
+   * given that list fetches just those before anything is read (the registry is stopped after).
+   */
+  @Test
+  void recordPrefetchList_writtenAtUnmount_replayFetchesWhatWasRead() throws Exception {
+    Path list = tmp.resolve("recorded.list");
+    Path m = mount("rec", "--record-prefetch-list", list.toString());
+    assertSameFile(m, "second/f3");
+    try (java.io.RandomAccessFile big =
+        new java.io.RandomAccessFile(m.resolve("big").toFile(), "r")) {
+      big.seek(12 << 20);
+      big.readFully(new byte[4096]);
+    }
+    assertTrue(Files.notExists(list), "written when unmounted");
+    Cli.ok("umount", m.toString());
+    mounts.remove(m);
+
+    List<String> lines = Files.readAllLines(list);
+    assertTrue(lines.get(0).startsWith("# prefetch list of " + ref), lines.toString());
+    assertTrue(lines.contains("/second/f3"), lines.toString());
+    String bigLine = lines.stream().filter(l -> l.startsWith("/big\t")).findFirst().orElseThrow();
+    String[] ranges = bigLine.substring("/big\t".length()).split(",");
+    assertTrue(ranges.length >= 1 && ranges.length <= 2, bigLine);
+    long start = Long.parseLong(ranges[0].split("\\+")[0]);
+    assertTrue(start <= 12 << 20 && start > 11 << 20, "the chunk(s) around 12 MiB: " + bigLine);
+
+    Path replay = mount("replay", "--prefetch-list", list.toString());
+    JsonNode s = awaitPrefetch(replay);
+    assertTrue(s.get("prefetchPlanned").asLong() <= 12, "a few chunks, not the image: " + s);
+    registry.stop();
+    assertSameFile(replay, "second/f3");
+    Processes.Result r = Processes.exec(30, null, "cat", replay.resolve("first/f0").toString());
+    assertNotEquals(0, r.exit(), "an unrecorded file needs the registry");
+  }
+
   @Test
   void prefetchList_unreadableFile_failsBeforeMounting() throws Exception {
     Path m = Files.createDirectories(tmp.resolve("never"));

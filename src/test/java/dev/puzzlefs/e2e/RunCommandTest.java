@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.puzzlefs.reader.Image;
 import dev.puzzlefs.testing.DebianRootfs;
 import dev.puzzlefs.testing.Processes;
 import dev.puzzlefs.testing.TestRegistry;
@@ -107,6 +108,72 @@ class RunCommandTest {
     assertTrue(fetched > 0 && image > 100_000_000, stats.toString());
     assertTrue(fetched < image / 20, "fetched " + fetched + " of " + image + " bytes");
     cli.assertNothingLeft(work.resolve("oci"));
+  }
+
+  /**
+   * A run records what its command read; a later run with an empty cache, given that list, fetches
+   * those chunks before the command asks: its reads never wait, and nothing else is fetched.
+   */
+  @Test
+  void run_recordedPrefetchList_nextRunFetchesItUpFrontAndNeverStalls() throws Exception {
+    Path list = work.resolve("cat.prefetch");
+    Processes.Result first =
+        cli.ok(
+            "run",
+            "--plain-http",
+            "--cache-dir",
+            work.resolve("record-cache").toString(),
+            "--record-prefetch-list",
+            list.toString(),
+            ref,
+            "--",
+            "cat",
+            "/etc/os-release");
+    assertEquals(Files.readString(rootfs.resolve("etc/os-release")), first.out());
+    List<String> lines = Files.readAllLines(list);
+    assertTrue(lines.get(0).startsWith("# prefetch list of " + ref), lines.toString());
+    assertTrue(lines.contains("/usr/bin/cat"), lines.toString());
+    assertTrue(
+        lines.stream().anyMatch(l -> l.matches("/usr/lib/x86_64-linux-gnu/libc\\.so\\.6(\t.*)?")),
+        lines.toString());
+    assertTrue(lines.stream().anyMatch(l -> l.endsWith("os-release")), lines.toString());
+
+    Processes.Result second =
+        cli.ok(
+            "run",
+            "--plain-http",
+            "--stats",
+            "--cache-dir",
+            work.resolve("replay-cache").toString(),
+            "--prefetch-list",
+            list.toString(),
+            ref,
+            "--",
+            "cat",
+            "/etc/os-release");
+
+    assertEquals(first.out(), second.out());
+    List<String> err = second.stderr().lines().toList();
+    JsonNode stats = new ObjectMapper().readTree(err.get(err.size() - 1));
+    long planned = stats.get("prefetchPlanned").asLong();
+    assertTrue(planned > 5, stats.toString());
+    assertEquals(planned, stats.get("prefetchFetched").asLong(), stats.toString());
+    assertTrue(stats.get("readStalls").asLong() <= 2, "reads found their chunks: " + stats);
+    assertTrue(
+        stats.get("fetchedBlobs").asLong() <= planned + 2 + Image.READAHEAD_CHUNKS,
+        "the list, and little else: " + stats);
+    cli.assertNothingLeft();
+  }
+
+  @Test
+  void run_recordPrefetchListInMissingDirectory_failsBeforeRunning() throws Exception {
+    Path list = work.resolve("no-such-dir/list");
+    Processes.Result r =
+        cli.run(run("runc", List.of("--record-prefetch-list", list.toString()), "true"));
+
+    assertEquals(1, r.exit(), r.stderr());
+    assertTrue(r.stderr().contains("cannot write --record-prefetch-list " + list), r.stderr());
+    cli.assertNothingLeft();
   }
 
   @ParameterizedTest

@@ -1,0 +1,198 @@
+package dev.puzzlefs.reader;
+
+import static dev.puzzlefs.testing.FakeImage.utf8;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.format.FileChunk;
+import dev.puzzlefs.testing.FakeImage;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class PrefetchListTest {
+  @TempDir Path tmp;
+
+  private static byte[] random(int size, long seed) {
+    byte[] bytes = new byte[size];
+    new Random(seed).nextBytes(bytes);
+    return bytes;
+  }
+
+  private static String text(PrefetchList.Entry e) {
+    return new String(e.path(), StandardCharsets.UTF_8);
+  }
+
+  @Test
+  void parse_pathsRangesCommentsAndTabsInNames() {
+    byte[] list =
+        utf8(
+            "# recorded\n"
+                + "/etc/passwd\n"
+                + "\n"
+                + "  \n"
+                + "/usr/lib/libc.so.6\t0+100,200+50\n"
+                + "/odd\tname\n"
+                + "/big\t99999999999999999999+1\n"
+                + "/last");
+    List<PrefetchList.Entry> entries = PrefetchList.parse(list);
+
+    assertEquals(5, entries.size());
+    assertEquals("/etc/passwd", text(entries.get(0)));
+    assertNull(entries.get(0).ranges());
+    assertEquals("/usr/lib/libc.so.6", text(entries.get(1)));
+    assertArrayEquals(new long[] {0, 100, 200, 50}, entries.get(1).ranges());
+    assertEquals("/odd\tname", text(entries.get(2)), "not a range list: the tab is the name's");
+    assertEquals("/big\t99999999999999999999+1", text(entries.get(3)), "too large for a range");
+    assertEquals("/last", text(entries.get(4)), "a last line without a newline counts");
+  }
+
+  @Test
+  void write_thenRead_sameEntries_andNoTemporaryFileLeft() throws Exception {
+    List<PrefetchList.Entry> entries =
+        List.of(
+            new PrefetchList.Entry(utf8("/a"), null),
+            new PrefetchList.Entry(utf8("/b c"), new long[] {0, 10, 65536, 4096}));
+    Path file = tmp.resolve("list");
+    Files.writeString(file, "old\n");
+
+    PrefetchList.write(file, "first line\nsecond line", entries);
+
+    assertEquals(
+        "# first line\n# second line\n/a\n/b c\t0+10,65536+4096\n", Files.readString(file));
+    List<PrefetchList.Entry> back = PrefetchList.read(file, "--prefetch-list");
+    assertEquals(2, back.size());
+    assertEquals("/b c", text(back.get(1)));
+    assertArrayEquals(new long[] {0, 10, 65536, 4096}, back.get(1).ranges());
+    try (var files = Files.list(tmp)) {
+      assertEquals(List.of(file), files.toList());
+    }
+  }
+
+  @Test
+  void read_missingFile_namesOptionAndFile() {
+    Path absent = tmp.resolve("absent");
+    IOException e =
+        assertThrows(IOException.class, () -> PrefetchList.read(absent, "--prefetch-list"));
+    assertEquals("cannot read --prefetch-list " + absent + ": no such file", e.getMessage());
+  }
+
+  @Test
+  void checkWritable_missingDirectoryOrADirectory_failsNamingTheOption() throws Exception {
+    IOException noDir =
+        assertThrows(
+            IOException.class,
+            () ->
+                PrefetchList.checkWritable(tmp.resolve("no/such/list"), "--record-prefetch-list"));
+    assertTrue(
+        noDir.getMessage().startsWith("cannot write --record-prefetch-list "), noDir.getMessage());
+    IOException dir =
+        assertThrows(
+            IOException.class, () -> PrefetchList.checkWritable(tmp, "--record-prefetch-list"));
+    assertTrue(dir.getMessage().endsWith("it is a directory"), dir.getMessage());
+    PrefetchList.checkWritable(tmp.resolve("fine"), "--record-prefetch-list");
+    PrefetchList.checkWritable(null, "--record-prefetch-list");
+  }
+
+  /**
+   * What the recorder writes for partly and wholly read files, in first-read order and under their
+   * paths, is what a prefetcher given that list fetches: exactly the chunks the reads needed.
+   */
+  @Test
+  void recorder_listsWhatWasRead_andThePrefetcherFetchesExactlyThoseChunks() throws Exception {
+    FakeImage fake = new FakeImage(1000);
+    fake.dir("/lib");
+    long big = fake.file("/lib/big", random(10_000, 1));
+    long small = fake.file("/etc-small", random(300, 2));
+    fake.file("/unread", random(5_000, 3));
+    Map<Digest, byte[]> blobs = fake.blobs();
+    Image image =
+        fake.open(b -> CompletableFuture.completedFuture(blobs.get(b)), Duration.ofSeconds(5));
+    ReadRecorder recorder = new ReadRecorder();
+    image.recordReads(recorder);
+
+    image.read(small, 0, new byte[300], 0, 300);
+    image.read(big, 2500, new byte[10], 0, 10); // inside the file's 3rd chunk
+    image.read(big, 9_990, new byte[10], 0, 10); // its last
+    image.read(big, 2600, new byte[1], 0, 1); // the same chunk again: nothing new
+
+    List<PrefetchList.Entry> entries = recorder.entries(image);
+    assertEquals(2, entries.size());
+    assertEquals("/etc-small", text(entries.get(0)));
+    assertNull(entries.get(0).ranges(), "every chunk of it was read: the whole file");
+    assertEquals("/lib/big", text(entries.get(1)));
+    List<FileChunk> chunks = image.inode(big).chunks();
+    long[] ends = new long[chunks.size()];
+    long sum = 0;
+    for (int i = 0; i < ends.length; i++) {
+      sum += chunks.get(i).len();
+      ends[i] = sum;
+    }
+    int third = 0;
+    while (ends[third] <= 2500) {
+      third++;
+    }
+    int last = chunks.size() - 1;
+    long thirdStart = third == 0 ? 0 : ends[third - 1];
+    assertArrayEquals(
+        new long[] {thirdStart, chunks.get(third).len(), ends[last - 1], chunks.get(last).len()},
+        entries.get(1).ranges());
+
+    Path file = tmp.resolve("recorded");
+    recorder.write(image, file, "test");
+    List<Digest> asked = Collections.synchronizedList(new ArrayList<>());
+    Image fresh =
+        fake.open(
+            b -> {
+              asked.add(b);
+              return CompletableFuture.completedFuture(blobs.get(b));
+            },
+            Duration.ofSeconds(5));
+    Prefetcher p =
+        Prefetcher.plan(fresh, PrefetchList.read(file, "--prefetch-list"), false, 4).start();
+    p.done().get(10, TimeUnit.SECONDS);
+
+    Set<Digest> expected = new HashSet<>();
+    image.inode(small).chunks().forEach(c -> expected.add(c.blob()));
+    expected.add(chunks.get(third).blob());
+    expected.add(chunks.get(last).blob());
+    assertEquals(expected, new HashSet<>(asked));
+    assertEquals(expected.size(), asked.size(), "each chunk once: " + asked);
+    assertEquals((long) expected.size(), fresh.stats().get("prefetchFetched"));
+  }
+
+  @Test
+  void prefetcher_listedPathMissingFromImage_isSkipped() throws Exception {
+    FakeImage fake = new FakeImage(1000);
+    fake.file("/here", random(2000, 4));
+    Map<Digest, byte[]> blobs = fake.blobs();
+    Image image =
+        fake.open(b -> CompletableFuture.completedFuture(blobs.get(b)), Duration.ofSeconds(5));
+    List<PrefetchList.Entry> list = PrefetchList.parse(utf8("/gone\n/here\n"));
+
+    Prefetcher p = Prefetcher.plan(image, list, false, 4).start();
+    p.done().get(10, TimeUnit.SECONDS);
+
+    assertEquals(
+        (long) image.inode(image.resolve(utf8("/here")).ino()).chunks().size(),
+        image.stats().get("prefetchFetched"));
+    assertEquals(0L, image.stats().get("prefetchFailed"));
+  }
+}
