@@ -15,6 +15,7 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -37,14 +38,16 @@ import picocli.CommandLine.ParseResult;
  *
  * <p>The protocol works from bash, so the launcher ({@code bin/puzzlefs}) is the client and no JVM
  * starts at all. The server directory (mode 700) holds {@code pid}, {@code jar} (the size and
- * modification time of the jar it runs) and the FIFO {@code requests}. A client makes a directory
- * {@code req.XXXXXXXX} in it holding {@code args} (NUL-terminated: {@value #PROTOCOL}, its working
- * directory, its pid, its umask in octal, then its arguments), {@code env} (its environment, as
- * {@code env -0} prints it) and the FIFOs {@code status} and {@code events}, which it keeps open
- * for reading and writing; then it writes the directory's name and a newline to {@code requests}.
- * The server answers on {@code status}, a line each: {@code a} at once (acknowledged), for a {@code
- * run} {@code x} when the client is to start the command ({@link ServerClient}), and last the exit
- * status, by which time the command's output is in {@code out} and {@code err}. Status {@value
+ * modification time of the jar it runs, and that time as its own, which the launcher compares) and
+ * the FIFO {@code requests}. A client makes a directory {@code req.XXXXXXXX} in it holding {@code
+ * args} (NUL-terminated: {@value #PROTOCOL}, its working directory, its pid, its umask in octal,
+ * then its arguments), {@code env} (its exported variables, {@code NAME=VALUE} each NUL-terminated)
+ * and the FIFOs {@code status} and {@code events}, which it keeps open for reading and writing;
+ * then it writes the directory's name and a newline to {@code requests}. The server answers on
+ * {@code status}, a line each: {@code a} at once (acknowledged), for a {@code run} {@code x} when
+ * the client is to start the command ({@link ServerClient}), and last the exit status, by which
+ * time the command's output is in {@code out} and {@code err}; once the client has shown them it
+ * writes {@code done} on {@code events}, and the server removes the directory. Status {@value
  * #DECLINED} means "run it yourself": the server runs a command only when it would do exactly what
  * the client would (same environment where it matters, umask and mount namespace), so that a mount
  * means the same either way.
@@ -58,6 +61,19 @@ final class Server {
 
   /** The file holding the server's pid. */
   static final String PID = "pid";
+
+  /**
+   * How long a request stays after its answer for the client to read {@code out} and {@code err}.
+   */
+  static final Duration DONE_WAIT = Duration.ofSeconds(30);
+
+  private static final java.util.concurrent.ScheduledExecutorService WATCHDOG =
+      java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+          r -> {
+            Thread t = new Thread(r, "puzzlefs-server-watchdog");
+            t.setDaemon(true);
+            return t;
+          });
 
   /** The first word of every request: the protocol's version. */
   static final String PROTOCOL = "puzzlefs-server-1";
@@ -205,6 +221,10 @@ final class Server {
     Files.move(tmp, dir.resolve(PID), StandardCopyOption.ATOMIC_MOVE);
     ServerOutput.install();
     MountSupport.runInProcess(this::startMount);
+    // What each mount would make for itself, made once (a Vert.x instance) or ahead (jnr-fuse's
+    // callbacks): milliseconds off every mount and run.
+    dev.puzzlefs.registry.RegistryClient.shareOneVertx();
+    dev.puzzlefs.fuse.Mounter.keepSpare();
     Runtime.getRuntime().addShutdownHook(new Thread(this::stopAll, "puzzlefs-server-exit"));
   }
 
@@ -218,8 +238,10 @@ final class Server {
       Files.deleteIfExists(stamp);
       return;
     }
-    long seconds = Files.getLastModifiedTime(jar).to(TimeUnit.SECONDS);
-    Files.writeString(stamp, Files.size(jar) + " " + seconds + "\n");
+    java.nio.file.attribute.FileTime modified = Files.getLastModifiedTime(jar);
+    Files.writeString(stamp, Files.size(jar) + " " + modified.to(TimeUnit.SECONDS) + "\n");
+    // The launcher compares the jar's time with this file's, in bash, without starting stat.
+    Files.setLastModifiedTime(stamp, modified);
   }
 
   private void checkPrivate(Path p) throws IOException {
@@ -393,13 +415,68 @@ final class Server {
     } catch (IOException e) {
       log.warn("could not answer request {}: {}", req, e.getMessage());
     }
-    // A client killed while it waited leaves its request behind (its environment among it).
-    if (!ProcessHandle.of(pidOf(req)).map(ProcessHandle::isAlive).orElse(false)) {
-      try {
-        deleteTree(req);
-      } catch (IOException e) {
-        log.debug("could not remove {}: {}", req, e.getMessage());
+    // The client says "done" on events once it has shown out and err; a client killed while it
+    // waited says nothing, and its request (its environment among it) must not stay behind either.
+    awaitDone(req);
+    try {
+      deleteTree(req);
+    } catch (IOException e) {
+      log.debug("could not remove {}: {}", req, e.getMessage());
+    }
+  }
+
+  /**
+   * Waits until the client of {@code req} writes {@code done} on its events FIFO, exits, or {@link
+   * #DONE_WAIT} passes.
+   */
+  private static void awaitDone(Path req) {
+    long pid = pidOf(req);
+    FileChannel events;
+    try {
+      events =
+          FileChannel.open(
+              req.resolve("events"), StandardOpenOption.READ, StandardOpenOption.WRITE);
+    } catch (IOException e) {
+      return;
+    }
+    long deadline = System.nanoTime() + DONE_WAIT.toNanos();
+    java.util.concurrent.ScheduledFuture<?> watch =
+        WATCHDOG.scheduleWithFixedDelay(
+            () -> {
+              boolean alive = ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
+              if (!alive || System.nanoTime() > deadline) {
+                closeQuietly(events);
+              }
+            },
+            50,
+            50,
+            TimeUnit.MILLISECONDS);
+    try {
+      InputStream in = java.nio.channels.Channels.newInputStream(events);
+      StringBuilder line = new StringBuilder();
+      int b;
+      while ((b = in.read()) >= 0) {
+        if (b != '\n') {
+          line.append((char) b);
+        } else if (line.toString().equals("done")) {
+          return;
+        } else {
+          line.setLength(0); // a late signal: the command is gone already
+        }
       }
+    } catch (IOException e) {
+      // closed by the watchdog: the client is gone, or took too long
+    } finally {
+      watch.cancel(false);
+      closeQuietly(events);
+    }
+  }
+
+  private static void closeQuietly(FileChannel c) {
+    try {
+      c.close();
+    } catch (IOException ignored) {
+      // closing is all that is left to do
     }
   }
 

@@ -50,13 +50,22 @@ public class PuzzleFs extends FuseStubFS {
   private static final int BLOCK_SIZE = 4096;
   private static final int NAME_MAX = 255;
 
-  private final Image image;
+  // Set before the FUSE loop's thread starts (a spare gets it then), so every callback sees it.
+  private Image image;
   private final List<Object> installed = new ArrayList<>();
 
   /** Serves {@code image}; it stays owned by the caller. */
   public PuzzleFs(Image image) {
     this.image = image;
     installBytePathCallbacks();
+  }
+
+  /** Gives a filesystem made without an image (a spare: see Mounter) the image it is to serve. */
+  void attach(Image image) {
+    if (this.image != null) {
+      throw new IllegalStateException("already serves an image");
+    }
+    this.image = java.util.Objects.requireNonNull(image, "image");
   }
 
   /** The image this filesystem serves. */

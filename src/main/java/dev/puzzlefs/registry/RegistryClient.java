@@ -52,9 +52,29 @@ public final class RegistryClient implements AutoCloseable {
     this(vertx, false, registry, options);
   }
 
-  /** A client with a Vert.x instance of its own, closed by {@link #close()}. */
+  /**
+   * A client with a Vert.x instance of its own, closed by {@link #close()}; or, in a process that
+   * called {@link #shareOneVertx}, on the process's one instance, left open.
+   */
   public static RegistryClient create(String registry, RegistryClientOptions options) {
-    return new RegistryClient(Vertx.vertx(), true, registry, options);
+    Vertx shared = sharedVertx;
+    return shared != null
+        ? new RegistryClient(shared, false, registry, options)
+        : new RegistryClient(Vertx.vertx(), true, registry, options);
+  }
+
+  private static volatile Vertx sharedVertx;
+
+  /**
+   * From now on, every client {@link #create} makes uses one Vert.x instance, which lives as long
+   * as the process: for a process that opens many images (the mount server), where a Vert.x
+   * instance of each mount's own (its threads, its file cache, its resolver) would cost
+   * milliseconds per mount.
+   */
+  public static synchronized void shareOneVertx() {
+    if (sharedVertx == null) {
+      sharedVertx = Vertx.vertx();
+    }
   }
 
   private RegistryClient(
