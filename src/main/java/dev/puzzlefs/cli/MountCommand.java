@@ -123,8 +123,8 @@ final class MountCommand implements Callable<Integer> {
       names = "--record-prefetch-list",
       paramLabel = "FILE",
       description =
-          "when unmounted, write to FILE which files (and which parts of them) the mount served,"
-              + " in first-read order: a list for --prefetch-list")
+          "write to FILE which files (and which parts of them) the mount served, in first-read"
+              + " order, a list for --prefetch-list: kept up to date while mounted")
   Path recordPrefetchList;
 
   @Option(
@@ -229,9 +229,11 @@ final class MountCommand implements Callable<Integer> {
               .start();
     }
     ReadRecorder recorder = null;
+    java.util.concurrent.ScheduledExecutorService recordWriter = null;
     if (recordPrefetchList != null) {
       recorder = new ReadRecorder();
       opened.image().recordReads(recorder);
+      recordWriter = startRecordWriter(recorder, opened, image.display());
     }
     try (opened) {
       return MountSupport.runForeground(opened.image(), mountpoint, options, readyFifo);
@@ -240,6 +242,7 @@ final class MountCommand implements Callable<Integer> {
         prefetcher.close();
       }
       if (recorder != null) {
+        recordWriter.shutdownNow();
         writeRecord(recorder, opened, image.display());
       }
       if (metricsServer != null) {
@@ -248,8 +251,38 @@ final class MountCommand implements Callable<Integer> {
     }
   }
 
+  /**
+   * Rewrites the list a moment after reads needed new chunks, so it is there while the mount runs:
+   * a kernel unmount does not wait for the mount's last write (which comes when the mount ends).
+   */
+  private java.util.concurrent.ScheduledExecutorService startRecordWriter(
+      ReadRecorder recorder, OpenedImage opened, String image) {
+    java.util.concurrent.ScheduledExecutorService writer =
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "puzzlefs-record-writer");
+              t.setDaemon(true);
+              return t;
+            });
+    long[] written = {0};
+    writer.scheduleWithFixedDelay(
+        () -> {
+          long now = recorder.changes();
+          if (now != written[0]) {
+            written[0] = now;
+            writeRecord(recorder, opened, image);
+          }
+        },
+        RECORD_EVERY_MILLIS,
+        RECORD_EVERY_MILLIS,
+        java.util.concurrent.TimeUnit.MILLISECONDS);
+    return writer;
+  }
+
+  private static final long RECORD_EVERY_MILLIS = 100;
+
   /** Writes what the mount read to {@code --record-prefetch-list}; says so, or why it could not. */
-  private void writeRecord(ReadRecorder recorder, OpenedImage opened, String image) {
+  private synchronized void writeRecord(ReadRecorder recorder, OpenedImage opened, String image) {
     try {
       recorder.write(
           opened.image(),
@@ -258,7 +291,7 @@ final class MountCommand implements Callable<Integer> {
               + image
               + ", recorded by puzzlefs mount on "
               + java.time.Instant.now());
-      LOG.info("wrote the {} files read to {}", recorder.files(), recordPrefetchList);
+      LOG.debug("wrote the {} files read to {}", recorder.files(), recordPrefetchList);
     } catch (java.io.IOException | RuntimeException e) {
       LOG.error("cannot write --record-prefetch-list {}: {}", recordPrefetchList, Main.describe(e));
     }

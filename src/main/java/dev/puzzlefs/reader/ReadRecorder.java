@@ -24,6 +24,8 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 public final class ReadRecorder {
   private final ConcurrentHashMap<Long, BitSet> chunksByIno = new ConcurrentHashMap<>();
   private final ConcurrentLinkedQueue<Long> order = new ConcurrentLinkedQueue<>();
+  private final java.util.concurrent.atomic.AtomicLong changes =
+      new java.util.concurrent.atomic.AtomicLong();
 
   /** Records that a read of file {@code ino} needed its chunks {@code first..last}. */
   void touched(long ino, int first, int last) {
@@ -37,8 +39,16 @@ public final class ReadRecorder {
       }
     }
     synchronized (chunks) {
-      chunks.set(first, last + 1);
+      if (chunks.nextClearBit(first) <= last) {
+        chunks.set(first, last + 1);
+        changes.incrementAndGet();
+      }
     }
+  }
+
+  /** Grows whenever a read needed a chunk no read before it did: tells a writer there is news. */
+  public long changes() {
+    return changes.get();
   }
 
   /** How many files were read so far. */
