@@ -114,9 +114,10 @@ final class MountCommand implements Callable<Integer> {
       names = "--prefetch-list",
       paramLabel = "FILE",
       description =
-          "fetch the files listed in FILE first, all at once, in that order: one path per line,"
-              + " from the image's root (a directory means everything under it), optionally a tab"
-              + " and the byte ranges wanted (START+LENGTH,...), as --record-prefetch-list writes")
+          "fetch the files listed in FILE first, all at once, in that order, then (behind reads)"
+              + " everything under the directories it lists: one path per line from the image's"
+              + " root, optionally a tab and the byte ranges wanted (START+LENGTH,...), as"
+              + " --record-prefetch-list writes")
   Path prefetchList;
 
   @Option(

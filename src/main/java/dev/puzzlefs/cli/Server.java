@@ -389,6 +389,7 @@ final class Server {
       log.warn("ignoring request {}: {}", req, e.getMessage());
       return;
     }
+    FileChannel events = null;
     // Read and write, so the open never blocks even if the client is already gone.
     try (FileChannel status =
         FileChannel.open(
@@ -411,13 +412,20 @@ final class Server {
           e.addSuppressed(again);
         }
       }
+      // Open before the answer: a FIFO nobody holds open loses what the client writes to it.
+      events = openEvents(req);
       status.write(ByteBuffer.wrap((exit + "\n").getBytes(StandardCharsets.US_ASCII)));
     } catch (IOException e) {
       log.warn("could not answer request {}: {}", req, e.getMessage());
     }
     // The client says "done" on events once it has shown out and err; a client killed while it
     // waited says nothing, and its request (its environment among it) must not stay behind either.
-    awaitDone(req);
+    if (events == null) {
+      events = openEvents(req);
+    }
+    if (events != null) {
+      awaitDone(req, events);
+    }
     try {
       deleteTree(req);
     } catch (IOException e) {
@@ -429,16 +437,8 @@ final class Server {
    * Waits until the client of {@code req} writes {@code done} on its events FIFO, exits, or {@link
    * #DONE_WAIT} passes.
    */
-  private static void awaitDone(Path req) {
+  private static void awaitDone(Path req, FileChannel events) {
     long pid = pidOf(req);
-    FileChannel events;
-    try {
-      events =
-          FileChannel.open(
-              req.resolve("events"), StandardOpenOption.READ, StandardOpenOption.WRITE);
-    } catch (IOException e) {
-      return;
-    }
     long deadline = System.nanoTime() + DONE_WAIT.toNanos();
     java.util.concurrent.ScheduledFuture<?> watch =
         WATCHDOG.scheduleWithFixedDelay(
@@ -469,6 +469,16 @@ final class Server {
     } finally {
       watch.cancel(false);
       closeQuietly(events);
+    }
+  }
+
+  /** The request's events FIFO, opened for reading and writing (never blocks); null if gone. */
+  private static FileChannel openEvents(Path req) {
+    try {
+      return FileChannel.open(
+          req.resolve("events"), StandardOpenOption.READ, StandardOpenOption.WRITE);
+    } catch (IOException e) {
+      return null;
     }
   }
 

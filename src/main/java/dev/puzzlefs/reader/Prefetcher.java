@@ -27,11 +27,12 @@ import org.slf4j.LoggerFactory;
  * the chunks that hold them), in the list's order, then, if asked, every other chunk of the image
  * in ino order.
  *
- * <p>A list says what is about to be read, so its chunks are fetched as fast as the registry client
- * allows ({@link #LIST_IN_FLIGHT} at a time), reads joining the fetches already under way. The rest
- * of the image comes after, and there reads come first: a few fetches in flight, none started while
- * a read is waiting for a chunk. A chunk that cannot be fetched is counted and skipped (a read will
- * try it again). One background thread; {@link #close} stops it.
+ * <p>A list's files are what is about to be read, so their chunks are fetched as fast as the
+ * registry client allows ({@link #LIST_IN_FLIGHT} at a time), reads joining the fetches already
+ * under way. A listed directory's files, and then the rest of the image, come after, and there
+ * reads come first: a few fetches in flight, none started while a read is waiting for a chunk. A
+ * chunk that cannot be fetched is counted and skipped (a read will try it again). One background
+ * thread; {@link #close} stops it.
  */
 public final class Prefetcher implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Prefetcher.class);
@@ -104,10 +105,14 @@ public final class Prefetcher implements AutoCloseable {
       throw new IllegalArgumentException("maxInFlight must be at least 1, got " + maxInFlight);
     }
     Set<Digest> order = new LinkedHashSet<>();
+    // A file names what is about to be read; a directory may be most of the image: its chunks
+    // come after the files', behind reads, like the rest of the image.
+    Set<Digest> trees = new LinkedHashSet<>();
     int missing = 0;
     for (PrefetchList.Entry entry : list) {
       try {
-        addTree(image, image.resolve(entry.path()), entry, order);
+        Inode inode = image.resolve(entry.path());
+        addTree(image, inode, entry, inode.kind() == InodeKind.DIR ? trees : order);
       } catch (IOException e) {
         if (++missing <= 5) {
           LOG.warn(
@@ -121,6 +126,7 @@ public final class Prefetcher implements AutoCloseable {
       LOG.warn("prefetch list: {} of {} paths are not in the image; skipped", missing, list.size());
     }
     int listed = order.size();
+    order.addAll(trees);
     if (all) {
       try {
         addTree(image, image.inode(Image.ROOT_INO), null, order);
