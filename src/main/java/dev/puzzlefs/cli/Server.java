@@ -15,7 +15,6 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -61,19 +60,6 @@ final class Server {
 
   /** The file holding the server's pid. */
   static final String PID = "pid";
-
-  /**
-   * How long a request stays after its answer for the client to read {@code out} and {@code err}.
-   */
-  static final Duration DONE_WAIT = Duration.ofSeconds(30);
-
-  private static final java.util.concurrent.ScheduledExecutorService WATCHDOG =
-      java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
-          r -> {
-            Thread t = new Thread(r, "puzzlefs-server-watchdog");
-            t.setDaemon(true);
-            return t;
-          });
 
   /** The first word of every request: the protocol's version. */
   static final String PROTOCOL = "puzzlefs-server-1";
@@ -413,7 +399,7 @@ final class Server {
         }
       }
       // Open before the answer: a FIFO nobody holds open loses what the client writes to it.
-      events = openEvents(req);
+      events = RequestDone.openEvents(req);
       status.write(ByteBuffer.wrap((exit + "\n").getBytes(StandardCharsets.US_ASCII)));
     } catch (IOException e) {
       log.warn("could not answer request {}: {}", req, e.getMessage());
@@ -421,72 +407,15 @@ final class Server {
     // The client says "done" on events once it has shown out and err; a client killed while it
     // waited says nothing, and its request (its environment among it) must not stay behind either.
     if (events == null) {
-      events = openEvents(req);
+      events = RequestDone.openEvents(req);
     }
     if (events != null) {
-      awaitDone(req, events);
+      RequestDone.await(events, pidOf(req));
     }
     try {
       deleteTree(req);
     } catch (IOException e) {
       log.debug("could not remove {}: {}", req, e.getMessage());
-    }
-  }
-
-  /**
-   * Waits until the client of {@code req} writes {@code done} on its events FIFO, exits, or {@link
-   * #DONE_WAIT} passes.
-   */
-  private static void awaitDone(Path req, FileChannel events) {
-    long pid = pidOf(req);
-    long deadline = System.nanoTime() + DONE_WAIT.toNanos();
-    java.util.concurrent.ScheduledFuture<?> watch =
-        WATCHDOG.scheduleWithFixedDelay(
-            () -> {
-              boolean alive = ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
-              if (!alive || System.nanoTime() > deadline) {
-                closeQuietly(events);
-              }
-            },
-            50,
-            50,
-            TimeUnit.MILLISECONDS);
-    try {
-      InputStream in = java.nio.channels.Channels.newInputStream(events);
-      StringBuilder line = new StringBuilder();
-      int b;
-      while ((b = in.read()) >= 0) {
-        if (b != '\n') {
-          line.append((char) b);
-        } else if (line.toString().equals("done")) {
-          return;
-        } else {
-          line.setLength(0); // a late signal: the command is gone already
-        }
-      }
-    } catch (IOException e) {
-      // closed by the watchdog: the client is gone, or took too long
-    } finally {
-      watch.cancel(false);
-      closeQuietly(events);
-    }
-  }
-
-  /** The request's events FIFO, opened for reading and writing (never blocks); null if gone. */
-  private static FileChannel openEvents(Path req) {
-    try {
-      return FileChannel.open(
-          req.resolve("events"), StandardOpenOption.READ, StandardOpenOption.WRITE);
-    } catch (IOException e) {
-      return null;
-    }
-  }
-
-  private static void closeQuietly(FileChannel c) {
-    try {
-      c.close();
-    } catch (IOException ignored) {
-      // closing is all that is left to do
     }
   }
 

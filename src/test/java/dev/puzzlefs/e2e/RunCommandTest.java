@@ -85,24 +85,27 @@ class RunCommandTest {
     return args.toArray(String[]::new);
   }
 
+  /** {@code run [OPTIONS] IMAGE -- cat /etc/os-release} on cache {@code cache}; must succeed. */
+  private Processes.Result catOsRelease(Path cache, String... options) throws Exception {
+    List<String> args =
+        new java.util.ArrayList<>(List.of("run", "--plain-http", "--cache-dir", cache.toString()));
+    args.addAll(List.of(options));
+    args.addAll(List.of(ref, "--", "cat", "/etc/os-release"));
+    return cli.ok(args.toArray(String[]::new));
+  }
+
+  /** The counters {@code run --stats} printed: the last line of its standard error. */
+  private static JsonNode stats(Processes.Result r) throws Exception {
+    List<String> err = r.stderr().lines().toList();
+    return new ObjectMapper().readTree(err.get(err.size() - 1));
+  }
+
   @Test
   void run_fromRegistryWithEmptyCache_catsOsReleaseAndFetchesASmallShare() throws Exception {
-    Path cache = work.resolve("empty-cache");
-    Processes.Result r =
-        cli.ok(
-            "run",
-            "--plain-http",
-            "--stats",
-            "--cache-dir",
-            cache.toString(),
-            ref,
-            "--",
-            "cat",
-            "/etc/os-release");
+    Processes.Result r = catOsRelease(work.resolve("empty-cache"), "--stats");
 
     assertEquals(Files.readString(rootfs.resolve("etc/os-release")), r.out());
-    List<String> err = r.stderr().lines().toList();
-    JsonNode stats = new ObjectMapper().readTree(err.get(err.size() - 1));
+    JsonNode stats = stats(r);
     long fetched = stats.get("fetchedBytes").asLong();
     long image = stats.get("imageBytes").asLong();
     assertTrue(fetched > 0 && image > 100_000_000, stats.toString());
@@ -118,17 +121,7 @@ class RunCommandTest {
   void run_recordedPrefetchList_nextRunFetchesItUpFrontAndNeverStalls() throws Exception {
     Path list = work.resolve("cat.prefetch");
     Processes.Result first =
-        cli.ok(
-            "run",
-            "--plain-http",
-            "--cache-dir",
-            work.resolve("record-cache").toString(),
-            "--record-prefetch-list",
-            list.toString(),
-            ref,
-            "--",
-            "cat",
-            "/etc/os-release");
+        catOsRelease(work.resolve("record-cache"), "--record-prefetch-list", list.toString());
     assertEquals(Files.readString(rootfs.resolve("etc/os-release")), first.out());
     List<String> lines = Files.readAllLines(list);
     assertTrue(lines.get(0).startsWith("# prefetch list of " + ref), lines.toString());
@@ -139,22 +132,10 @@ class RunCommandTest {
     assertTrue(lines.stream().anyMatch(l -> l.endsWith("os-release")), lines.toString());
 
     Processes.Result second =
-        cli.ok(
-            "run",
-            "--plain-http",
-            "--stats",
-            "--cache-dir",
-            work.resolve("replay-cache").toString(),
-            "--prefetch-list",
-            list.toString(),
-            ref,
-            "--",
-            "cat",
-            "/etc/os-release");
+        catOsRelease(work.resolve("replay-cache"), "--stats", "--prefetch-list", list.toString());
 
     assertEquals(first.out(), second.out());
-    List<String> err = second.stderr().lines().toList();
-    JsonNode stats = new ObjectMapper().readTree(err.get(err.size() - 1));
+    JsonNode stats = stats(second);
     long planned = stats.get("prefetchPlanned").asLong();
     assertTrue(planned > 5, stats.toString());
     assertEquals(planned, stats.get("prefetchFetched").asLong(), stats.toString());
@@ -302,9 +283,7 @@ class RunCommandTest {
       assertEquals(0, r.exit(), r.stderr());
       assertEquals(expected, r.out());
     }
-    Processes.Result third = cli.ok(args);
-    List<String> err = third.stderr().lines().toList();
-    JsonNode stats = new ObjectMapper().readTree(err.get(err.size() - 1));
+    JsonNode stats = stats(cli.ok(args));
     // What the command reads comes from the shared cache; only speculative readahead may reach
     // chunks the earlier runs had not finished fetching when they unmounted.
     assertTrue(
