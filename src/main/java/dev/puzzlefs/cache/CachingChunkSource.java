@@ -53,7 +53,10 @@ public final class CachingChunkSource implements ChunkSource {
 
   private final BlobFetcher fetcher;
   private final DiskCache disk;
+
+  /** Verified chunks kept in memory; null when the memory cache's size is 0. */
   private final Cache<Digest, byte[]> memory;
+
   private final ConcurrentHashMap<Digest, CompletableFuture<byte[]>> loading =
       new ConcurrentHashMap<>();
   private final Executor executor;
@@ -81,12 +84,17 @@ public final class CachingChunkSource implements ChunkSource {
     this.fetchTimeoutMillis = b.fetchTimeout.toMillis();
     this.expectedVerity = b.expectedVerity;
     this.verityOf = b.verityOf;
+    // A memory cache of size 0 keeps nothing: none at all, rather than a Caffeine cache that holds
+    // every chunk until its maintenance evicts it (long enough to outlive a young collection and be
+    // copied into the old generation, which a sequential read then fills with garbage).
     this.memory =
-        Caffeine.newBuilder()
-            .maximumWeight(b.maxMemoryBytes)
-            .weigher((Digest d, byte[] v) -> v.length)
-            .executor(this::maintain)
-            .build();
+        b.maxMemoryBytes == 0
+            ? null
+            : Caffeine.newBuilder()
+                .maximumWeight(b.maxMemoryBytes)
+                .weigher((Digest d, byte[] v) -> v.length)
+                .executor(this::maintain)
+                .build();
   }
 
   /**
@@ -114,7 +122,7 @@ public final class CachingChunkSource implements ChunkSource {
    */
   @Override
   public CompletableFuture<byte[]> fetch(Digest blob) {
-    byte[] cached = memory.getIfPresent(blob);
+    byte[] cached = memory == null ? null : memory.getIfPresent(blob);
     if (cached != null) {
       memoryHits.increment();
       return CompletableFuture.completedFuture(cached);
@@ -126,7 +134,8 @@ public final class CachingChunkSource implements ChunkSource {
       // A copy, so that no caller can cancel or complete the future other readers share.
       return running.copy();
     }
-    cached = memory.getIfPresent(blob); // a load may have finished since the first look
+    // a load may have finished since the first look
+    cached = memory == null ? null : memory.getIfPresent(blob);
     if (cached != null) {
       loading.remove(blob, mine);
       mine.complete(cached);
@@ -142,7 +151,7 @@ public final class CachingChunkSource implements ChunkSource {
     loaded.whenComplete(
         (bytes, failure) -> {
           // Into memory before out of the loading map, so no reader finds neither.
-          if (failure == null) {
+          if (failure == null && memory != null) {
             memory.put(blob, bytes);
           }
           loading.remove(blob, mine);
@@ -405,6 +414,9 @@ public final class CachingChunkSource implements ChunkSource {
   public long memoryBytes() {
     // Caffeine counts a put's weight when its maintenance runs, which may still be queued on the
     // executor: run it here, so the number includes every chunk already served (stats only).
+    if (memory == null) {
+      return 0;
+    }
     memory.cleanUp();
     return memory.policy().eviction().map(e -> e.weightedSize().orElse(0)).orElse(0L);
   }
@@ -417,7 +429,9 @@ public final class CachingChunkSource implements ChunkSource {
   /** Drops the memory cache and stops the executor if this source created it. */
   @Override
   public void close() {
-    memory.invalidateAll();
+    if (memory != null) {
+      memory.invalidateAll();
+    }
     if (disk != null) {
       disk.close();
     }

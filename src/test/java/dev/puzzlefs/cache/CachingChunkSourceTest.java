@@ -107,6 +107,29 @@ class CachingChunkSourceTest {
   }
 
   @Test
+  void fetch_noMemoryCache_readsAndVerifiesTheBlobEveryTime() throws Exception {
+    CachingChunkSource source =
+        CachingChunkSource.builder(new LayoutBlobFetcher(image.layout(), io))
+            .maxMemoryBytes(0)
+            .executor(io)
+            .build();
+    sources.add(source);
+    Digest d = chunk(2);
+
+    assertArrayEquals(bytes(d), await(source.fetch(d)));
+    assertArrayEquals(bytes(d), await(source.fetch(d)));
+    assertEquals(2, source.fetches());
+    assertEquals(0, source.memoryHits());
+    assertEquals(0, source.memoryBytes());
+
+    // Nothing verified earlier is trusted later: the blob changed on disk fails the next read.
+    byte[] corrupt = bytes(d).clone();
+    corrupt[corrupt.length - 1] ^= 0x01;
+    Files.write(image.layout().blobPath(d), corrupt);
+    assertInstanceOf(ChunkVerificationException.class, failure(source.fetch(d)));
+  }
+
+  @Test
   void fetch_corruptLayoutBlob_failsUntilRepairedAndIsNeverCached() throws Exception {
     CachingChunkSource source = layoutSource();
     Digest d = chunk(1);
