@@ -24,6 +24,7 @@ import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -582,6 +583,7 @@ final class Server {
             () -> {
               ServerOutput.attach(sink);
               mounts.incrementAndGet();
+              mountsStarted.incrementAndGet();
               int exit = 1;
               try {
                 CommandLine cli = Main.commandLine(argv);
@@ -591,13 +593,13 @@ final class Server {
               } catch (RuntimeException | Error e) {
                 log.error("mount thread failed", e);
               } finally {
-                if (mounts.decrementAndGet() == 0) {
-                  // Idle: a full collection hands the heap the mounts grew back to the system.
-                  System.gc();
-                }
+                boolean idle = mounts.decrementAndGet() == 0;
                 ServerOutput.detach();
                 sink.close();
                 done.complete(exit);
+                if (idle) {
+                  collectWhenIdle();
+                }
               }
             },
             "puzzlefs-mount-" + requests.get());
@@ -605,6 +607,36 @@ final class Server {
     FutureProcess mount = new FutureProcess(ProcessHandle.current().pid(), done, t::interrupt);
     t.start();
     return mount;
+  }
+
+  /** How long the server must stay without mounts before {@link #collectWhenIdle} collects. */
+  private static final long IDLE_COLLECT_MILLIS = 1000;
+
+  private final AtomicLong mountsStarted = new AtomicLong();
+
+  /**
+   * Hands the heap the mounts grew back to the system with a full collection, once the server has
+   * had no mount for {@link #IDLE_COLLECT_MILLIS}: not while the last mount's request waits for its
+   * answer (a full collection stops every thread for tens of milliseconds), and not when the next
+   * mount is already under way.
+   */
+  private void collectWhenIdle() {
+    long started = mountsStarted.get();
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                Thread.sleep(IDLE_COLLECT_MILLIS);
+              } catch (InterruptedException e) {
+                return;
+              }
+              if (mounts.get() == 0 && mountsStarted.get() == started) {
+                System.gc();
+              }
+            },
+            "puzzlefs-idle-gc");
+    t.setDaemon(true);
+    t.start();
   }
 
   static void deleteTree(Path p) throws IOException {

@@ -18,6 +18,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -255,6 +256,27 @@ public final class Image implements AutoCloseable {
         };
   }
 
+  /** The files a prefetch list named and the chunks it planned for them, or null. */
+  private volatile Listed listed;
+
+  private record Listed(Set<Long> inos, Set<Digest> chunks) {}
+
+  /**
+   * Reads of the files in {@code inos} follow a prefetch list that planned {@code chunks}: such a
+   * read reads no further ahead, in its file or in the data stream, while the chunk it ends in was
+   * planned (the list knows what comes next: it was recorded from the same reads, and its chunks
+   * are being fetched already; reading ahead only fetched chunks the command never read). A read
+   * that needs an unplanned chunk (the list is out of date for that file) reads ahead as usual.
+   */
+  public void followList(Set<Long> inos, Set<Digest> chunks) {
+    listed = inos.isEmpty() ? null : new Listed(Set.copyOf(inos), Set.copyOf(chunks));
+  }
+
+  private boolean followsList(long ino, FileChunk lastChunk) {
+    Listed l = listed;
+    return l != null && l.inos().contains(ino) && l.chunks().contains(lastChunk.blob());
+  }
+
   /** From now on, tells {@code r} which chunks of which files each read needs. */
   public void recordReads(ReadRecorder r) {
     recorder = r;
@@ -417,7 +439,8 @@ public final class Image implements AutoCloseable {
     // in flight, slightly out of order) is sequential: fetch the next chunks now, while this read
     // waits for its own. Every file's "last read" ends at 0, so reading from the start counts.
     long previousEnd = lastReadEnd.getAndSet(index, end);
-    boolean sequential = Math.abs(offset - previousEnd) <= SEQUENTIAL_SLACK;
+    boolean sequential =
+        Math.abs(offset - previousEnd) <= SEQUENTIAL_SLACK && !followsList(ino, chunks.get(last));
     if (sequential) {
       readAhead(chunks, last + 1);
     }

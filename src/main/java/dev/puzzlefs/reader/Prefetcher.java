@@ -44,6 +44,8 @@ public final class Prefetcher implements AutoCloseable {
   private final Image image;
   private final List<Digest> plan;
   private final int listed;
+  private final Set<Long> listedFiles;
+  private final Set<Digest> listedChunks;
   private final Semaphore inFlight;
   private final int maxInFlight;
   private final int allInFlight;
@@ -55,10 +57,18 @@ public final class Prefetcher implements AutoCloseable {
   private final Thread thread;
   private volatile boolean stopped;
 
-  private Prefetcher(Image image, List<Digest> plan, int listed, int maxInFlight) {
+  private Prefetcher(
+      Image image,
+      List<Digest> plan,
+      int listed,
+      Set<Long> listedFiles,
+      Set<Digest> listedChunks,
+      int maxInFlight) {
     this.image = image;
     this.plan = plan;
     this.listed = listed;
+    this.listedFiles = listedFiles;
+    this.listedChunks = listedChunks;
     this.maxInFlight = Math.max(maxInFlight, listed > 0 ? LIST_IN_FLIGHT : 1);
     this.inFlight = new Semaphore(this.maxInFlight);
     this.allInFlight = maxInFlight;
@@ -108,11 +118,15 @@ public final class Prefetcher implements AutoCloseable {
     // A file names what is about to be read; a directory may be most of the image: its chunks
     // come after the files', behind reads, like the rest of the image.
     Set<Digest> trees = new LinkedHashSet<>();
+    Set<Long> files = new HashSet<>();
     int missing = 0;
     for (PrefetchList.Entry entry : list) {
       try {
         Inode inode = image.resolve(entry.path());
         addTree(image, inode, entry, inode.kind() == InodeKind.DIR ? trees : order);
+        if (inode.kind() == InodeKind.FILE) {
+          files.add(inode.ino());
+        }
       } catch (IOException e) {
         if (++missing <= 5) {
           LOG.warn(
@@ -126,6 +140,7 @@ public final class Prefetcher implements AutoCloseable {
       LOG.warn("prefetch list: {} of {} paths are not in the image; skipped", missing, list.size());
     }
     int listed = order.size();
+    Set<Digest> listedChunks = Set.copyOf(order);
     order.addAll(trees);
     if (all) {
       try {
@@ -134,7 +149,8 @@ public final class Prefetcher implements AutoCloseable {
         throw new IllegalStateException("image without a root directory", e);
       }
     }
-    Prefetcher p = new Prefetcher(image, new ArrayList<>(order), listed, maxInFlight);
+    Prefetcher p =
+        new Prefetcher(image, new ArrayList<>(order), listed, files, listedChunks, maxInFlight);
     image.addStats(p::stats);
     return p;
   }
@@ -192,6 +208,7 @@ public final class Prefetcher implements AutoCloseable {
             plan.size(),
             listed,
             maxInFlight);
+    image.followList(listedFiles, listedChunks);
     thread.start();
     return this;
   }
@@ -267,5 +284,6 @@ public final class Prefetcher implements AutoCloseable {
   public void close() {
     stopped = true;
     thread.interrupt();
+    image.followList(Set.of(), Set.of()); // what was planned may now never come
   }
 }

@@ -176,6 +176,17 @@ class PrefetchListTest {
     assertEquals(expected, new HashSet<>(asked));
     assertEquals(expected.size(), asked.size(), "each chunk once: " + asked);
     assertEquals((long) expected.size(), fresh.stats().get("prefetchFetched"));
+
+    // The same reads again follow the list: they read nothing ahead of it.
+    asked.clear();
+    fresh.read(small, 0, new byte[300], 0, 300);
+    fresh.read(big, 2500, new byte[10], 0, 10);
+    fresh.read(big, 9_990, new byte[10], 0, 10);
+    assertEquals(0L, fresh.stats().get("readaheadChunks"));
+    assertTrue(expected.containsAll(asked), "only planned chunks: " + asked);
+    // A read the list did not foresee reads ahead as usual.
+    fresh.read(big, 0, new byte[10], 0, 10);
+    assertTrue(fresh.stats().get("readaheadChunks") > 0, fresh.stats().toString());
   }
 
   @Test
