@@ -46,9 +46,9 @@ final class BlobPuller implements RegistryOperation<byte[]> {
   private Future<byte[]> receive(RegistryHttp http, HttpClientResponse response) {
     boolean ok = response.statusCode() == 200;
     long max = ok ? limit : MAX_ERROR_BYTES;
-    DigestingSink sink = new DigestingSink(max);
-    Promise<Void> body = Promise.promise();
     long announced = contentLength(response);
+    DigestingSink sink = new DigestingSink(max, ok ? announced : -1);
+    Promise<Void> body = Promise.promise();
     // Set before any reset: without a handler Vert.x logs the reset stream at ERROR.
     response.exceptionHandler(body::tryFail);
     if (ok && announced > limit) {

@@ -14,23 +14,58 @@ import java.security.MessageDigest;
  * caller checks {@link #overflowed()} before using the body.
  */
 final class DigestingSink implements WriteStream<Buffer> {
+  /** The largest announced size allocated before the bytes arrive. */
+  static final int MAX_PRESIZED = 16 << 20;
+
   private final MessageDigest sha256 = Digest.newSha256();
-  private final ByteArrayOutputStream kept = new ByteArrayOutputStream();
   private final long limit;
   private long received;
+  // The body: an array of the announced size, filled in place (a chunk's bytes are copied once,
+  // from the network buffer into the array the reader gets), or a growing stream when no size was
+  // announced or the body turned out longer than announced.
+  private byte[] exact;
+  private int filled;
+  private ByteArrayOutputStream grown;
 
   DigestingSink(long limit) {
+    this(limit, -1);
+  }
+
+  /**
+   * A sink for a body announced as {@code expected} bytes (-1: not announced); an announced size
+   * within the limit is allocated at once.
+   */
+  DigestingSink(long limit, long expected) {
     this.limit = limit;
+    // Up to a bound only: a header alone must not make us allocate much (the body may never come).
+    if (expected >= 0 && expected <= limit && expected <= MAX_PRESIZED) {
+      exact = new byte[(int) expected];
+    } else {
+      grown = new ByteArrayOutputStream();
+    }
   }
 
   @Override
   public Future<Void> write(Buffer data) {
-    received += data.length();
-    if (received <= limit) {
-      byte[] bytes = data.getBytes();
-      sha256.update(bytes);
-      kept.write(bytes, 0, bytes.length);
+    int length = data.length();
+    received += length;
+    if (received > limit) {
+      return Future.succeededFuture();
     }
+    if (exact != null && filled + length <= exact.length) {
+      data.getBytes(exact, filled);
+      sha256.update(exact, filled, length);
+      filled += length;
+      return Future.succeededFuture();
+    }
+    if (exact != null) { // longer than announced: keep all of it all the same
+      grown = new ByteArrayOutputStream(filled + length);
+      grown.write(exact, 0, filled);
+      exact = null;
+    }
+    byte[] bytes = data.getBytes();
+    sha256.update(bytes);
+    grown.write(bytes, 0, bytes.length);
     return Future.succeededFuture();
   }
 
@@ -76,6 +111,9 @@ final class DigestingSink implements WriteStream<Buffer> {
 
   /** The body (or its first {@code limit} bytes). */
   byte[] bytes() {
-    return kept.toByteArray();
+    if (exact == null) {
+      return grown.toByteArray();
+    }
+    return filled == exact.length ? exact : java.util.Arrays.copyOf(exact, filled);
   }
 }
