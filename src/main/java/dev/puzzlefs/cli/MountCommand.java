@@ -233,7 +233,12 @@ final class MountCommand implements Callable<Integer> {
     Prefetcher prefetcher = null;
     if (prefetch.equals("all") || !prefetchPaths.isEmpty()) {
       prefetcher =
-          Prefetcher.plan(opened.image(), prefetchPaths, prefetch.equals("all"), PREFETCH_IN_FLIGHT)
+          Prefetcher.plan(
+                  opened.image(),
+                  prefetchPaths,
+                  "--prefetch-list " + prefetchList,
+                  prefetch.equals("all"),
+                  PREFETCH_IN_FLIGHT)
               .start();
     }
     ReadRecorder recorder = null;
@@ -336,7 +341,12 @@ final class MountCommand implements Callable<Integer> {
   private int background(Config config, ImageArgs image) throws Exception {
     Path mountpoint = Caller.path(image.rest().get(0));
     if (!Files.isDirectory(mountpoint)) {
-      throw new java.io.IOException("mount point " + mountpoint + " is not a directory");
+      throw new java.io.IOException(
+          "mount point "
+              + mountpoint
+              + (Files.exists(mountpoint)
+                  ? " is not a directory"
+                  : " does not exist; create the directory first"));
     }
     List<String> child = childArgs(mountpoint);
     MountSupport.sizeChildFor(memoryCache(image.remote(), config), image.remote());

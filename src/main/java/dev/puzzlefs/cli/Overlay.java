@@ -27,6 +27,32 @@ final class Overlay {
 
   /** Mounts an overlay of {@code lower} (read-only) and {@code upper} on {@code target}. */
   static void mount(Path lower, Path upper, Path work, Path target) throws IOException {
+    // One overlay per upper layer: two on one persist directory would each see the other's writes
+    // half done (the kernel only warns). The check and the mount go together under a lock on the
+    // directory that holds the upper layer (this JVM's threads, then other processes).
+    Path lockFile = upper.toAbsolutePath().normalize().resolveSibling(".puzzlefs-lock");
+    synchronized (Overlay.class) {
+      try (java.nio.channels.FileChannel lock =
+              java.nio.channels.FileChannel.open(
+                  lockFile,
+                  java.nio.file.StandardOpenOption.CREATE,
+                  java.nio.file.StandardOpenOption.WRITE);
+          java.nio.channels.FileLock held = lock.lock()) {
+        Path busy = MountTable.overlayUsing(upper, work);
+        if (busy != null) {
+          throw new IOException(
+              upper.toAbsolutePath().normalize().getParent()
+                  + " is in use: it holds the upper layer of the writable mount on "
+                  + busy
+                  + " (a persist directory serves one mount at a time)");
+        }
+        mountUnlocked(lower, upper, work, target);
+      }
+    }
+  }
+
+  private static void mountUnlocked(Path lower, Path upper, Path work, Path target)
+      throws IOException {
     String options =
         "lowerdir=" + escape(lower) + ",upperdir=" + escape(upper) + ",workdir=" + escape(work);
     String failed;

@@ -174,11 +174,17 @@ final class RunCommand implements Callable<Integer> {
    * Starts fetching what {@code list} names, at once (the container's start-up is its head start);
    * null when there is nothing to fetch.
    */
-  private static Prefetcher startPrefetch(OpenedImage opened, List<PrefetchList.Entry> list) {
+  private Prefetcher startPrefetch(OpenedImage opened, List<PrefetchList.Entry> list) {
     if (list.isEmpty()) {
       return null;
     }
-    return Prefetcher.plan(opened.image(), list, false, Prefetcher.LIST_IN_FLIGHT).start();
+    return Prefetcher.plan(
+            opened.image(),
+            list,
+            "--prefetch-list " + prefetchList,
+            false,
+            Prefetcher.LIST_IN_FLIGHT)
+        .start();
   }
 
   /**

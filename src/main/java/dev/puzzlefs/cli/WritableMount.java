@@ -49,18 +49,34 @@ final class WritableMount {
    * {@code persist}/work) when {@code persist} is not null.
    */
   static Layers prepare(Path mountpoint, Path persist, String prefix) throws IOException {
+    if (persist != null && Files.exists(persist) && !Files.isDirectory(persist)) {
+      throw new IOException("--persist " + persist + " is not a directory");
+    }
     Path dir =
         Files.createTempDirectory(
             prefix,
             PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-    if (mountpoint == null) {
-      mountpoint = Files.createDirectory(dir.resolve("rootfs"));
+    try {
+      if (mountpoint == null) {
+        mountpoint = Files.createDirectory(dir.resolve("rootfs"));
+      }
+      Path base = persist != null ? persist.toAbsolutePath().normalize() : dir;
+      Path upper = Files.createDirectories(base.resolve("upper"));
+      Path work = Files.createDirectories(base.resolve("work"));
+      Path lower = Files.createDirectory(dir.resolve("lower"));
+      return new Layers(mountpoint, dir, lower, upper, work, persist);
+    } catch (IOException | RuntimeException e) {
+      try {
+        Overlay.deleteTree(dir);
+      } catch (IOException again) {
+        e.addSuppressed(again);
+      }
+      if (persist != null && e instanceof java.nio.file.FileSystemException fs) {
+        throw new IOException(
+            "cannot use --persist " + persist + ": " + fs.getFile() + ": " + fs.getReason(), e);
+      }
+      throw e;
     }
-    Path base = persist != null ? persist.toAbsolutePath().normalize() : dir;
-    Path upper = Files.createDirectories(base.resolve("upper"));
-    Path work = Files.createDirectories(base.resolve("work"));
-    Path lower = Files.createDirectory(dir.resolve("lower"));
-    return new Layers(mountpoint, dir, lower, upper, work, persist);
   }
 
   /**
@@ -110,7 +126,12 @@ final class WritableMount {
   private static Path checkMountpoint(Path mountpoint) throws IOException {
     Path target = mountpoint.toAbsolutePath().normalize();
     if (!Files.isDirectory(target)) {
-      throw new IOException("mount point " + target + " is not a directory");
+      throw new IOException(
+          "mount point "
+              + target
+              + (Files.exists(target)
+                  ? " is not a directory"
+                  : " does not exist; create the directory first"));
     }
     String type = MountTable.typeAt(target);
     if (type != null) {

@@ -53,6 +53,48 @@ public final class MountTable {
     return found;
   }
 
+  /**
+   * The mount point of an overlay whose upper or work directory is {@code upper} or {@code work},
+   * or null: an upper layer may serve one overlay at a time.
+   */
+  public static Path overlayUsing(Path upper, Path work) throws IOException {
+    String u = "upperdir=" + escapeOption(upper.toAbsolutePath().normalize().toString());
+    String w = "workdir=" + escapeOption(work.toAbsolutePath().normalize().toString());
+    for (String line : Files.readAllLines(MOUNTINFO, StandardCharsets.ISO_8859_1)) {
+      int dash = line.indexOf(" - ");
+      String[] fields = line.split(" ");
+      if (dash < 0 || fields.length < 5) {
+        continue;
+      }
+      String[] tail = line.substring(dash + 3).split(" ");
+      if (tail.length < 3 || !tail[0].equals("overlay")) {
+        continue;
+      }
+      String options = "," + tail[2] + ",";
+      if (options.contains("," + u + ",") || options.contains("," + w + ",")) {
+        return Path.of(unescape(fields[4]));
+      }
+    }
+    return null;
+  }
+
+  /**
+   * A path as the kernel shows it in an option of mountinfo's last field: its UTF-8 bytes, with
+   * comma, equals sign, space, tab, newline and backslash as octal escapes.
+   */
+  static String escapeOption(String path) {
+    StringBuilder out = new StringBuilder();
+    for (byte b : path.getBytes(StandardCharsets.UTF_8)) {
+      int c = b & 0xff;
+      if (c == ',' || c == '=' || c == ' ' || c == '\t' || c == '\n' || c == '\\') {
+        out.append(String.format("\\%03o", c));
+      } else {
+        out.append((char) c);
+      }
+    }
+    return out.toString();
+  }
+
   /** Undoes the kernel's octal escapes ({@code \040} for a space), keeping bytes as UTF-8. */
   private static String unescape(String field) {
     ByteArrayOutputStream out = new ByteArrayOutputStream();

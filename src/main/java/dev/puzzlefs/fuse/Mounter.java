@@ -156,6 +156,18 @@ public final class Mounter {
       throws IOException {
     Objects.requireNonNull(image, "image");
     Path dir = checkMountpoint(mountpoint);
+    if (options == null || options.stream().noneMatch(o -> o.contains("nonempty"))) {
+      // libfuse 2 refuses with a message on its standard error, which a server's client never sees.
+      try (var entries = Files.list(dir)) {
+        if (entries.findAny().isPresent()) {
+          throw new IOException(
+              "mount point "
+                  + dir
+                  + " is not empty; mount on an empty directory (or pass -o nonempty to hide what"
+                  + " is there)");
+        }
+      }
+    }
     Object devBefore = Files.getAttribute(dir, "unix:dev");
     PuzzleFs fs = spare.getAndSet(null);
     if (fs != null) {

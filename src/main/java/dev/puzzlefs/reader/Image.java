@@ -256,6 +256,12 @@ public final class Image implements AutoCloseable {
         };
   }
 
+  /** How long after a chunk's read timed out another read of it fails without waiting. */
+  private static final long RETRY_AFTER_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(2);
+
+  /** Chunks whose read timed out lately, with when. */
+  private final Map<Digest, Long> recentTimeouts = new java.util.concurrent.ConcurrentHashMap<>();
+
   /** The files a prefetch list named and the chunks it planned for them, or null. */
   private volatile Listed listed;
 
@@ -512,6 +518,7 @@ public final class Image implements AutoCloseable {
       throws ChunkReadException {
     Digest blob = chunk.blob();
     boolean stalled = !future.isDone();
+    boolean again = false;
     if (stalled) {
       readStalls.increment();
       readsWaiting.incrementAndGet();
@@ -521,13 +528,32 @@ public final class Image implements AutoCloseable {
     }
     try {
       long left = Math.max(0, deadline - System.nanoTime());
-      return (byte[]) future.get(left, TimeUnit.NANOSECONDS);
+      Long timedOut = recentTimeouts.get(blob);
+      if (timedOut != null && System.nanoTime() - timedOut < RETRY_AFTER_TIMEOUT_NANOS) {
+        // The kernel asks again at once after a failed readahead (one page, synchronously): the
+        // chunk that just timed out fails again at once instead of making the reader wait twice.
+        left = 0;
+        again = true;
+      }
+      byte[] bytes = (byte[]) future.get(left, TimeUnit.NANOSECONDS);
+      if (timedOut != null) {
+        recentTimeouts.remove(blob);
+      }
+      return bytes;
     } catch (TimeoutException e) {
       @SuppressWarnings("unchecked")
       CompletableFuture<byte[]> stale = (CompletableFuture<byte[]>) future;
       recent.forget(blob, stale);
+      long now = System.nanoTime();
+      recentTimeouts.values().removeIf(t -> now - t >= RETRY_AFTER_TIMEOUT_NANOS);
+      recentTimeouts.putIfAbsent(blob, now);
       throw new ChunkReadException(
-          blob, ino, "timed out after " + Duration.ofNanos(deadlineNanos).toMillis() + " ms", e);
+          blob,
+          ino,
+          again
+              ? "timed out again (it timed out less than 2 s ago)"
+              : "timed out after " + Duration.ofNanos(deadlineNanos).toMillis() + " ms",
+          e);
     } catch (ExecutionException e) {
       Throwable cause = e.getCause() == null ? e : e.getCause();
       throw new ChunkReadException(blob, ino, String.valueOf(cause.getMessage()), cause);

@@ -9,7 +9,6 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.regex.Pattern;
 
 /**
  * The text of a prefetch list: one path per line, from the image's root (a directory stands for
@@ -21,7 +20,8 @@ import java.util.regex.Pattern;
  * tabs and all, can be listed.
  */
 public final class PrefetchList {
-  private static final Pattern RANGES = Pattern.compile("[0-9]+\\+[0-9]+(,[0-9]+\\+[0-9]+)*");
+  /** The largest list read: far more than any image's paths with their ranges. */
+  public static final long MAX_BYTES = 64L << 20;
 
   private PrefetchList() {}
 
@@ -36,15 +36,51 @@ public final class PrefetchList {
         return true;
       }
       for (int i = 0; i < ranges.length; i += 2) {
-        if (ranges[i] < to && from < ranges[i] + ranges[i + 1]) {
+        long end = ranges[i] + ranges[i + 1];
+        if (end < 0) { // past Long.MAX_VALUE: to the end of any file
+          end = Long.MAX_VALUE;
+        }
+        if (ranges[i + 1] > 0 && ranges[i] < to && from < end) {
           return true;
         }
       }
       return false;
     }
 
+    /**
+     * The path for a message: control characters and bytes that are not UTF-8 as {@code \xNN}, and
+     * at most 200 characters.
+     */
     String printable() {
-      return new String(path, StandardCharsets.UTF_8);
+      StringBuilder out = new StringBuilder();
+      java.nio.CharBuffer text;
+      try {
+        text =
+            StandardCharsets.UTF_8
+                .newDecoder()
+                .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
+                .decode(java.nio.ByteBuffer.wrap(path));
+      } catch (java.nio.charset.CharacterCodingException e) {
+        for (byte b : path) {
+          int c = b & 0xff;
+          out.append(
+              c >= 0x20 && c < 0x7f ? String.valueOf((char) c) : String.format("\\x%02x", c));
+        }
+        return shorten(out);
+      }
+      text.chars()
+          .forEach(
+              c ->
+                  out.append(
+                      c < 0x20 || c == 0x7f
+                          ? String.format("\\x%02x", c)
+                          : String.valueOf((char) c)));
+      return shorten(out);
+    }
+
+    private static String shorten(StringBuilder s) {
+      return s.length() <= 200 ? s.toString() : s.substring(0, 200) + "...";
     }
   }
 
@@ -54,6 +90,16 @@ public final class PrefetchList {
    */
   public static List<Entry> read(Path file, String option) throws IOException {
     try {
+      // Only a regular file: a FIFO or a device would block or never end.
+      if (Files.exists(file) && !Files.isRegularFile(file)) {
+        throw new IOException(
+            Files.isDirectory(file) ? "it is a directory" : "it is not a regular file");
+      }
+      long size = Files.size(file);
+      if (size > MAX_BYTES) {
+        throw new IOException(
+            "it has " + size + " bytes; a prefetch list may have at most " + MAX_BYTES);
+      }
       return parse(Files.readAllBytes(file));
     } catch (IOException e) {
       String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
@@ -72,7 +118,8 @@ public final class PrefetchList {
       if (i < text.length && text[i] != '\n') {
         continue;
       }
-      byte[] line = Arrays.copyOfRange(text, start, i);
+      int end = i > start && text[i - 1] == '\r' ? i - 1 : i; // a list written on Windows
+      byte[] line = Arrays.copyOfRange(text, start, end);
       start = i + 1;
       String printable = new String(line, StandardCharsets.UTF_8).strip();
       if (printable.isEmpty() || printable.startsWith("#")) {
@@ -93,42 +140,108 @@ public final class PrefetchList {
     }
     if (tab > 0) {
       String tail = new String(line, tab + 1, line.length - tab - 1, StandardCharsets.UTF_8);
-      if (RANGES.matcher(tail.strip()).matches()) {
-        String[] parts = tail.strip().split(",");
-        long[] ranges = new long[parts.length * 2];
-        try {
-          for (int p = 0; p < parts.length; p++) {
-            int plus = parts[p].indexOf('+');
-            ranges[2 * p] = Long.parseLong(parts[p].substring(0, plus));
-            ranges[2 * p + 1] = Long.parseLong(parts[p].substring(plus + 1));
-          }
-          return new Entry(Arrays.copyOf(line, tab), ranges);
-        } catch (NumberFormatException e) {
-          // a number too large for a long: not a range list, so the tab is part of the path
-        }
+      long[] ranges = ranges(tail.strip());
+      if (ranges != null) {
+        return new Entry(Arrays.copyOf(line, tab), ranges);
       }
     }
     return new Entry(line, null);
   }
 
   /**
+   * {@code START+LENGTH[,START+LENGTH]...} as pairs, or null when {@code text} is not such a list
+   * (then the tab before it is part of the path). Scanned by hand: a line may hold thousands.
+   */
+  private static long[] ranges(String text) {
+    if (text.isEmpty()) {
+      return null;
+    }
+    String[] parts = text.split(",", -1);
+    long[] ranges = new long[parts.length * 2];
+    for (int p = 0; p < parts.length; p++) {
+      int plus = parts[p].indexOf('+');
+      if (plus < 0) {
+        return null;
+      }
+      long start = number(parts[p], 0, plus);
+      long length = number(parts[p], plus + 1, parts[p].length());
+      if (start < 0 || length < 0) {
+        return null;
+      }
+      ranges[2 * p] = start;
+      ranges[2 * p + 1] = length;
+    }
+    return ranges;
+  }
+
+  /** The decimal number in {@code s[from, to)}, or -1 if it is empty, not digits or too large. */
+  private static long number(String s, int from, int to) {
+    if (from >= to || to - from > 18) {
+      return -1;
+    }
+    long n = 0;
+    for (int i = from; i < to; i++) {
+      char c = s.charAt(i);
+      if (c < '0' || c > '9') {
+        return -1;
+      }
+      n = n * 10 + (c - '0');
+    }
+    return n;
+  }
+
+  /**
    * Fails with a clear message, naming {@code option}, if a list could not be written to {@code
-   * file} later: its directory is missing, or it is a directory. Null passes.
+   * file} later: its directory is missing or not writable, or the path is a directory, a device, a
+   * FIFO or a dangling link (a list replaces only a regular file; a link is written through). Null
+   * passes.
    */
   public static void checkWritable(Path file, String option) throws IOException {
     if (file == null) {
       return;
     }
-    Path dir = file.toAbsolutePath().getParent();
-    if (Files.isDirectory(file)) {
-      throw new IOException("cannot write " + option + " " + file + ": it is a directory");
+    Path target;
+    try {
+      target = target(file);
+    } catch (IOException e) {
+      throw new IOException("cannot write " + option + " " + file + ": " + e.getMessage(), e);
     }
+    Path dir = target.getParent();
     if (dir == null || !Files.isDirectory(dir)) {
       throw new IOException("cannot write " + option + " " + file + ": no directory " + dir);
     }
-    if (!Files.isWritable(dir)) {
-      throw new IOException("cannot write " + option + " " + file + ": " + dir + " is read-only");
+    // Try it: a directory may look writable and still refuse files (/proc, a read-only mount).
+    try {
+      Files.delete(Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp"));
+    } catch (IOException e) {
+      String why = e.getMessage();
+      if (e instanceof java.nio.file.FileSystemException fs && fs.getReason() != null) {
+        why = fs.getReason();
+      }
+      throw new IOException(
+          "cannot write " + option + " " + file + ": cannot create a file in " + dir + ": " + why,
+          e);
     }
+  }
+
+  /**
+   * The file a list for {@code file} goes to: {@code file} itself, or what it links to; fails if
+   * that is anything but a regular file or a name not yet taken.
+   */
+  private static Path target(Path file) throws IOException {
+    Path absolute = file.toAbsolutePath();
+    for (int hops = 0; Files.isSymbolicLink(absolute); hops++) {
+      if (hops == 40) {
+        throw new IOException("too many levels of symbolic links");
+      }
+      absolute = absolute.resolveSibling(Files.readSymbolicLink(absolute)).normalize();
+    }
+    if (Files.exists(absolute, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+        && !Files.isRegularFile(absolute, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      throw new IOException(
+          Files.isDirectory(absolute) ? "it is a directory" : "it is not a regular file");
+    }
+    return absolute;
   }
 
   /**
@@ -152,7 +265,7 @@ public final class PrefetchList {
       }
       out.write('\n');
     }
-    Path absolute = file.toAbsolutePath();
+    Path absolute = target(file);
     Path dir = absolute.getParent();
     Path tmp = Files.createTempFile(dir, "." + absolute.getFileName() + ".", ".tmp");
     try {

@@ -111,6 +111,12 @@ public final class Prefetcher implements AutoCloseable {
    */
   public static Prefetcher plan(
       Image image, List<PrefetchList.Entry> list, boolean all, int maxInFlight) {
+    return plan(image, list, "prefetch list", all, maxInFlight);
+  }
+
+  /** As {@link #plan(Image, List, boolean, int)}; warnings name the list as {@code listName}. */
+  public static Prefetcher plan(
+      Image image, List<PrefetchList.Entry> list, String listName, boolean all, int maxInFlight) {
     if (maxInFlight < 1) {
       throw new IllegalArgumentException("maxInFlight must be at least 1, got " + maxInFlight);
     }
@@ -130,14 +136,15 @@ public final class Prefetcher implements AutoCloseable {
       } catch (IOException e) {
         if (++missing <= 5) {
           LOG.warn(
-              "prefetch list: {} is not in the image ({}); skipped",
+              "{}: {} is not in the image ({}); skipped",
+              listName,
               entry.printable(),
-              e.toString());
+              e.getClass().getSimpleName());
         }
       }
     }
     if (missing > 5) {
-      LOG.warn("prefetch list: {} of {} paths are not in the image; skipped", missing, list.size());
+      LOG.warn("{}: {} of {} paths are not in the image; skipped", listName, missing, list.size());
     }
     int listed = order.size();
     Set<Digest> listedChunks = Set.copyOf(order);

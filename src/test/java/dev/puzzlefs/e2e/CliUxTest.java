@@ -305,6 +305,20 @@ class CliUxTest {
   }
 
   @Test
+  void mount_onAMissingOrNonEmptyDirectory_saysWhich() throws Exception {
+    Path missing = tmp.resolve("missing");
+    Processes.Result r = Cli.run("mount", oci.toString(), "v1", missing.toString());
+    assertTrue(r.exit() != 0, r.stderr());
+    assertTrue(r.stderr().contains(missing + " does not exist"), r.stderr());
+
+    Files.writeString(mnt.resolve("x"), "already here");
+    r = Cli.run("mount", oci.toString(), "v1", mnt.toString());
+    assertTrue(r.exit() != 0, r.stderr());
+    assertTrue(r.stderr().contains(mnt + " is not empty"), r.stderr());
+    assertEquals("already here", Files.readString(mnt.resolve("x")), "nothing hid it");
+  }
+
+  @Test
   void umount_ofAPathThatIsNotAMount_failsSayingSo() throws Exception {
     Processes.Result r = Cli.run("umount", mnt.toString());
     assertEquals(1, r.exit());

@@ -2,6 +2,7 @@ package dev.puzzlefs.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.puzzlefs.testing.Processes;
@@ -96,6 +97,53 @@ class WritableMountTest {
 
     Isolated.assertBlobsIntact(oci);
     assertEquals("from the image\n", Files.readString(src.resolve("motd")));
+  }
+
+  @Test
+  void persistInUseOrAFile_isRefusedAndLeavesNothingBehind() throws Exception {
+    Path persist = tmp.resolve("persist");
+    Path second = Files.createDirectories(tmp.resolve("mnt2"));
+    cli.ok(
+        "mount",
+        "--writable",
+        "--persist",
+        persist.toString(),
+        oci.toString(),
+        "v1",
+        mnt.toString());
+    try {
+      var r =
+          cli.run(
+              "mount",
+              "--writable",
+              "--persist",
+              persist.toString(),
+              oci.toString(),
+              "v1",
+              second.toString());
+      assertTrue(r.exit() != 0, r.stderr());
+      assertTrue(
+          r.stderr().contains(persist + " is in use")
+              && r.stderr().contains("writable mount on " + mnt),
+          r.stderr());
+      assertNull(
+          dev.puzzlefs.fuse.MountTable.typeAt(second), "nothing mounted on the second point");
+    } finally {
+      cli.ok("umount", mnt.toString());
+    }
+
+    Path file = Files.writeString(tmp.resolve("afile"), "x");
+    var r =
+        cli.run(
+            "mount",
+            "--writable",
+            "--persist",
+            file.toString(),
+            oci.toString(),
+            "v1",
+            mnt.toString());
+    assertTrue(r.exit() != 0 && r.stderr().contains(file + " is not a directory"), r.stderr());
+    cli.assertNothingLeft(mnt, second);
   }
 
   @Test

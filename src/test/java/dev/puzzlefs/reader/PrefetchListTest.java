@@ -3,6 +3,7 @@ package dev.puzzlefs.reader;
 import static dev.puzzlefs.testing.FakeImage.utf8;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -109,6 +110,76 @@ class PrefetchListTest {
     assertTrue(dir.getMessage().endsWith("it is a directory"), dir.getMessage());
     PrefetchList.checkWritable(tmp.resolve("fine"), "--record-prefetch-list");
     PrefetchList.checkWritable(null, "--record-prefetch-list");
+  }
+
+  @Test
+  void parse_thousandsOfRangesOnALine_crlfAndRangesThatWantNothingOrEverything() {
+    StringBuilder line = new StringBuilder("/sparse\t");
+    for (int i = 0; i < 20_000; i++) {
+      line.append(i == 0 ? "" : ",").append(i * 524_288L).append("+1");
+    }
+    List<PrefetchList.Entry> entries =
+        PrefetchList.parse(
+            utf8(line + "\r\n/crlf\r\n/empty\t100+0\n/huge\t5+999999999999999999\n"));
+
+    assertEquals(4, entries.size());
+    assertEquals(40_000, entries.get(0).ranges().length);
+    assertTrue(entries.get(0).wants(524_288L * 19_999, 524_288L * 19_999 + 1));
+    assertEquals("/crlf", text(entries.get(1)), "a CR before the newline is no part of the path");
+    assertFalse(entries.get(2).wants(0, 1_000), "a range of length 0 wants nothing");
+    assertTrue(entries.get(3).wants(1L << 50, (1L << 50) + 1), "far into any file");
+    assertEquals(
+        "/a\\x01b\\x1b[31m\\xff",
+        new PrefetchList.Entry(
+                new byte[] {'/', 'a', 1, 'b', 27, '[', '3', '1', 'm', (byte) 0xff}, null)
+            .printable());
+  }
+
+  @Test
+  @org.junit.jupiter.api.Timeout(30)
+  void read_fifoOrOversizedList_failsAtOnceNamingTheFile() throws Exception {
+    Path fifo = tmp.resolve("fifo");
+    assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
+    IOException e =
+        assertThrows(IOException.class, () -> PrefetchList.read(fifo, "--prefetch-list"));
+    assertEquals(
+        "cannot read --prefetch-list " + fifo + ": it is not a regular file", e.getMessage());
+
+    Path big = tmp.resolve("big");
+    try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(big.toFile(), "rw")) {
+      f.setLength(PrefetchList.MAX_BYTES + 1); // sparse: no disk used
+    }
+    e = assertThrows(IOException.class, () -> PrefetchList.read(big, "--prefetch-list"));
+    assertTrue(e.getMessage().startsWith("cannot read --prefetch-list " + big), e.getMessage());
+    assertTrue(e.getMessage().contains("at most " + PrefetchList.MAX_BYTES), e.getMessage());
+  }
+
+  @Test
+  void write_neverReplacesAFifoOrALink_writesThroughTheLink() throws Exception {
+    Path fifo = tmp.resolve("fifo");
+    assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
+    IOException e =
+        assertThrows(
+            IOException.class, () -> PrefetchList.checkWritable(fifo, "--record-prefetch-list"));
+    assertTrue(e.getMessage().endsWith("it is not a regular file"), e.getMessage());
+    assertThrows(IOException.class, () -> PrefetchList.write(fifo, "h", List.of()));
+    assertTrue(
+        Files.readAttributes(fifo, java.nio.file.attribute.BasicFileAttributes.class).isOther(),
+        "the FIFO is still a FIFO");
+
+    Path real = tmp.resolve("real.list");
+    Path link = Files.createSymbolicLink(tmp.resolve("link.list"), real.getFileName());
+    PrefetchList.checkWritable(link, "--record-prefetch-list");
+    PrefetchList.write(link, "h", List.of(new PrefetchList.Entry(utf8("/a"), null)));
+    assertTrue(Files.isSymbolicLink(link), "the link is still a link");
+    assertEquals("# h\n/a\n", Files.readString(real));
+
+    Path dangling = Files.createSymbolicLink(tmp.resolve("dangling"), tmp.resolve("nowhere/x"));
+    e =
+        assertThrows(
+            IOException.class,
+            () -> PrefetchList.checkWritable(dangling, "--record-prefetch-list"));
+    assertTrue(e.getMessage().contains("no directory " + tmp.resolve("nowhere")), e.getMessage());
   }
 
   /**
