@@ -48,6 +48,18 @@ final class UmountCommand implements Callable<Integer> {
     return 0;
   }
 
+  /** The mount points strictly below {@code dir}; none when the table cannot be read. */
+  private static List<Path> mountsInside(Path dir) {
+    try {
+      Path top = dir.toAbsolutePath().normalize();
+      return dev.puzzlefs.fuse.MountTable.mountsUnder(top).stream()
+          .filter(p -> !p.equals(top))
+          .toList();
+    } catch (IOException e) {
+      return List.of();
+    }
+  }
+
   /** The error for a person: what failed, why, and what to do about it. */
   static String advice(UnmountException e) {
     Path dir = e.mountpoint();
@@ -57,6 +69,22 @@ final class UmountCommand implements Callable<Integer> {
             + " is not a mount point: nothing is mounted there (findmnt -t fuse.puzzlefs lists"
             + " puzzlefs mounts)";
       case BUSY:
+        List<Path> inside = mountsInside(dir);
+        if (!inside.isEmpty()) {
+          return "cannot unmount "
+              + dir
+              + ": it is busy (EBUSY): "
+              + (inside.size() == 1 ? "a mount is" : "mounts are")
+              + " inside it ("
+              + inside.stream()
+                  .map(Path::toString)
+                  .collect(java.util.stream.Collectors.joining(", "))
+              + "); unmount "
+              + (inside.size() == 1 ? "it" : "them")
+              + " first, or detach everything now with 'puzzlefs umount --lazy "
+              + dir
+              + "'";
+        }
         List<String> users = MountUsers.of(dir);
         return "cannot unmount "
             + dir

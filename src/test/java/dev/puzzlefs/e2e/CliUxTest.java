@@ -319,6 +319,23 @@ class CliUxTest {
   }
 
   @Test
+  void umount_withAMountInside_namesThatMount() throws Exception {
+    Cli.ok("mount", oci.toString(), "v1", mnt.toString());
+    Path inner = mnt.resolve("dir");
+    try {
+      Processes.Result tmpfs =
+          Processes.run(30, "mount", "-t", "tmpfs", "puzzlefs-test", inner.toString());
+      assertEquals(0, tmpfs.exit(), tmpfs.stderr());
+      Processes.Result r = Cli.run("umount", mnt.toString());
+      assertEquals(1, r.exit());
+      assertTrue(r.stderr().contains("a mount is inside it (" + inner + ")"), r.stderr());
+    } finally {
+      Processes.run(30, "umount", inner.toString());
+      Cli.run("umount", mnt.toString());
+    }
+  }
+
+  @Test
   void umount_ofAPathThatIsNotAMount_failsSayingSo() throws Exception {
     Processes.Result r = Cli.run("umount", mnt.toString());
     assertEquals(1, r.exit());
