@@ -24,7 +24,6 @@ import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -102,7 +101,7 @@ final class Server {
   private final int uid;
   private final Map<String, String> env;
   private final AtomicInteger requests = new AtomicInteger();
-  private final AtomicInteger mounts = new AtomicInteger();
+  private final IdleCollection idle = new IdleCollection();
   private final Set<ServerClient> runs = java.util.concurrent.ConcurrentHashMap.newKeySet();
   private final Set<Thread> working = java.util.concurrent.ConcurrentHashMap.newKeySet();
   private volatile boolean stopping;
@@ -582,8 +581,7 @@ final class Server {
         new Thread(
             () -> {
               ServerOutput.attach(sink);
-              mounts.incrementAndGet();
-              mountsStarted.incrementAndGet();
+              idle.mountStarted();
               int exit = 1;
               try {
                 CommandLine cli = Main.commandLine(argv);
@@ -593,13 +591,10 @@ final class Server {
               } catch (RuntimeException | Error e) {
                 log.error("mount thread failed", e);
               } finally {
-                boolean idle = mounts.decrementAndGet() == 0;
                 ServerOutput.detach();
                 sink.close();
                 done.complete(exit);
-                if (idle) {
-                  collectWhenIdle();
-                }
+                idle.mountEnded();
               }
             },
             "puzzlefs-mount-" + requests.get());
@@ -607,36 +602,6 @@ final class Server {
     FutureProcess mount = new FutureProcess(ProcessHandle.current().pid(), done, t::interrupt);
     t.start();
     return mount;
-  }
-
-  /** How long the server must stay without mounts before {@link #collectWhenIdle} collects. */
-  private static final long IDLE_COLLECT_MILLIS = 1000;
-
-  private final AtomicLong mountsStarted = new AtomicLong();
-
-  /**
-   * Hands the heap the mounts grew back to the system with a full collection, once the server has
-   * had no mount for {@link #IDLE_COLLECT_MILLIS}: not while the last mount's request waits for its
-   * answer (a full collection stops every thread for tens of milliseconds), and not when the next
-   * mount is already under way.
-   */
-  private void collectWhenIdle() {
-    long started = mountsStarted.get();
-    Thread t =
-        new Thread(
-            () -> {
-              try {
-                Thread.sleep(IDLE_COLLECT_MILLIS);
-              } catch (InterruptedException e) {
-                return;
-              }
-              if (mounts.get() == 0 && mountsStarted.get() == started) {
-                System.gc();
-              }
-            },
-            "puzzlefs-idle-gc");
-    t.setDaemon(true);
-    t.start();
   }
 
   static void deleteTree(Path p) throws IOException {

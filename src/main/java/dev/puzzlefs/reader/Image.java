@@ -256,31 +256,24 @@ public final class Image implements AutoCloseable {
         };
   }
 
-  /** How long after a chunk's read timed out another read of it fails without waiting. */
-  private static final long RETRY_AFTER_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(2);
+  private final RecentTimeouts recentTimeouts = new RecentTimeouts();
 
-  /** Chunks whose read timed out lately, with when. */
-  private final Map<Digest, Long> recentTimeouts = new java.util.concurrent.ConcurrentHashMap<>();
-
-  /** The files a prefetch list named and the chunks it planned for them, or null. */
-  private volatile Listed listed;
-
-  private record Listed(Set<Long> inos, Set<Digest> chunks) {}
+  /** What a prefetch list planned, or null. */
+  private volatile ListedReads listed;
 
   /**
-   * Reads of the files in {@code inos} follow a prefetch list that planned {@code chunks}: such a
-   * read reads no further ahead, in its file or in the data stream, while the chunk it ends in was
-   * planned (the list knows what comes next: it was recorded from the same reads, and its chunks
-   * are being fetched already; reading ahead only fetched chunks the command never read). A read
-   * that needs an unplanned chunk (the list is out of date for that file) reads ahead as usual.
+   * Reads of the files in {@code inos} follow a prefetch list that planned {@code chunks} (see
+   * {@link ListedReads}): they read no further ahead, in their file or in the data stream, while
+   * the chunk they end in was planned. A read that needs an unplanned chunk (the list is out of
+   * date for that file) reads ahead as usual.
    */
   public void followList(Set<Long> inos, Set<Digest> chunks) {
-    listed = inos.isEmpty() ? null : new Listed(Set.copyOf(inos), Set.copyOf(chunks));
+    listed = ListedReads.of(inos, chunks);
   }
 
   private boolean followsList(long ino, FileChunk lastChunk) {
-    Listed l = listed;
-    return l != null && l.inos().contains(ino) && l.chunks().contains(lastChunk.blob());
+    ListedReads l = listed;
+    return l != null && l.follows(ino, lastChunk.blob());
   }
 
   /** From now on, tells {@code r} which chunks of which files each read needs. */
@@ -528,25 +521,18 @@ public final class Image implements AutoCloseable {
     }
     try {
       long left = Math.max(0, deadline - System.nanoTime());
-      Long timedOut = recentTimeouts.get(blob);
-      if (timedOut != null && System.nanoTime() - timedOut < RETRY_AFTER_TIMEOUT_NANOS) {
-        // The kernel asks again at once after a failed readahead (one page, synchronously): the
-        // chunk that just timed out fails again at once instead of making the reader wait twice.
-        left = 0;
+      if (recentTimeouts.timedOutLately(blob)) {
+        left = 0; // the kernel's immediate retry: fail at once, not after a second deadline
         again = true;
       }
       byte[] bytes = (byte[]) future.get(left, TimeUnit.NANOSECONDS);
-      if (timedOut != null) {
-        recentTimeouts.remove(blob);
-      }
+      recentTimeouts.arrived(blob);
       return bytes;
     } catch (TimeoutException e) {
       @SuppressWarnings("unchecked")
       CompletableFuture<byte[]> stale = (CompletableFuture<byte[]>) future;
       recent.forget(blob, stale);
-      long now = System.nanoTime();
-      recentTimeouts.values().removeIf(t -> now - t >= RETRY_AFTER_TIMEOUT_NANOS);
-      recentTimeouts.putIfAbsent(blob, now);
+      recentTimeouts.timedOut(blob);
       throw new ChunkReadException(
           blob,
           ino,

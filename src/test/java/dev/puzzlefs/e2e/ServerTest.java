@@ -153,8 +153,7 @@ class ServerTest {
 
     Processes.Result noDir = pfs("mount", "oci", "v1", "missing");
     assertEquals(1, noDir.exit(), noDir.stderr());
-    assertTrue(
-        noDir.stderr().contains(tmp.resolve("missing") + " is not a directory"), noDir.stderr());
+    assertTrue(noDir.stderr().contains(tmp.resolve("missing") + " does not exist"), noDir.stderr());
 
     Processes.Result help = pfs("mount", "--help");
     assertEquals(0, help.exit(), help.stderr());

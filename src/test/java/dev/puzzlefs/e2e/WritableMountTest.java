@@ -56,17 +56,19 @@ class WritableMountTest {
     return null;
   }
 
+  /**
+   * The arguments of {@code mount --writable --persist PERSIST} of the test image on {@code on}.
+   */
+  private String[] mountWritable(Path persist, Path on) {
+    return new String[] {
+      "mount", "--writable", "--persist", persist.toString(), oci.toString(), "v1", on.toString()
+    };
+  }
+
   @Test
   void writableWithPersist_fileSurvivesRemountAndIsAbsentWithoutPersist() throws Exception {
     Path persist = tmp.resolve("persist");
-    cli.ok(
-        "mount",
-        "--writable",
-        "--persist",
-        persist.toString(),
-        oci.toString(),
-        "v1",
-        mnt.toString());
+    cli.ok(mountWritable(persist, mnt));
     assertEquals("overlay", mountType());
     Files.writeString(mnt.resolve("etc/note"), "written\n");
     Files.writeString(mnt.resolve("etc/motd"), "changed\n");
@@ -76,14 +78,7 @@ class WritableMountTest {
     assertEquals(null, mountType());
     cli.assertNothingLeft(mnt);
 
-    cli.ok(
-        "mount",
-        "--writable",
-        "--persist",
-        persist.toString(),
-        oci.toString(),
-        "v1",
-        mnt.toString());
+    cli.ok(mountWritable(persist, mnt));
     assertEquals("written\n", Files.readString(mnt.resolve("etc/note")));
     assertEquals("changed\n", Files.readString(mnt.resolve("etc/motd")));
     cli.ok("umount", mnt.toString());
@@ -103,24 +98,9 @@ class WritableMountTest {
   void persistInUseOrAFile_isRefusedAndLeavesNothingBehind() throws Exception {
     Path persist = tmp.resolve("persist");
     Path second = Files.createDirectories(tmp.resolve("mnt2"));
-    cli.ok(
-        "mount",
-        "--writable",
-        "--persist",
-        persist.toString(),
-        oci.toString(),
-        "v1",
-        mnt.toString());
+    cli.ok(mountWritable(persist, mnt));
     try {
-      var r =
-          cli.run(
-              "mount",
-              "--writable",
-              "--persist",
-              persist.toString(),
-              oci.toString(),
-              "v1",
-              second.toString());
+      var r = cli.run(mountWritable(persist, second));
       assertTrue(r.exit() != 0, r.stderr());
       assertTrue(
           r.stderr().contains(persist + " is in use")
@@ -133,15 +113,7 @@ class WritableMountTest {
     }
 
     Path file = Files.writeString(tmp.resolve("afile"), "x");
-    var r =
-        cli.run(
-            "mount",
-            "--writable",
-            "--persist",
-            file.toString(),
-            oci.toString(),
-            "v1",
-            mnt.toString());
+    var r = cli.run(mountWritable(file, mnt));
     assertTrue(r.exit() != 0 && r.stderr().contains(file + " is not a directory"), r.stderr());
     cli.assertNothingLeft(mnt, second);
   }
