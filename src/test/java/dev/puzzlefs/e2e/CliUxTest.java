@@ -367,12 +367,13 @@ class CliUxTest {
     for (String signal : List.of("INT", "TERM")) {
       Path fifo = tmp.resolve("ready-" + signal);
       Processes.run(10, "mkfifo", fifo.toString());
+      // With SIGINT restored to its default: a test run from a background job of a script
+      // inherits it ignored, and a JVM leaves an ignored SIGINT ignored (as nohup means).
+      List<String> command = new ArrayList<>(List.of("env", "--default-signal=INT"));
+      command.addAll(
+          Cli.command("mount", "-f", "-i", fifo.toString(), oci.toString(), "v1", mnt.toString()));
       Process p =
-          new ProcessBuilder(
-                  Cli.command(
-                      "mount", "-f", "-i", fifo.toString(), oci.toString(), "v1", mnt.toString()))
-              .redirectOutput(ProcessBuilder.Redirect.DISCARD)
-              .start();
+          new ProcessBuilder(command).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
       started.add(p);
       CompletableFuture<byte[]> err = drain(p.getErrorStream());
       try (InputStream in = Files.newInputStream(fifo)) {
