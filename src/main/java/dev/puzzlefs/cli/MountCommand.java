@@ -340,14 +340,7 @@ final class MountCommand implements Callable<Integer> {
   /** Runs this same command with {@code -f} in a child JVM and waits for its word. */
   private int background(Config config, ImageArgs image) throws Exception {
     Path mountpoint = Caller.path(image.rest().get(0));
-    if (!Files.isDirectory(mountpoint)) {
-      throw new java.io.IOException(
-          "mount point "
-              + mountpoint
-              + (Files.exists(mountpoint)
-                  ? " is not a directory"
-                  : " does not exist; create the directory first"));
-    }
+    MountSupport.requireDirectory(mountpoint);
     List<String> child = childArgs(mountpoint);
     MountSupport.sizeChildFor(memoryCache(image.remote(), config), image.remote());
     LogDestination dest =

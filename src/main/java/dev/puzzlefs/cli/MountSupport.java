@@ -379,6 +379,18 @@ public final class MountSupport {
   /** Heap options of the child besides {@code -Xmx}: none for a mount, see {@link #sizeServer}. */
   private static volatile List<String> childHeapOptions = List.of();
 
+  /** Fails saying whether {@code mountpoint} is missing or not a directory; passes a directory. */
+  static void requireDirectory(Path mountpoint) throws java.io.IOException {
+    if (!java.nio.file.Files.isDirectory(mountpoint)) {
+      throw new java.io.IOException(
+          "mount point "
+              + mountpoint
+              + (java.nio.file.Files.exists(mountpoint)
+                  ? " is not a directory"
+                  : " does not exist; create the directory first"));
+    }
+  }
+
   /**
    * Sizes the mount server's heap: up to {@code maxBytes} for the mounts it will serve, starting
    * small and given back after a full collection (the server runs one when its last mount ends), so

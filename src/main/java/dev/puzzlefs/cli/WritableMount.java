@@ -125,14 +125,7 @@ final class WritableMount {
 
   private static Path checkMountpoint(Path mountpoint) throws IOException {
     Path target = mountpoint.toAbsolutePath().normalize();
-    if (!Files.isDirectory(target)) {
-      throw new IOException(
-          "mount point "
-              + target
-              + (Files.exists(target)
-                  ? " is not a directory"
-                  : " does not exist; create the directory first"));
-    }
+    MountSupport.requireDirectory(target);
     String type = MountTable.typeAt(target);
     if (type != null) {
       throw new IOException(target + " is already a mount point (" + type + ")");

@@ -557,52 +557,30 @@ public final class Image implements AutoCloseable {
 
   /**
    * After a read had to wait for {@code blob}: starts fetching the chunks that follow it in the
-   * image's data stream. The stream holds the files in ino order, and a directory's files have
-   * consecutive inos, so a reader walking a directory (tar, cp, a package manager) will want those
-   * next, even though they belong to other files.
+   * image's data stream ({@link StreamOrder}).
    */
   private void streamAhead(Digest blob) {
-    Map<Digest, Integer> index = streamIndex();
-    Integer at = index.get(blob);
-    if (at == null) {
-      return;
-    }
-    Digest[] order = streamOrder;
-    int stop = Math.min(order.length, at + 1 + STREAM_AHEAD_CHUNKS);
-    for (int i = at + 1; i < stop; i++) {
-      recent.fetch(order[i]);
+    for (Digest next : streamOrder().after(blob, STREAM_AHEAD_CHUNKS)) {
+      recent.fetch(next);
       readaheadChunks.increment();
     }
   }
 
-  private volatile Digest[] streamOrder;
-  private volatile Map<Digest, Integer> streamIndex;
+  private volatile StreamOrder streamOrder;
 
-  /** Each chunk's position in the data stream (first use, files in ino order), built once. */
-  private Map<Digest, Integer> streamIndex() {
-    Map<Digest, Integer> index = streamIndex;
-    if (index == null) {
+  /** The data stream's order, built on first use. */
+  private StreamOrder streamOrder() {
+    StreamOrder order = streamOrder;
+    if (order == null) {
       synchronized (this) {
-        index = streamIndex;
-        if (index == null) {
-          Map<Digest, Integer> built = new HashMap<>();
-          List<Digest> order = new java.util.ArrayList<>();
-          for (Inode inode : inodes) {
-            if (inode.chunks() != null) {
-              for (FileChunk c : inode.chunks()) {
-                if (built.putIfAbsent(c.blob(), order.size()) == null) {
-                  order.add(c.blob());
-                }
-              }
-            }
-          }
-          streamOrder = order.toArray(Digest[]::new);
-          streamIndex = built;
-          index = built;
+        order = streamOrder;
+        if (order == null) {
+          order = new StreamOrder(inodes);
+          streamOrder = order;
         }
       }
     }
-    return index;
+    return order;
   }
 
   private void readAhead(List<FileChunk> chunks, int next) {

@@ -17,6 +17,9 @@ final class RecentTimeouts {
 
   /** True when a read of {@code blob} timed out less than the window ago. */
   boolean timedOutLately(Digest blob) {
+    if (since.isEmpty()) { // nearly always: one look, no hashing, on every chunk a read awaits
+      return false;
+    }
     Long t = since.get(blob);
     return t != null && System.nanoTime() - t < WINDOW_NANOS;
   }
