@@ -47,7 +47,9 @@ import picocli.CommandLine.Spec;
       "minimal /dev and a read-only /sys. It runs with runc when runc is installed, else with",
       "unshare and a chroot (--runtime or $PUZZLEFS_RUNTIME chooses). The command is PID 1 of",
       "its namespace: SIGINT and SIGTERM are passed on to it, and if it has not exited",
-      "--stop-timeout seconds later it is killed. run exits with the command's status.",
+      "--stop-timeout seconds later it is killed. run exits with the command's status; as a",
+      "shell does, with 127 when the command is not in the image (looked up in the container's",
+      "PATH, links followed inside the image) and 126 when it is there but not executable.",
       "",
       "Example: puzzlefs run --plain-http docker://127.0.0.1:5000/debian:12 -- cat /etc/os-release"
     })
@@ -252,6 +254,12 @@ final class RunCommand implements Callable<Integer> {
         ContainerSpec container =
             new ContainerSpec(
                 layers.mountpoint(), args, environment, workdir, ContainerSpec.HOSTNAME);
+        CommandLookup.Verdict verdict =
+            CommandLookup.check(layers.mountpoint(), args.get(0), environment, workdir);
+        if (!verdict.runs()) {
+          System.err.println("puzzlefs run: " + verdict.message());
+          return verdict.status();
+        }
         ServerClient client = ServerClient.current();
         status =
             stopper.run(

@@ -174,6 +174,25 @@ class RunCommandTest {
     cli.assertNothingLeft();
   }
 
+  @Test
+  void run_commandNotInTheImage_exits127AndOneNotExecutable126_leavingNothing() throws Exception {
+    Processes.Result missing = cli.run(run("runc", "--", "no-such-command", "arg"));
+    Processes.Result notExecutable = cli.run(run("runc", "--", "/etc/os-release"));
+
+    assertEquals(127, missing.exit(), missing.stderr());
+    assertTrue(
+        missing
+            .stderr()
+            .contains(
+                "puzzlefs run: no-such-command: not found in the image (PATH=/usr/local/sbin:"),
+        missing.stderr());
+    assertEquals(126, notExecutable.exit(), notExecutable.stderr());
+    assertTrue(
+        notExecutable.stderr().contains("/etc/os-release: not an executable file in the image"),
+        notExecutable.stderr());
+    cli.assertNothingLeft();
+  }
+
   @ParameterizedTest
   @ValueSource(strings = {"runc", "unshare"})
   void run_container_hasItsOwnNamespacesProcDevSysAndTheHostsDns(String runtime) throws Exception {

@@ -129,6 +129,12 @@ class ServerRunTest {
       Processes.Result seven =
           served("run", "--runtime", runtime, "oci:bookworm", "--", "sh", "-c", "exit 7");
       assertEquals(7, seven.exit(), runtime + ": " + seven.stderr());
+      Processes.Result missing =
+          served("run", "--runtime", runtime, "oci:bookworm", "--", "no-such-command");
+      assertEquals(127, missing.exit(), runtime + ": " + missing.stderr());
+      assertTrue(
+          missing.stderr().contains("puzzlefs run: no-such-command: not found in the image"),
+          runtime + ": " + missing.stderr());
 
       Map<String, String> env = env(noJvm());
       Processes.Result echoed =

@@ -1,0 +1,178 @@
+package dev.puzzlefs.cli;
+
+import java.io.IOException;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFileAttributes;
+import java.nio.file.attribute.PosixFilePermission;
+import java.util.ArrayDeque;
+import java.util.Deque;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Finds a container's command in its root file system the way the runtime's {@code execvp} will,
+ * before the runtime starts, so that {@code run} can answer a missing command with 127 and one that
+ * cannot be executed with 126, as shells and container engines do, instead of the runtime's generic
+ * failure. Symbolic links are followed inside the root: an absolute target starts again at the
+ * root, and {@code ..} never climbs above it. Only a sure answer refuses a command: any other
+ * trouble while looking leaves the decision to the runtime.
+ */
+final class CommandLookup {
+  /** Links followed in one lookup before giving up, as the kernel does (ELOOP). */
+  static final int MAX_LINKS = 40;
+
+  /** The exit status of a command that is not in the image. */
+  static final int NOT_FOUND = 127;
+
+  /** The exit status of a command that is there but cannot be executed. */
+  static final int NOT_EXECUTABLE = 126;
+
+  private CommandLookup() {}
+
+  /** What a lookup found: the exit status to end with, or 0 and no message to run the command. */
+  record Verdict(int status, String message) {
+    static final Verdict RUN = new Verdict(0, null);
+
+    boolean runs() {
+      return status == 0;
+    }
+  }
+
+  /**
+   * Looks {@code command} up in {@code root}: a name with a slash from {@code cwd} (absolute in the
+   * container), anything else in each directory of the {@code PATH} that {@code env} sets.
+   */
+  static Verdict check(Path root, String command, List<String> env, String cwd) {
+    if (command.isEmpty()) {
+      return new Verdict(NOT_FOUND, "the command is an empty string");
+    }
+    if (command.indexOf('/') >= 0) {
+      String path = command.startsWith("/") ? command : cwd + "/" + command;
+      Found f = find(root, path);
+      return switch (f) {
+        case MISSING -> new Verdict(NOT_FOUND, command + ": no such file in the image");
+        case NOT_EXECUTABLE ->
+            new Verdict(
+                NOT_EXECUTABLE,
+                command + ": not an executable file in the image (permission denied)");
+        default -> Verdict.RUN;
+      };
+    }
+    String search = searchPath(env);
+    boolean sawNotExecutable = false;
+    for (String dir : search.split(":", -1)) {
+      // An empty entry is the working directory, as execvp has it.
+      String base = dir.isEmpty() ? cwd : dir.startsWith("/") ? dir : cwd + "/" + dir;
+      Found f = find(root, base + "/" + command);
+      if (f == Found.EXECUTABLE || f == Found.UNSURE) {
+        return Verdict.RUN;
+      }
+      sawNotExecutable |= f == Found.NOT_EXECUTABLE;
+    }
+    if (sawNotExecutable) {
+      // execvp reports EACCES when it found the name but could execute none of its finds.
+      return new Verdict(
+          NOT_EXECUTABLE,
+          command + ": found in the image's PATH but not executable (PATH=" + search + ")");
+    }
+    return new Verdict(NOT_FOUND, command + ": not found in the image (PATH=" + search + ")");
+  }
+
+  private static String searchPath(List<String> env) {
+    String path = null;
+    for (String e : env) {
+      if (e.startsWith("PATH=")) {
+        path = e.substring("PATH=".length()); // the last one wins, as in the runtime's environment
+      }
+    }
+    return path != null ? path : ContainerSpec.DEFAULT_PATH.substring("PATH=".length());
+  }
+
+  enum Found {
+    EXECUTABLE,
+    NOT_EXECUTABLE,
+    MISSING,
+    /** Something else went wrong while looking: let the runtime find out. */
+    UNSURE
+  }
+
+  /** What the container path {@code path} is in {@code root}, following links inside the root. */
+  static Found find(Path root, String path) {
+    Deque<String> todo = new ArrayDeque<>();
+    push(todo, path);
+    Deque<String> at = new ArrayDeque<>(); // the components resolved so far, from the root
+    int links = 0;
+    try {
+      PosixFileAttributes last = Files.readAttributes(root, PosixFileAttributes.class);
+      while (!todo.isEmpty()) {
+        String name = todo.pop();
+        if (name.isEmpty() || name.equals(".")) {
+          continue;
+        }
+        if (name.equals("..")) {
+          if (!at.isEmpty()) {
+            at.removeLast();
+          }
+          last = Files.readAttributes(host(root, at), PosixFileAttributes.class);
+          continue;
+        }
+        if (!last.isDirectory()) {
+          return Found.MISSING; // ENOTDIR: the runtime's exec says "no such file" too
+        }
+        at.addLast(name);
+        Path here = host(root, at);
+        last = Files.readAttributes(here, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        if (last.isSymbolicLink()) {
+          if (++links > MAX_LINKS) {
+            return Found.UNSURE;
+          }
+          String target = Files.readSymbolicLink(here).toString();
+          at.removeLast();
+          if (target.startsWith("/")) {
+            at.clear();
+          }
+          push(todo, target);
+          last = Files.readAttributes(host(root, at), PosixFileAttributes.class);
+        }
+      }
+      if (last.isDirectory() || !last.isRegularFile()) {
+        return last.isDirectory() ? Found.NOT_EXECUTABLE : Found.UNSURE;
+      }
+      return executable(last.permissions()) ? Found.EXECUTABLE : Found.NOT_EXECUTABLE;
+    } catch (NoSuchFileException | NotDirectoryException e) {
+      return Found.MISSING;
+    } catch (FileSystemException e) {
+      return "Not a directory".equals(e.getReason()) ? Found.MISSING : Found.UNSURE;
+    } catch (IOException | RuntimeException e) {
+      return Found.UNSURE;
+    }
+  }
+
+  /** Whether root may execute a file with these permissions: any execute bit will do. */
+  private static boolean executable(Set<PosixFilePermission> p) {
+    return p.contains(PosixFilePermission.OWNER_EXECUTE)
+        || p.contains(PosixFilePermission.GROUP_EXECUTE)
+        || p.contains(PosixFilePermission.OTHERS_EXECUTE);
+  }
+
+  /** Puts the components of {@code path} in front of {@code todo}, first component first. */
+  private static void push(Deque<String> todo, String path) {
+    String[] parts = path.split("/");
+    for (int i = parts.length - 1; i >= 0; i--) {
+      todo.push(parts[i]);
+    }
+  }
+
+  private static Path host(Path root, Deque<String> at) {
+    Path p = root;
+    for (String name : at) {
+      p = p.resolve(name);
+    }
+    return p;
+  }
+}
