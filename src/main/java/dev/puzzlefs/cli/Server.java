@@ -382,6 +382,8 @@ final class Server {
             req.resolve("status"), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
       status.write(ByteBuffer.wrap("a\n".getBytes(StandardCharsets.US_ASCII)));
       int exit;
+      // A run is a mount too, for the idle collection: it ends with the command.
+      idle.mountStarted();
       try {
         exit = execute(req, status);
       } catch (IOException | RuntimeException | Error e) {
@@ -397,6 +399,8 @@ final class Server {
         } catch (IOException again) {
           e.addSuppressed(again);
         }
+      } finally {
+        idle.mountEnded();
       }
       // Open before the answer: a FIFO nobody holds open loses what the client writes to it.
       events = RequestDone.openEvents(req);

@@ -53,9 +53,40 @@ class ServerRunTest {
     ref = "docker://" + registry.hostPort() + "/served/debian:bookworm";
     Cli.ok("push", "--plain-http", oci.toString(), "bookworm", ref);
     // The server's temporary directory is the test's, so leftovers of a run can be seen.
-    Processes.Result r =
-        launch(Map.of("PUZZLEFS_MOUNT_JAVA_OPTS", "-Djava.io.tmpdir=" + jvmTmp), "serve");
+    Processes.Result r = launch(Map.of("PUZZLEFS_MOUNT_JAVA_OPTS", serverJvmOptions()), "serve");
     assertEquals(0, r.exit(), r.stderr());
+  }
+
+  /** The server's temporary directory is the test's; its collections are logged. */
+  private String serverJvmOptions() {
+    return "-Djava.io.tmpdir=" + jvmTmp + " -Xlog:gc:file=" + work.resolve("server-gc.log");
+  }
+
+  /** How many full collections the server ran because it was idle. */
+  private long idleCollections() throws IOException {
+    Path log = work.resolve("server-gc.log");
+    if (!Files.exists(log)) {
+      return 0;
+    }
+    try (var lines = Files.lines(log)) {
+      return lines.filter(l -> l.contains("Pause Full (System.gc())")).count();
+    }
+  }
+
+  @Test
+  void run_thenIdle_serverCollectsOnceTheRunHasEnded() throws Exception {
+    // Let whatever an earlier test left pending be collected first.
+    Thread.sleep(1500);
+    long before = idleCollections();
+
+    Processes.Result r = served("run", "oci:bookworm", "--", "true");
+    assertEquals(0, r.exit(), r.stderr());
+
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    while (idleCollections() == before && System.nanoTime() < deadline) {
+      Thread.sleep(100);
+    }
+    assertEquals(before + 1, idleCollections(), "one idle collection after the run");
   }
 
   @AfterAll
@@ -287,8 +318,7 @@ class ServerRunTest {
       assertNothingLeft();
     } finally {
       client.destroyForcibly();
-      Processes.Result r =
-          launch(Map.of("PUZZLEFS_MOUNT_JAVA_OPTS", "-Djava.io.tmpdir=" + jvmTmp), "serve");
+      Processes.Result r = launch(Map.of("PUZZLEFS_MOUNT_JAVA_OPTS", serverJvmOptions()), "serve");
       assertEquals(0, r.exit(), r.stderr());
     }
   }
