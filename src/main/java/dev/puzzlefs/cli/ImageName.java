@@ -40,8 +40,16 @@ record ImageName(String text, Path layout, String tag, ImageReference reference)
     return remote() ? List.of(text) : List.of(layout.toString(), tag);
   }
 
-  /** Opens the image for an in-process mount, with the cache and registry settings given. */
-  OpenedImage open(Config config, RegistryOptions registry, Path cacheDir, Integer readTimeout)
+  /**
+   * Opens the image for an in-process mount, with the cache and registry settings given; a registry
+   * image starts fetching {@code earlyChunks} as soon as its manifest is there.
+   */
+  OpenedImage open(
+      Config config,
+      RegistryOptions registry,
+      Path cacheDir,
+      Integer readTimeout,
+      List<dev.puzzlefs.format.Digest> earlyChunks)
       throws Exception {
     OpenedImage.Settings settings =
         new OpenedImage.Settings(
@@ -49,7 +57,8 @@ record ImageName(String text, Path layout, String tag, ImageReference reference)
             Duration.ofSeconds(readTimeout != null ? readTimeout : config.mount.readTimeoutSeconds),
             config.cache.memoryBytes,
             cacheDir != null ? cacheDir : config.cacheDirectory(),
-            config.cache.diskBytes);
+            config.cache.diskBytes,
+            earlyChunks);
     if (!remote()) {
       return OpenedImage.local(layout, tag, settings);
     }

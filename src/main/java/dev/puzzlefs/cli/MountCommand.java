@@ -1,5 +1,6 @@
 package dev.puzzlefs.cli;
 
+import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.fuse.Mounter;
 import dev.puzzlefs.reader.PrefetchList;
 import dev.puzzlefs.reader.Prefetcher;
@@ -170,8 +171,11 @@ final class MountCommand implements Callable<Integer> {
       throw new ParameterException(
           spec.commandLine(), "--prefetch takes none or all, got '" + prefetch + "'");
     }
-    List<PrefetchList.Entry> prefetchPaths =
-        prefetchList == null ? List.of() : PrefetchList.read(prefetchList, "--prefetch-list");
+    PrefetchList.Contents listed =
+        prefetchList == null
+            ? PrefetchList.Contents.EMPTY
+            : PrefetchList.load(prefetchList, "--prefetch-list");
+    List<PrefetchList.Entry> prefetchPaths = listed.entries();
     PrefetchList.checkWritable(recordPrefetchList, "--record-prefetch-list");
     if (metrics != null) {
       try {
@@ -209,7 +213,7 @@ final class MountCommand implements Callable<Integer> {
     }
     OpenedImage opened;
     try {
-      opened = open(image, config);
+      opened = open(image, config, listed.chunks());
     } catch (Exception e) {
       // Say why before the word, so a waiting parent finds the reason in the log.
       System.err.println("puzzlefs mount: " + Main.describe(e));
@@ -321,7 +325,8 @@ final class MountCommand implements Callable<Integer> {
     return remote ? config.cache.memoryBytes : LOCAL_MEMORY_CACHE;
   }
 
-  private OpenedImage open(ImageArgs image, Config config) throws Exception {
+  private OpenedImage open(ImageArgs image, Config config, List<Digest> earlyChunks)
+      throws Exception {
     boolean remote = image.remote();
     OpenedImage.Settings settings =
         new OpenedImage.Settings(
@@ -329,7 +334,8 @@ final class MountCommand implements Callable<Integer> {
             Duration.ofSeconds(readTimeout != null ? readTimeout : config.mount.readTimeoutSeconds),
             memoryCache(remote, config),
             cacheDir != null ? cacheDir : config.cacheDirectory(),
-            cacheDisk != null ? cacheDisk : config.cache.diskBytes);
+            cacheDisk != null ? cacheDisk : config.cache.diskBytes,
+            earlyChunks);
     if (!image.remote()) {
       return OpenedImage.local(image.layout(), image.tag(), settings);
     }

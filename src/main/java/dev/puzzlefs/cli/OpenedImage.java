@@ -15,7 +15,9 @@ import dev.puzzlefs.oci.ImageManifest;
 import dev.puzzlefs.oci.MediaTypes;
 import dev.puzzlefs.oci.OciException;
 import dev.puzzlefs.oci.OciLayout;
+import dev.puzzlefs.reader.EarlyFetch;
 import dev.puzzlefs.reader.Image;
+import dev.puzzlefs.reader.Prefetcher;
 import dev.puzzlefs.registry.ImagePuller;
 import dev.puzzlefs.registry.ImageReference;
 import dev.puzzlefs.registry.PulledImage;
@@ -28,6 +30,7 @@ import java.util.HashMap;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 
@@ -60,7 +63,26 @@ final class OpenedImage implements AutoCloseable {
       Duration readTimeout,
       long memoryBytes,
       Path cacheDir,
-      long diskBytes) {}
+      long diskBytes,
+      List<Digest> earlyChunks) {
+    Settings(
+        String expectedManifestVerity,
+        Duration readTimeout,
+        long memoryBytes,
+        Path cacheDir,
+        long diskBytes) {
+      this(expectedManifestVerity, readTimeout, memoryBytes, cacheDir, diskBytes, List.of());
+    }
+
+    /**
+     * These settings, and the chunks to fetch from a registry as soon as its manifest has arrived
+     * (a recorded prefetch list's {@code #chunk} lines).
+     */
+    Settings withEarlyChunks(List<Digest> chunks) {
+      return new Settings(
+          expectedManifestVerity, readTimeout, memoryBytes, cacheDir, diskBytes, chunks);
+    }
+  }
 
   /** Opens tag {@code tag} of the layout in {@code dir}. */
   static OpenedImage local(Path dir, String tag, Settings s) throws IOException {
@@ -97,6 +119,7 @@ final class OpenedImage implements AutoCloseable {
   static OpenedImage remote(ImageReference ref, List<RegistryClient> clients, Settings s)
       throws IOException, InterruptedException {
     AutoCloseable[] owned = clients.toArray(AutoCloseable[]::new);
+    Early early = null;
     try {
       PulledImage pulled = null;
       RegistryClient from = null;
@@ -129,18 +152,62 @@ final class OpenedImage implements AutoCloseable {
       // Start with the registry that had the manifest; the others stay behind it in order.
       int first = clients.indexOf(from);
       BlobFetcher fetcher = new FallbackBlobFetcher(fetchers.subList(first, fetchers.size()));
-      byte[] blob =
-          Futures.await(
-              fetcher.fetch(rootfsDesc.digestValue()), "fetch of the rootfs blob of " + ref);
+      early = startEarly(fetcher, sizes, s);
+      CompletableFuture<byte[]> rootfsFetch = fetcher.fetch(rootfsDesc.digestValue());
+      byte[] blob = Futures.await(rootfsFetch, "fetch of the rootfs blob of " + ref);
       Rootfs rootfs = decode(blob, rootfsDesc, s);
-      CachingChunkSource source = cache(fetcher, rootfs, s, s.cacheDir() != null);
-      return new OpenedImage(open(rootfs, rootfsDesc, source, s), owned);
+      CachingChunkSource source =
+          early != null ? early.source() : cache(fetcher, rootfs, s, s.cacheDir() != null);
+      Image image = open(rootfs, rootfsDesc, source, s);
+      if (early == null) {
+        return new OpenedImage(image, owned);
+      }
+      image.addStats(early.fetch()::stats);
+      AutoCloseable[] all = java.util.Arrays.copyOf(owned, owned.length + 1);
+      all[owned.length] = early.fetch();
+      return new OpenedImage(image, all);
     } catch (IOException | RuntimeException | InterruptedException e) {
+      if (early != null) {
+        early.fetch().close();
+        early.source().close();
+      }
       for (RegistryClient client : clients) {
         client.close();
       }
       throw e;
     }
+  }
+
+  /** The chunk source made before the rootfs blob arrived, and the early fetch into it. */
+  private record Early(CachingChunkSource source, EarlyFetch fetch) {}
+
+  /**
+   * Starts fetching the settings' early chunks that the manifest lists, into the chunk source the
+   * image will read from; null when there are none, or when chunks must also match fs-verity
+   * digests that only the rootfs blob holds.
+   */
+  private static Early startEarly(BlobFetcher fetcher, Map<Digest, Long> inManifest, Settings s)
+      throws IOException {
+    if (s.earlyChunks().isEmpty() || s.expectedManifestVerity() != null) {
+      return null;
+    }
+    List<Digest> wanted = new ArrayList<>();
+    for (Digest d : s.earlyChunks()) {
+      if (inManifest.containsKey(d)) {
+        wanted.add(d);
+      }
+    }
+    if (wanted.isEmpty()) {
+      return null;
+    }
+    if (wanted.size() < s.earlyChunks().size()) {
+      LOG.debug(
+          "{} of the {} listed chunks are not in this image's manifest; not fetching them",
+          s.earlyChunks().size() - wanted.size(),
+          s.earlyChunks().size());
+    }
+    CachingChunkSource source = cache(fetcher, null, s, s.cacheDir() != null);
+    return new Early(source, EarlyFetch.start(source, wanted, Prefetcher.LIST_IN_FLIGHT));
   }
 
   /**

@@ -145,8 +145,10 @@ final class RunCommand implements Callable<Integer> {
     ContainerRuntime rt =
         ContainerRuntime.choose(wanted == null || wanted.isEmpty() ? "auto" : wanted);
     log.debug("container runtime: {}", rt.name());
-    List<PrefetchList.Entry> prefetch =
-        prefetchList == null ? List.of() : PrefetchList.read(prefetchList, "--prefetch-list");
+    PrefetchList.Contents prefetch =
+        prefetchList == null
+            ? PrefetchList.Contents.EMPTY
+            : PrefetchList.load(prefetchList, "--prefetch-list");
     PrefetchList.checkWritable(recordPrefetchList, "--record-prefetch-list");
     Config config = Config.load(configFile);
     // Parsing stops at IMAGE, so the "--" of "IMAGE -- CMD" arrives as the command's first word.
@@ -173,10 +175,11 @@ final class RunCommand implements Callable<Integer> {
   }
 
   /**
-   * Starts fetching what {@code list} names, at once (the container's start-up is its head start);
-   * null when there is nothing to fetch.
+   * Starts fetching the files {@code contents} names, at once (the container's start-up is its head
+   * start); null when there is nothing to fetch. Its chunks by digest are already under way.
    */
-  private Prefetcher startPrefetch(OpenedImage opened, List<PrefetchList.Entry> list) {
+  private Prefetcher startPrefetch(OpenedImage opened, PrefetchList.Contents contents) {
+    List<PrefetchList.Entry> list = contents.entries();
     if (list.isEmpty()) {
       return null;
     }
@@ -232,10 +235,11 @@ final class RunCommand implements Callable<Integer> {
       List<String> args,
       List<String> environment,
       Stopper stopper,
-      List<PrefetchList.Entry> prefetch)
+      PrefetchList.Contents prefetch)
       throws Exception {
     Mounter.prepareInBackground();
-    try (OpenedImage opened = name.open(config, registry, cacheDir, readTimeout);
+    try (OpenedImage opened =
+            name.open(config, registry, cacheDir, readTimeout, prefetch.chunks());
         Prefetcher prefetcher = startPrefetch(opened, prefetch);
         Mount lower =
             Mounter.mount(

@@ -1,5 +1,6 @@
 package dev.puzzlefs.reader;
 
+import dev.puzzlefs.format.Digest;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -18,12 +19,27 @@ import java.util.List;
  *
  * <p>A line whose text after its last tab is not a range list is a path as a whole, so every path,
  * tabs and all, can be listed.
+ *
+ * <p>A recorded list ends with the chunks those reads needed, a line {@code #chunk sha256:HEX}
+ * each: a reader of the list may start fetching them before the image's metadata has arrived
+ * ({@link EarlyFetch}). To anything else they are comments.
  */
 public final class PrefetchList {
   /** The largest list read: far more than any image's paths with their ranges. */
   public static final long MAX_BYTES = 64L << 20;
 
+  /** What starts a line naming a chunk by digest. */
+  static final String CHUNK_PREFIX = "#chunk ";
+
   private PrefetchList() {}
+
+  /**
+   * What a list says: its paths, and the digests of the chunks its recorder saw needed (empty for a
+   * list written by hand).
+   */
+  public record Contents(List<Entry> entries, List<Digest> chunks) {
+    public static final Contents EMPTY = new Contents(List.of(), List.of());
+  }
 
   /**
    * One line of a list: {@code path} (raw bytes) and, if only parts of the file are wanted, {@code
@@ -89,6 +105,14 @@ public final class PrefetchList {
    * when it cannot be read.
    */
   public static List<Entry> read(Path file, String option) throws IOException {
+    return load(file, option).entries();
+  }
+
+  /**
+   * What the list in {@code file} says, paths and chunks; {@code option} names where it came from
+   * in the error when it cannot be read.
+   */
+  public static Contents load(Path file, String option) throws IOException {
     try {
       // Only a regular file: a FIFO or a device would block or never end.
       if (Files.exists(file) && !Files.isRegularFile(file)) {
@@ -100,7 +124,7 @@ public final class PrefetchList {
         throw new IOException(
             "it has " + size + " bytes; a prefetch list may have at most " + MAX_BYTES);
       }
-      return parse(Files.readAllBytes(file));
+      return contents(Files.readAllBytes(file));
     } catch (IOException e) {
       String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
       if (e instanceof java.nio.file.NoSuchFileException) {
@@ -112,7 +136,13 @@ public final class PrefetchList {
 
   /** The entries of a list's bytes. */
   public static List<Entry> parse(byte[] text) {
+    return contents(text).entries();
+  }
+
+  /** The entries and chunks of a list's bytes. */
+  public static Contents contents(byte[] text) {
     List<Entry> out = new ArrayList<>();
+    List<Digest> chunks = new ArrayList<>();
     int start = 0;
     for (int i = 0; i <= text.length; i++) {
       if (i < text.length && text[i] != '\n') {
@@ -122,12 +152,28 @@ public final class PrefetchList {
       byte[] line = Arrays.copyOfRange(text, start, end);
       start = i + 1;
       String printable = new String(line, StandardCharsets.UTF_8).strip();
+      if (printable.startsWith(CHUNK_PREFIX)) {
+        Digest chunk = chunk(printable.substring(CHUNK_PREFIX.length()).strip());
+        if (chunk != null) {
+          chunks.add(chunk);
+        }
+        continue;
+      }
       if (printable.isEmpty() || printable.startsWith("#")) {
         continue;
       }
       out.add(entry(line));
     }
-    return out;
+    return new Contents(out, chunks);
+  }
+
+  /** The digest {@code text} names, or null when it names none (then the line is a comment). */
+  private static Digest chunk(String text) {
+    try {
+      return Digest.parse(text);
+    } catch (RuntimeException e) {
+      return null;
+    }
   }
 
   private static Entry entry(byte[] line) {
@@ -249,6 +295,15 @@ public final class PrefetchList {
    * reader sees the old list or the whole new one, never a part.
    */
   public static void write(Path file, String header, List<Entry> entries) throws IOException {
+    write(file, header, entries, List.of());
+  }
+
+  /**
+   * Writes {@code entries}, then {@code chunks} as {@code #chunk} lines, to {@code file} through a
+   * temporary file in the same directory, so a reader sees the old list or the whole new one.
+   */
+  public static void write(Path file, String header, List<Entry> entries, List<Digest> chunks)
+      throws IOException {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     for (String line : header.split("\n")) {
       out.writeBytes(("# " + line + "\n").getBytes(StandardCharsets.UTF_8));
@@ -264,6 +319,14 @@ public final class PrefetchList {
         out.writeBytes(ranges.toString().getBytes(StandardCharsets.US_ASCII));
       }
       out.write('\n');
+    }
+    if (!chunks.isEmpty()) {
+      out.writeBytes(
+          "# the chunks those reads needed, to fetch before the image's metadata has arrived\n"
+              .getBytes(StandardCharsets.US_ASCII));
+    }
+    for (Digest d : chunks) {
+      out.writeBytes((CHUNK_PREFIX + d + "\n").getBytes(StandardCharsets.US_ASCII));
     }
     Path absolute = target(file);
     Path dir = absolute.getParent();

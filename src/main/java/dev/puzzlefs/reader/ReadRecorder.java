@@ -1,5 +1,6 @@
 package dev.puzzlefs.reader;
 
+import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.format.DirEntry;
 import dev.puzzlefs.format.FileChunk;
 import dev.puzzlefs.format.Inode;
@@ -99,9 +100,32 @@ public final class ReadRecorder {
     return out;
   }
 
-  /** Writes {@link #entries} to {@code file}, whole or not at all. */
+  /**
+   * Writes {@link #entries} to {@code file}, then the digests of the chunks they need ({@link
+   * #chunks}), whole or not at all.
+   */
   public void write(Image image, Path file, String header) throws IOException {
-    PrefetchList.write(file, header, entries(image));
+    PrefetchList.write(file, header, entries(image), chunks(image));
+  }
+
+  /**
+   * The chunks the reads needed, each once, in the order of {@link #entries}: file by file in the
+   * order they were first read, each file's in file order.
+   */
+  public List<Digest> chunks(Image image) throws IOException {
+    java.util.LinkedHashSet<Digest> out = new java.util.LinkedHashSet<>();
+    for (long ino : order) {
+      BitSet read;
+      BitSet recorded = chunksByIno.get(ino);
+      synchronized (recorded) {
+        read = (BitSet) recorded.clone();
+      }
+      List<FileChunk> chunks = image.inode(ino).chunks();
+      for (int c = read.nextSetBit(0); c >= 0 && c < chunks.size(); c = read.nextSetBit(c + 1)) {
+        out.add(chunks.get(c).blob());
+      }
+    }
+    return List.copyOf(out);
   }
 
   /** One path of each file read: the first found walking the tree breadth first, by name. */

@@ -133,6 +133,7 @@ class RunCommandTest {
         lines.stream().anyMatch(l -> l.matches("/usr/lib/x86_64-linux-gnu/libc\\.so\\.6(\t.*)?")),
         lines.toString());
     assertTrue(lines.stream().anyMatch(l -> l.endsWith("os-release")), lines.toString());
+    long chunkLines = lines.stream().filter(l -> l.matches("#chunk sha256:[0-9a-f]{64}")).count();
 
     Processes.Result second =
         catOsRelease(work.resolve("replay-cache"), "--stats", "--prefetch-list", list.toString());
@@ -142,6 +143,10 @@ class RunCommandTest {
     long planned = stats.get("prefetchPlanned").asLong();
     assertTrue(planned > 5, stats.toString());
     assertEquals(planned, stats.get("prefetchFetched").asLong(), stats.toString());
+    // The recorded chunks were fetched by digest, before the image was open: the same chunks.
+    assertEquals(planned, chunkLines, lines.toString());
+    assertEquals(chunkLines, stats.get("earlyChunksPlanned").asLong(), stats.toString());
+    assertEquals(chunkLines, stats.get("earlyChunksFetched").asLong(), stats.toString());
     long unlisted = stats(first).get("readStalls").asLong();
     long stalls = stats.get("readStalls").asLong();
     assertTrue(
@@ -150,6 +155,33 @@ class RunCommandTest {
     assertTrue(
         stats.get("fetchedBlobs").asLong() <= planned + 2 + Image.READAHEAD_CHUNKS,
         "the list, and little else: " + stats);
+    cli.assertNothingLeft();
+  }
+
+  @Test
+  void run_listOfChunksOnly_fetchesThemBeforeTheImageIsOpen_andSkipsOnesTheImageLacks()
+      throws Exception {
+    Path recorded = work.resolve("chunks-source.prefetch");
+    catOsRelease(
+        work.resolve("chunks-record-cache"), "--record-prefetch-list", recorded.toString());
+    List<String> chunks =
+        Files.readAllLines(recorded).stream().filter(l -> l.startsWith("#chunk ")).toList();
+    assertTrue(chunks.size() > 5, chunks.toString());
+    Path list = work.resolve("chunks-only.prefetch");
+    List<String> text = new java.util.ArrayList<>(chunks);
+    text.add("#chunk sha256:" + "ab".repeat(32)); // no chunk of this image
+    Files.write(list, text);
+
+    Processes.Result r =
+        catOsRelease(
+            work.resolve("chunks-only-cache"), "--stats", "--prefetch-list", list.toString());
+
+    assertEquals(Files.readString(rootfs.resolve("etc/os-release")), r.out());
+    JsonNode stats = stats(r);
+    assertEquals(chunks.size(), stats.get("earlyChunksPlanned").asLong(), stats.toString());
+    assertEquals(chunks.size(), stats.get("earlyChunksFetched").asLong(), stats.toString());
+    assertEquals(0, stats.get("earlyChunksFailed").asLong(), stats.toString());
+    assertEquals(0, stats.get("fetchErrors").asLong(), "the unknown digest was not asked for");
     cli.assertNothingLeft();
   }
 

@@ -88,6 +88,38 @@ class PrefetchListTest {
   }
 
   @Test
+  void write_withChunks_thenLoad_sameChunks_andOldReadersSeeComments() throws Exception {
+    Digest a = Digest.sha256(utf8("a"), 0, 1);
+    Digest b = Digest.sha256(utf8("b"), 0, 1);
+    Path file = tmp.resolve("list");
+
+    PrefetchList.write(file, "h", List.of(new PrefetchList.Entry(utf8("/a"), null)), List.of(a, b));
+
+    String text = Files.readString(file);
+    assertTrue(text.endsWith("#chunk " + a + "\n#chunk " + b + "\n"), text);
+    PrefetchList.Contents back = PrefetchList.load(file, "--prefetch-list");
+    assertEquals(List.of(a, b), back.chunks());
+    assertEquals(1, back.entries().size(), "the chunk lines are no paths");
+    assertEquals(1, PrefetchList.parse(Files.readAllBytes(file)).size());
+  }
+
+  @Test
+  void contents_malformedChunkLine_isAComment() {
+    Digest a = Digest.sha256(utf8("a"), 0, 1);
+    PrefetchList.Contents c =
+        PrefetchList.contents(
+            utf8(
+                "#chunk sha256:xyz\n#chunk "
+                    + a.hex()
+                    + "\n#chunks of the list\n#chunk "
+                    + a
+                    + "\r\n/p\n"));
+
+    assertEquals(List.of(a), c.chunks());
+    assertEquals(1, c.entries().size());
+  }
+
+  @Test
   void read_missingFile_namesOptionAndFile() {
     Path absent = tmp.resolve("absent");
     IOException e =
@@ -228,6 +260,13 @@ class PrefetchListTest {
 
     Path file = tmp.resolve("recorded");
     recorder.write(image, file, "test");
+    // The chunks, by digest, in the order of the files first read and each file's chunk order.
+    List<Digest> inOrder = new ArrayList<>();
+    image.inode(small).chunks().forEach(c -> inOrder.add(c.blob()));
+    inOrder.add(chunks.get(third).blob());
+    inOrder.add(chunks.get(last).blob());
+    assertEquals(
+        inOrder.stream().distinct().toList(), PrefetchList.load(file, "--prefetch-list").chunks());
     List<Digest> asked = Collections.synchronizedList(new ArrayList<>());
     Image fresh =
         fake.open(
