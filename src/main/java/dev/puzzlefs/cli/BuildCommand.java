@@ -82,8 +82,8 @@ final class BuildCommand implements Callable<Integer> {
   }
 
   /**
-   * Refuses an OCI_DIR that would damage something: empty, inside the tree being built, or an
-   * ordinary non-empty directory that is not an OCI layout.
+   * Refuses an OCI_DIR that would damage something: empty, inside the tree being built, or not a
+   * directory. ({@link OciLayout#openOrCreate} refuses a non-empty directory that is no layout.)
    */
   private void checkOutput() throws java.io.IOException {
     if (ociDir.toString().isEmpty()) {
@@ -107,17 +107,6 @@ final class BuildCommand implements Callable<Integer> {
               + rootfs
               + "; the image would contain itself: put the layout somewhere else");
     }
-    if (Files.isDirectory(ociDir) && !Files.exists(ociDir.resolve("oci-layout"))) {
-      try (var entries = Files.list(ociDir)) {
-        if (entries.findAny().isPresent()) {
-          throw new java.io.IOException(
-              "OCI_DIR "
-                  + ociDir
-                  + " is a non-empty directory but not an OCI layout (no"
-                  + " oci-layout file); refusing to write into it");
-        }
-      }
-    }
     if (Files.exists(ociDir) && !Files.isDirectory(ociDir)) {
       throw new java.io.IOException("OCI_DIR " + ociDir + " exists and is not a directory");
     }
@@ -140,6 +129,13 @@ final class BuildCommand implements Callable<Integer> {
       }
     }
     checkOutput();
+    // Before the walk: a directory that is not a layout is refused at once, not after the build.
+    OciLayout layout;
+    try {
+      layout = OciLayout.openOrCreate(ociDir);
+    } catch (dev.puzzlefs.oci.OciException e) {
+      throw new java.io.IOException("OCI_DIR " + e.getMessage(), e);
+    }
     BuildResult r;
     Progress progress = output.progress("build", "files");
     try (progress) {
@@ -157,7 +153,7 @@ final class BuildCommand implements Callable<Integer> {
                       progress.add(files, bytes);
                     }
                   })
-              .build(rootfs, OciLayout.openOrCreate(ociDir), tag, baseTag);
+              .build(rootfs, layout, tag, baseTag);
     }
     progress.finish(
         String.format(

@@ -23,6 +23,15 @@ import java.util.Optional;
  * partial blob; an existing blob is never rewritten.
  */
 public final class OciLayout {
+  /** The file whose lock serialises changes to the index (and the layout's creation). */
+  private static final String INDEX_LOCK = ".index.lock";
+
+  /**
+   * Held around {@link #INDEX_LOCK}'s file lock: a JVM may hold a file's lock only once, and two
+   * threads asking for it get an exception instead of a wait.
+   */
+  private static final Object IN_THIS_JVM = new Object();
+
   private static final byte[] LAYOUT_MARKER =
       "{\"imageLayoutVersion\":\"1.0.0\"}".getBytes(StandardCharsets.UTF_8);
 
@@ -50,17 +59,61 @@ public final class OciLayout {
     return new OciLayout(dir);
   }
 
-  /** Opens {@code dir} as a layout, creating an empty one if it does not exist yet. */
+  /**
+   * Opens {@code dir} as a layout, creating an empty one if it does not exist yet, and refuses a
+   * non-empty directory that is not one. Several processes may create the same layout at once: the
+   * check and the creation hold the lock {@link #tag} takes, so none sees another's half-made
+   * layout as foreign, and none writes an empty index over one another has already tagged.
+   */
   public static OciLayout openOrCreate(Path dir) throws IOException {
-    Files.createDirectories(dir.resolve("blobs").resolve(Digest.ALGORITHM));
-    if (!Files.exists(dir.resolve("oci-layout"))) {
-      writeAtomically(dir.resolve("oci-layout"), LAYOUT_MARKER);
-    }
-    if (!Files.exists(dir.resolve("index.json"))) {
-      writeAtomically(
-          dir.resolve("index.json"), Json.write(new ImageIndex(2, null, List.of(), null)));
+    // A foreign directory is refused before the lock file is made in it.
+    refuseForeign(dir);
+    Files.createDirectories(dir);
+    synchronized (IN_THIS_JVM) {
+      createLocked(dir);
     }
     return new OciLayout(dir);
+  }
+
+  /** Refuses {@code dir} if it holds anything but a layout or what making one puts first. */
+  private static void refuseForeign(Path dir) throws IOException {
+    if (!Files.isDirectory(dir)) {
+      return;
+    }
+    List<String> names;
+    try (var entries = Files.list(dir)) {
+      names = entries.map(p -> p.getFileName().toString()).toList();
+    }
+    // Looked at after the listing: a layout being made gets its oci-layout before anything else,
+    // so whatever the listing caught of it, oci-layout exists by now.
+    if (!names.contains("oci-layout") && !Files.exists(dir.resolve("oci-layout"))) {
+      if (names.stream().anyMatch(n -> !n.equals(INDEX_LOCK))) {
+        throw new OciException(
+            dir
+                + " is a non-empty directory but not an OCI layout (no oci-layout file);"
+                + " refusing to write into it");
+      }
+    }
+  }
+
+  private static void createLocked(Path dir) throws IOException {
+    try (FileChannel lock =
+            FileChannel.open(
+                dir.resolve(INDEX_LOCK), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        FileLock held = lock.lock()) {
+      if (!Files.exists(dir.resolve("oci-layout"))) {
+        refuseForeign(dir);
+        // Written in place, not through a temporary file: under the lock no one else writes it,
+        // and a temporary file would look foreign to another process's first check.
+        Files.write(dir.resolve("oci-layout"), LAYOUT_MARKER, StandardOpenOption.CREATE_NEW);
+        Files.setPosixFilePermissions(dir.resolve("oci-layout"), READABLE);
+      }
+      Files.createDirectories(dir.resolve("blobs").resolve(Digest.ALGORITHM));
+      if (!Files.exists(dir.resolve("index.json"))) {
+        writeAtomically(
+            dir.resolve("index.json"), Json.write(new ImageIndex(2, null, List.of(), null)));
+      }
+    }
   }
 
   /** The layout's directory. */
@@ -209,10 +262,16 @@ public final class OciLayout {
    * Points {@code tag} at {@code manifest}, replacing an older entry with the same tag. The index
    * is replaced atomically, so it always names complete images.
    */
-  public synchronized void tag(String tag, Descriptor manifest) throws IOException {
+  public void tag(String tag, Descriptor manifest) throws IOException {
+    synchronized (IN_THIS_JVM) {
+      tagLocked(tag, manifest);
+    }
+  }
+
+  private void tagLocked(String tag, Descriptor manifest) throws IOException {
     try (FileChannel lock =
             FileChannel.open(
-                root.resolve(".index.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+                root.resolve(INDEX_LOCK), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
         FileLock held = lock.lock()) {
       replaceTag(tag, manifest);
     }

@@ -341,6 +341,31 @@ class CliTest {
   }
 
   @Test
+  void build_severalAtOnceIntoANewLayout_everyTagLands() throws Exception {
+    Path layout = tmp.resolve("shared-new-layout");
+    List<Process> builds = new java.util.ArrayList<>();
+    for (int i = 0; i < 6; i++) {
+      Path tree = Files.createDirectories(tmp.resolve("parallel-src-" + i));
+      Files.writeString(tree.resolve("f"), "tree " + i);
+      builds.add(
+          new ProcessBuilder(
+                  Cli.command("build", "-q", tree.toString(), layout.toString(), "t" + i))
+              .redirectErrorStream(true)
+              .start());
+    }
+    for (Process p : builds) {
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertTrue(p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS), "build ends");
+      assertEquals(0, p.exitValue(), out);
+    }
+
+    String index = Files.readString(layout.resolve("index.json"));
+    for (int i = 0; i < 6; i++) {
+      assertTrue(index.contains("\"t" + i + "\""), "tag t" + i + " in " + index);
+    }
+  }
+
+  @Test
   void build_intoAPlaceThatWouldBeDamaged_refuses() throws Exception {
     Path plain = Files.createDirectories(tmp.resolve("plain"));
     Files.writeString(plain.resolve("notes.txt"), "mine");
