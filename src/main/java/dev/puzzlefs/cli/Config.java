@@ -50,14 +50,119 @@ public final class Config {
   private static final ObjectMapper MAPPER =
       JsonMapper.builder().enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES).build();
 
+  /** The largest memory cache: far more than a lazy mount can use, small enough to be a heap. */
+  static final long MAX_MEMORY_BYTES = 64L << 30;
+
+  /** The longest timeout, in seconds: a day. */
+  static final int MAX_SECONDS = 86_400;
+
   /** Reads {@code file}; a clear error names the file and the bad key. */
   public static Config read(Path file) throws IOException {
+    byte[] bytes = Files.readAllBytes(file);
+    Config c;
     try {
-      Config c = MAPPER.readValue(Files.readAllBytes(file), Config.class);
-      return c == null ? new Config() : c;
+      if (new String(bytes, java.nio.charset.StandardCharsets.UTF_8).isBlank()) {
+        throw new IOException("configuration " + file + " is empty; write {} for the defaults");
+      }
+      c = MAPPER.readValue(bytes, Config.class);
     } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-      throw new IOException("configuration " + file + " is invalid: " + e.getOriginalMessage(), e);
+      // Without the cause: Jackson's own text names Java classes and repeats what we say.
+      throw new IOException("configuration " + file + " is invalid: " + describe(e));
     }
+    if (c == null) {
+      throw new IOException("configuration " + file + " is invalid: it is null, not an object");
+    }
+    String problem = c.problem();
+    if (problem != null) {
+      throw new IOException("configuration " + file + " is invalid: " + problem);
+    }
+    return c;
+  }
+
+  /** What is wrong with a value, or null when every value is in its range. */
+  String problem() {
+    List<String> out = new ArrayList<>();
+    range(out, "cache.memoryBytes", cache.memoryBytes, 0, MAX_MEMORY_BYTES);
+    range(out, "cache.diskBytes", cache.diskBytes, 0, Long.MAX_VALUE);
+    range(out, "registry.connectTimeoutSeconds", registry.connectTimeoutSeconds, 1, MAX_SECONDS);
+    range(out, "registry.requestTimeoutSeconds", registry.requestTimeoutSeconds, 1, MAX_SECONDS);
+    range(out, "registry.retries", registry.retries, 0, 100);
+    range(out, "registry.maxConnections", registry.maxConnections, 1, 1024);
+    range(out, "registry.retryTimeSeconds", registry.retryTimeSeconds, 1, MAX_SECONDS);
+    range(out, "mount.readTimeoutSeconds", mount.readTimeoutSeconds, 1, MAX_SECONDS);
+    range(out, "mount.readyTimeoutSeconds", mount.readyTimeoutSeconds, 1, MAX_SECONDS);
+    if (registry.insecure == null || registry.insecure.contains(null)) {
+      out.add("registry.insecure must be a list of HOST[:PORT] strings");
+    }
+    if (registry.mirrors == null) {
+      out.add("registry.mirrors must be an object of HOST[:PORT] to lists of mirrors");
+    }
+    return out.isEmpty() ? null : String.join("; ", out);
+  }
+
+  private static void range(List<String> out, String key, long value, long min, long max) {
+    if (value < min || value > max) {
+      out.add(
+          key
+              + " must be "
+              + (max == Long.MAX_VALUE ? "at least " + min : "between " + min + " and " + max)
+              + ", got "
+              + value);
+    }
+  }
+
+  /** A Jackson failure as a person reads it: the key, and what was wrong with it. */
+  private static String describe(com.fasterxml.jackson.core.JsonProcessingException e) {
+    String key = "";
+    if (e instanceof com.fasterxml.jackson.databind.JsonMappingException m) {
+      StringBuilder path = new StringBuilder();
+      for (var ref : m.getPath()) {
+        if (ref.getFieldName() != null) {
+          path.append(path.length() == 0 ? "" : ".").append(ref.getFieldName());
+        } else if (ref.getIndex() >= 0) {
+          path.append('[').append(ref.getIndex()).append(']');
+        }
+      }
+      key = path.toString();
+    }
+    String where =
+        e.getLocation() == null
+            ? ""
+            : " (line "
+                + e.getLocation().getLineNr()
+                + ", column "
+                + e.getLocation().getColumnNr()
+                + ")";
+    if (e instanceof com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException u) {
+      List<String> known = new ArrayList<>();
+      if (u.getKnownPropertyIds() != null) {
+        u.getKnownPropertyIds().forEach(k -> known.add(String.valueOf(k)));
+      }
+      java.util.Collections.sort(known);
+      return "unknown key " + key + where + "; the keys there are " + String.join(", ", known);
+    }
+    if (e instanceof com.fasterxml.jackson.databind.exc.MismatchedInputException m) {
+      Class<?> type = m.getTargetType();
+      String wanted =
+          type == null
+              ? "another kind of value"
+              : type == int.class
+                      || type == Integer.class
+                      || type == long.class
+                      || type == Long.class
+                  ? "a whole number"
+                      + (e.getOriginalMessage().contains("out of range") ? " in range" : "")
+                  : type == String.class
+                      ? "a string"
+                      : List.class.isAssignableFrom(type) ? "a list" : "an object";
+      return (key.isEmpty() ? "the file" : key) + " must be " + wanted + where;
+    }
+    if (e instanceof com.fasterxml.jackson.core.exc.InputCoercionException) {
+      return (key.isEmpty() ? "a number" : key) + " is out of range" + where;
+    }
+    String message = e.getOriginalMessage();
+    int cut = message.indexOf('\n');
+    return "not valid JSON" + where + ": " + (cut < 0 ? message : message.substring(0, cut));
   }
 
   /** The file named by the flag, else the first standard location that exists, else defaults. */

@@ -167,6 +167,18 @@ final class MountCommand implements Callable<Integer> {
       throw new ParameterException(
           spec.commandLine(), "--digest takes 64 hex characters, got '" + digest + "'");
     }
+    if (cacheMemory != null && (cacheMemory < 0 || cacheMemory > Config.MAX_MEMORY_BYTES)) {
+      throw new ParameterException(
+          spec.commandLine(),
+          "--cache-memory must be between 0 and "
+              + Config.MAX_MEMORY_BYTES
+              + ", got "
+              + cacheMemory);
+    }
+    if (cacheDisk != null && cacheDisk < 0) {
+      throw new ParameterException(
+          spec.commandLine(), "--cache-disk must not be negative, got " + cacheDisk);
+    }
     if (!prefetch.equals("none") && !prefetch.equals("all")) {
       throw new ParameterException(
           spec.commandLine(), "--prefetch takes none or all, got '" + prefetch + "'");

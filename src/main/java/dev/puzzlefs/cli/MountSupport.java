@@ -373,7 +373,8 @@ public final class MountSupport {
   static void sizeChildFor(long memoryCacheBytes, boolean remote) {
     // A registry mount also holds HTTP buffers and fetches in flight.
     long headroom = remote ? 64L << 20 : 48L << 20;
-    childHeapBytes = Math.max(64L << 20, memoryCacheBytes + headroom);
+    long cache = Math.min(Math.max(0, memoryCacheBytes), Config.MAX_MEMORY_BYTES);
+    childHeapBytes = Math.max(64L << 20, cache + headroom);
   }
 
   /** Heap options of the child besides {@code -Xmx}: none for a mount, see {@link #sizeServer}. */
@@ -431,6 +432,10 @@ public final class MountSupport {
   static List<String> childJvmOptions() {
     List<String> options = new ArrayList<>();
     options.add("-XX:+UseSerialGC");
+    // A JVM out of memory answers FUSE requests wrongly (libfuse's path table loses nodes, and
+    // files that exist come back ENOENT); a mount that died says so ("transport endpoint is not
+    // connected") and umount cleans it up.
+    options.add("-XX:+ExitOnOutOfMemoryError");
     options.add("-Xmx" + (childHeapBytes >> 20) + "m");
     options.addAll(childHeapOptions);
     // Shallower inlining: C2 otherwise spends over a second of CPU, while a fresh mount serves its
