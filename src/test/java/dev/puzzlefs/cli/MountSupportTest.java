@@ -211,6 +211,12 @@ class MountSupportTest {
       assertTrue(MountSupport.childJvmOptions().contains("-Xmx64m"), "local: less headroom");
       MountSupport.sizeChildFor(0, false);
       assertTrue(MountSupport.childJvmOptions().contains("-Xmx64m"), "never below 64 MiB");
+      // A size past the largest cache is the largest cache's heap, not an overflow into 64 MiB.
+      MountSupport.sizeChildFor(Long.MAX_VALUE, true);
+      assertTrue(MountSupport.childJvmOptions().contains("-Xmx65600m"), "capped, not wrapped");
+      assertTrue(
+          MountSupport.childJvmOptions().contains("-XX:+ExitOnOutOfMemoryError"),
+          "out of memory, a mount dies instead of answering wrongly");
     } finally {
       MountSupport.sizeChildFor(32L << 20, true);
     }
