@@ -128,7 +128,12 @@ final class OperationRunner {
           return;
         }
       }
-      if (!retryable(operation, cause) || attempts >= options.maxAttempts()) {
+      // A refused connection is a registry that is down, often for a restart of a few seconds:
+      // it is tried for as long as the patience allows, whatever the attempts.
+      boolean patient =
+          connectionRefused(cause)
+              && nanoTime.getAsLong() - startNanos < options.refusedPatience().toNanos();
+      if (!retryable(operation, cause) || (attempts >= options.maxAttempts() && !patient)) {
         result.fail(translate(operation, cause, attemptsText()));
         return;
       }
@@ -139,12 +144,14 @@ final class OperationRunner {
         return;
       }
       LOG.warn(
-          "retrying {} in {} ms after {} ({} of {})",
+          "retrying {} in {} ms after {} ({} {})",
           operation.description(),
           wait,
           reason(cause),
           attempts + 1,
-          options.maxAttempts());
+          attempts < options.maxAttempts()
+              ? "of " + options.maxAttempts()
+              : "while refused, for up to " + seconds(options.refusedPatience().toMillis()));
       retries.increment();
       vertx.setTimer(Math.max(1, wait), id -> attempt(authorization, true));
     }
@@ -244,6 +251,18 @@ final class OperationRunner {
           }
         });
     return bounded.future();
+  }
+
+  /** Whether the registry refused the connection: nothing listens on its port (yet). */
+  static boolean connectionRefused(Throwable cause) {
+    for (Throwable t = cause; t != null; t = t.getCause()) {
+      // Netty's connect timeout is a ConnectException too: an unanswered connect is no refusal.
+      if (t instanceof java.net.ConnectException
+          && !t.getClass().getSimpleName().contains("Timeout")) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static boolean retryable(RegistryOperation<?> operation, Throwable cause) {

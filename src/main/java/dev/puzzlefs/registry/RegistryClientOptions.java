@@ -19,6 +19,7 @@ public final class RegistryClientOptions {
   private long maxBlobBytes = 512L << 20;
   private String userAgent = "puzzlefs-java";
   private Duration maxRetryTime = Duration.ofMinutes(2);
+  private Duration refusedPatience = Duration.ofSeconds(10);
   private CredentialSource credentials = CredentialSource.NONE;
 
   /** A copy of {@code other}. */
@@ -35,6 +36,7 @@ public final class RegistryClientOptions {
     c.maxBlobBytes = maxBlobBytes;
     c.userAgent = userAgent;
     c.maxRetryTime = maxRetryTime;
+    c.refusedPatience = refusedPatience;
     c.credentials = credentials;
     return c;
   }
@@ -112,6 +114,23 @@ public final class RegistryClientOptions {
       throw new IllegalArgumentException("maxAttempts must be at least 1, got " + value);
     }
     this.maxAttempts = value;
+    return this;
+  }
+
+  /**
+   * How long an operation whose connections are refused (a registry restarting) keeps trying, even
+   * past {@link #maxAttempts()}; never past {@link #maxRetryTime()}.
+   */
+  public Duration refusedPatience() {
+    return refusedPatience;
+  }
+
+  /** Sets {@link #refusedPatience()}. Default 10 s; zero gives up after the attempts as usual. */
+  public RegistryClientOptions refusedPatience(Duration value) {
+    if (value == null || value.isNegative()) {
+      throw new IllegalArgumentException("refusedPatience must be zero or positive, got " + value);
+    }
+    this.refusedPatience = value;
     return this;
   }
 

@@ -238,7 +238,8 @@ class RegistryFaultTest {
     try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       port = socket.getLocalPort();
     }
-    try (RegistryClient closed = new RegistryClient(vertx, "127.0.0.1:" + port, options())) {
+    try (RegistryClient closed =
+        new RegistryClient(vertx, "127.0.0.1:" + port, options().refusedPatience(Duration.ZERO))) {
       Throwable e = failure(closed.pullBlob(REPO, digest));
 
       assertInstanceOf(RegistryUnreachableException.class, e);
@@ -252,6 +253,51 @@ class RegistryFaultTest {
               + ": connection refused (3 attempts)",
           e.getMessage());
       assertEquals(ATTEMPTS, closed.requests());
+    }
+  }
+
+  @Test
+  void pullBlob_registryListeningOnlyAfterTheAttempts_isWaitedForWhileRefused() throws Exception {
+    int port;
+    try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      port = socket.getLocalPort();
+    }
+    WireMockServer late =
+        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").port(port));
+    late.stubFor(get(blobPath).willReturn(aResponse().withStatus(200).withBody(blob)));
+    // 3 attempts 50 to 200 ms apart are over long before the registry comes back, 1.5 s later.
+    try (RegistryClient restarting =
+        new RegistryClient(
+            vertx, "127.0.0.1:" + port, options().maxBackoff(Duration.ofMillis(400)))) {
+      var pull = restarting.pullBlob(REPO, digest);
+      Thread.sleep(1500);
+      late.start();
+
+      assertArrayEquals(blob, await(pull));
+      assertTrue(
+          restarting.requests() > ATTEMPTS, "tried past the attempts: " + restarting.requests());
+    } finally {
+      late.stop();
+    }
+  }
+
+  @Test
+  void pullBlob_refusedLongerThanThePatience_failsNamingTheAttempts() throws Exception {
+    int port;
+    try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      port = socket.getLocalPort();
+    }
+    RegistryClientOptions o =
+        options().refusedPatience(Duration.ofMillis(700)).maxBackoff(Duration.ofMillis(100));
+    try (RegistryClient down = new RegistryClient(vertx, "127.0.0.1:" + port, o)) {
+      long start = System.nanoTime();
+      Throwable e = failure(down.pullBlob(REPO, digest));
+      long millis = (System.nanoTime() - start) / 1_000_000;
+
+      assertInstanceOf(RegistryUnreachableException.class, e);
+      assertTrue(e.getMessage().contains(": connection refused ("), e.getMessage());
+      assertTrue(millis >= 700 && millis < 5000, "gave up after the patience: " + millis + " ms");
+      assertTrue(down.requests() > ATTEMPTS, "tried past the attempts: " + down.requests());
     }
   }
 
