@@ -11,8 +11,10 @@ import java.nio.file.SimpleFileVisitor;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -21,6 +23,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
+import sun.misc.Signal;
+import sun.misc.SignalHandler;
 
 /**
  * {@code puzzlefs extract [--digest HEX] (OCI_DIR TAG | docker://REF) DIR}.
@@ -28,7 +32,8 @@ import picocli.CommandLine.Spec;
  * <p>A new DIR is written as a hidden sibling ({@code .DIR.extracting-*}) and renamed into place
  * only when complete, so an interrupted extraction never leaves a DIR that looks whole. An existing
  * empty DIR is written in place (a rename cannot fill a directory that already exists); if that
- * fails, what was written is removed again, but a killed process leaves a partial tree in it.
+ * fails, or SIGINT or SIGTERM stops it, what was written is removed again (exit status 128 plus the
+ * signal's number), but a process killed with SIGKILL leaves a partial tree in it.
  */
 @Command(
     mixinStandardHelpOptions = true,
@@ -91,9 +96,31 @@ final class ExtractCommand implements Callable<Integer> {
             0);
     Extractor.Summary s;
     Progress progress = output.progress("extract", "files");
+    Map<Signal, SignalHandler> previous = new HashMap<>();
+    Thread extracting = Thread.currentThread();
+    for (String name : new String[] {"INT", "TERM"}) {
+      Signal sig = new Signal(name);
+      previous.put(
+          sig,
+          Signal.handle(
+              sig,
+              caught -> {
+                stoppedBy = caught;
+                extracting.interrupt(); // out of a wait for a chunk, too
+              }));
+    }
     try (OpenedImage opened = open(image, config, settings);
         progress) {
-      Extractor extractor = new Extractor(opened.image()).listener(progress::add);
+      Extractor extractor =
+          new Extractor(opened.image())
+              .listener(
+                  (files, bytes) -> {
+                    Signal stop = stoppedBy;
+                    if (stop != null) {
+                      throw new Stopped(stop);
+                    }
+                    progress.add(files, bytes);
+                  });
       progress.total(regularFiles(opened.image()), opened.image().totalBytes());
       if (!extractor.restoresOwners() && !output.quiet) {
         System.err.println(
@@ -101,6 +128,20 @@ final class ExtractCommand implements Callable<Integer> {
                 + " the owners the image records");
       }
       s = inPlace ? extractInPlace(extractor) : extractAndRename(extractor);
+    } catch (IOException | RuntimeException | InterruptedException e) {
+      Signal stop = stoppedBy;
+      if (stop == null) {
+        throw e;
+      }
+      System.err.println(
+          "puzzlefs extract: "
+              + (e instanceof InterruptedException
+                  ? "stopped by SIG" + stop.getName() + " before writing anything"
+                  : e.getMessage()));
+      return 128 + stop.getNumber();
+    } finally {
+      previous.forEach(Signal::handle);
+      Thread.interrupted(); // a signal after the extraction: nothing left to stop
     }
     progress.finish(
         String.format(
@@ -118,6 +159,22 @@ final class ExtractCommand implements Callable<Integer> {
             s.skipped() > 0 ? ", " + s.skipped() + " entries skipped" : "",
             progress.seconds()));
     return 0;
+  }
+
+  /** The signal (SIGINT or SIGTERM) that asked the extraction to stop, or null. */
+  private volatile Signal stoppedBy;
+
+  /**
+   * Thrown from the progress listener once a signal came: the extraction stops at its next write
+   * and what it wrote is removed, as after any failure.
+   */
+  private static final class Stopped extends RuntimeException {
+    final transient Signal signal;
+
+    Stopped(Signal signal) {
+      super("stopped by SIG" + signal.getName(), null, false, false);
+      this.signal = signal;
+    }
   }
 
   private OpenedImage open(ImageArgs image, Config config, OpenedImage.Settings settings)
@@ -182,8 +239,8 @@ final class ExtractCommand implements Callable<Integer> {
     }
   }
 
-  /** Removes a failed extraction and says so (or why not) in the error. */
-  private static IOException withCleanup(Exception e, Path dir, boolean removeDir) {
+  /** Removes a failed or stopped extraction and says so (or why not) in the error. */
+  private IOException withCleanup(Exception e, Path dir, boolean removeDir) {
     String note;
     try {
       deleteTree(dir, removeDir);
@@ -191,7 +248,11 @@ final class ExtractCommand implements Callable<Integer> {
     } catch (IOException cleanup) {
       note = "could not remove the partly extracted tree " + dir + ": " + cleanup;
     }
-    String msg = e.getMessage() == null ? e.toString() : e.getMessage();
+    Signal stop = stoppedBy;
+    String msg =
+        stop != null
+            ? "stopped by SIG" + stop.getName()
+            : e.getMessage() == null ? e.toString() : e.getMessage();
     return new IOException(msg + " (" + note + ")", e);
   }
 

@@ -65,6 +65,57 @@ class RegistryExtractTest {
   }
 
   @Test
+  void extract_sigtermWhileWaitingForChunks_removesThePartialTreeAndExits143() throws Exception {
+    Path src = Files.createDirectories(tmp.resolve("src"));
+    Random random = new Random(9);
+    for (int i = 0; i < 3000; i++) {
+      byte[] data = new byte[4096];
+      random.nextBytes(data);
+      Files.write(src.resolve("f" + i), data);
+    }
+    Path oci = tmp.resolve("oci");
+    Cli.ok("build", src.toString(), oci.toString(), "v1");
+    String ref = "docker://" + registry.hostPort() + "/extract/stopped:v1";
+    Cli.ok("push", "--plain-http", oci.toString(), "v1", ref);
+    Path out = tmp.resolve("out");
+
+    Process extract =
+        new ProcessBuilder(Cli.command("extract", "--plain-http", ref, out.toString()))
+            .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+            .redirectError(tmp.resolve("err").toFile())
+            .start();
+    String pid = Long.toString(registry.pid());
+    try {
+      // Once the partial tree is there, the registry stops answering: the extraction waits.
+      long deadline = System.nanoTime() + 60_000_000_000L;
+      while (partialTrees().isEmpty() && extract.isAlive() && System.nanoTime() < deadline) {
+        Thread.sleep(2);
+      }
+      Processes.run(10, "kill", "-STOP", pid);
+      assertEquals(1, partialTrees().size(), "extracting beside " + out);
+      Thread.sleep(300);
+      extract.destroy(); // SIGTERM
+      assertTrue(extract.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), "extract ends");
+    } finally {
+      Processes.run(10, "kill", "-CONT", pid);
+    }
+
+    String err = Files.readString(tmp.resolve("err"));
+    assertEquals(128 + 15, extract.exitValue(), err);
+    assertTrue(
+        err.contains("puzzlefs extract: stopped by SIGTERM (removed the partly extracted tree)"),
+        err);
+    assertEquals(java.util.List.of(), partialTrees(), "nothing left beside " + out);
+    assertTrue(Files.notExists(out));
+  }
+
+  private java.util.List<Path> partialTrees() throws java.io.IOException {
+    try (var s = Files.list(tmp)) {
+      return s.filter(p -> p.getFileName().toString().startsWith(".out.extracting-")).toList();
+    }
+  }
+
+  @Test
   void extract_unknownTagInRegistry_failsNamingItAndWritesNothing() throws Exception {
     Path out = tmp.resolve("out");
     String ref = "docker://" + registry.hostPort() + "/extract/none:absent";
