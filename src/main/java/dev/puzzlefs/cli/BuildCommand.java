@@ -30,6 +30,8 @@ import picocli.CommandLine.TypeConversionException;
       "  puzzlefs build --base-layer v1 rootfs-v2/ images/ v2   # a delta on v1"
     })
 final class BuildCommand implements Callable<Integer> {
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
+
   @Parameters(index = "0", paramLabel = "ROOTFS", description = "the directory tree to build")
   Path rootfs;
 
@@ -120,9 +122,15 @@ final class BuildCommand implements Callable<Integer> {
               + rootfs
               + (Files.exists(rootfs) ? " is not a directory" : " does not exist"));
     }
-    Tags.check(tag);
+    try {
+      Tags.check(tag);
+      if (baseTag != null) {
+        Tags.check(baseTag);
+      }
+    } catch (IllegalArgumentException e) {
+      throw new picocli.CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+    }
     if (baseTag != null) {
-      Tags.check(baseTag);
       if (!Files.exists(ociDir.resolve("index.json"))) {
         throw new java.io.IOException(
             "--base-layer " + baseTag + ": " + ociDir + " is not an OCI layout (no index.json)");

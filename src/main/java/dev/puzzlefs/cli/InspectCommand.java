@@ -85,7 +85,12 @@ final class InspectCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     ImageArgs image = ImageArgs.parse(spec.commandLine(), args, 0, "");
     if (compareTag != null) {
-      Tags.check(compareTag);
+      try {
+        Tags.check(compareTag);
+      } catch (IllegalArgumentException e) {
+        throw new picocli.CommandLine.ParameterException(
+            spec.commandLine(), "--compare " + e.getMessage());
+      }
     }
     Map<String, Object> report;
     if (image.remote()) {

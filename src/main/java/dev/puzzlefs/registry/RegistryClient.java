@@ -254,7 +254,23 @@ public final class RegistryClient implements AutoCloseable {
     if (cause instanceof VertxException && message.toLowerCase(Locale.ROOT).contains("closed")) {
       return "connection closed by the registry";
     }
+    if (tls(cause)) {
+      // The usual cause: a registry that speaks plain HTTP, as a local docker-registry does.
+      return "the TLS handshake failed ("
+          + message
+          + "); if this registry speaks plain HTTP, pass --plain-http or list it under"
+          + " registry.insecure in the configuration";
+    }
     return cause.getClass().getSimpleName() + (message.isEmpty() ? "" : ": " + message);
+  }
+
+  private static boolean tls(Throwable cause) {
+    for (Throwable t = cause; t != null; t = t.getCause()) {
+      if (t instanceof javax.net.ssl.SSLException) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static String hostOf(String registry) {

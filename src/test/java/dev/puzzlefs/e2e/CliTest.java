@@ -366,6 +366,16 @@ class CliTest {
   }
 
   @Test
+  void build_invalidTag_isAUsageError() throws Exception {
+    Processes.Result r =
+        Cli.run("build", src.toString(), tmp.resolve("fresh-layout").toString(), "bad/tag");
+
+    assertEquals(2, r.exit(), r.stderr());
+    assertTrue(r.stderr().contains("'bad/tag' is not a valid tag"), r.stderr());
+    assertTrue(Files.notExists(tmp.resolve("fresh-layout")), "nothing made");
+  }
+
+  @Test
   void build_intoAPlaceThatWouldBeDamaged_refuses() throws Exception {
     Path plain = Files.createDirectories(tmp.resolve("plain"));
     Files.writeString(plain.resolve("notes.txt"), "mine");

@@ -302,6 +302,18 @@ class RegistryFaultTest {
   }
 
   @Test
+  void pullBlob_httpsToAPlainHttpRegistry_saysToPassPlainHttp() throws Exception {
+    server.stubFor(get(blobPath).willReturn(aResponse().withStatus(200).withBody(blob)));
+    try (RegistryClient tls =
+        new RegistryClient(vertx, "127.0.0.1:" + server.port(), options().plainHttp(false))) {
+      Throwable e = failure(tls.pullBlob(REPO, digest));
+
+      assertTrue(e.getMessage().contains("the TLS handshake failed"), e.getMessage());
+      assertTrue(e.getMessage().contains("pass --plain-http"), e.getMessage());
+    }
+  }
+
+  @Test
   void pullBlob_404_failsWithBlobNotFoundWithoutRetry() {
     server.stubFor(
         get(blobPath)
