@@ -255,8 +255,31 @@ public final class RootfsCodec {
         throw e;
       } catch (IOException | RuntimeException e) {
         throw new FormatException(
-            "rootfs blob of " + blob.length + " bytes is malformed" + where() + ": " + e, e);
+            "rootfs blob of "
+                + blob.length
+                + " bytes is malformed"
+                + where()
+                + ": "
+                + damage(e)
+                + "; the blob is damaged or not a PuzzleFS rootfs",
+            e);
       }
+    }
+
+    /** What the Cap'n Proto reader tripped on, without Java's class names. */
+    private static String damage(Exception e) {
+      String why = e.getMessage() == null || e.getMessage().isEmpty() ? null : e.getMessage();
+      if (e instanceof java.nio.BufferUnderflowException
+          || e instanceof IndexOutOfBoundsException
+          || e instanceof java.io.EOFException) {
+        return "it ends in the middle of a structure" + (why == null ? "" : " (" + why + ")");
+      }
+      if (e instanceof org.capnproto.DecodeException) {
+        return "its Cap'n Proto structure is invalid" + (why == null ? "" : " (" + why + ")");
+      }
+      return "its Cap'n Proto structure is invalid ("
+          + (why == null ? e.getClass().getSimpleName() : why)
+          + ")";
     }
 
     private Rootfs decodeMessage() throws IOException {

@@ -155,6 +155,26 @@ class RootfsCodecTest {
   }
 
   @Test
+  void decode_truncatedOrGarbled_saysSoWithoutJavaClassNames() {
+    byte[] blob = RootfsCodec.encode(sample());
+    byte[] garbled = blob.clone();
+    for (int i = 8; i < garbled.length; i += 3) {
+      garbled[i] = (byte) 0xFF;
+    }
+    for (byte[] bad :
+        List.of(
+            java.util.Arrays.copyOf(blob, blob.length / 2),
+            java.util.Arrays.copyOf(blob, 12),
+            garbled)) {
+      FormatException e = assertThrows(FormatException.class, () -> RootfsCodec.decode(bad));
+      assertTrue(
+          e.getMessage().startsWith("rootfs blob of " + bad.length + " bytes is"), e.getMessage());
+      assertFalse(e.getMessage().contains("java."), e.getMessage());
+      assertFalse(e.getMessage().contains("Exception"), e.getMessage());
+    }
+  }
+
+  @Test
   void encode_isDeterministic() {
     assertArrayEquals(RootfsCodec.encode(sample()), RootfsCodec.encode(sample()));
   }
