@@ -54,9 +54,32 @@ final class StatsCommand implements Callable<Integer> {
     return 0;
   }
 
+  private static IOException dead(Path mountpoint, String reason) {
+    return new IOException(
+        mountpoint
+            + " is a mount whose process has died ("
+            + reason
+            + "): it has no counters; 'puzzlefs umount "
+            + mountpoint
+            + "' cleans it up");
+  }
+
   /** The counters of the mount on {@code mountpoint}, as JSON text. */
   static String read(Path mountpoint) throws IOException {
-    if (!Files.isDirectory(mountpoint)) {
+    java.nio.file.attribute.BasicFileAttributes attributes;
+    try {
+      attributes =
+          Files.readAttributes(mountpoint, java.nio.file.attribute.BasicFileAttributes.class);
+    } catch (java.nio.file.NoSuchFileException e) {
+      throw new IOException(mountpoint + " does not exist");
+    } catch (FileSystemException e) {
+      String reason = e.getReason() != null ? e.getReason() : String.valueOf(e.getMessage());
+      if (reason.contains("not connected")) {
+        throw dead(mountpoint, reason);
+      }
+      throw new IOException("cannot look at " + mountpoint + ": " + reason);
+    }
+    if (!attributes.isDirectory()) {
       throw new IOException(mountpoint + " is not a directory, so not a mount point");
     }
     UserDefinedFileAttributeView view =
@@ -68,14 +91,16 @@ final class StatsCommand implements Callable<Integer> {
       buf.flip();
       return StandardCharsets.UTF_8.decode(buf).toString();
     } catch (FileSystemException e) {
+      String reason = e.getReason() != null ? e.getReason() : String.valueOf(e.getMessage());
+      if (reason.contains("not connected")) {
+        throw dead(mountpoint, reason); // the kernel still knew its attributes
+      }
       throw new IOException(
           mountpoint
               + " is not a puzzlefs mount: it has no user."
               + ATTRIBUTE
-              + " attribute ("
-              + (e.getReason() != null ? e.getReason() : e.getMessage())
-              + ")",
-          e);
+              + " attribute"
+              + (reason.contains("No data available") ? "" : " (" + reason + ")"));
     }
   }
 }

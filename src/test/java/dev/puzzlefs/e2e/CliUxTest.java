@@ -299,6 +299,12 @@ class CliUxTest {
     }
     assertNotNull(dead, "the dead mount answers with an error");
     assertTrue(String.valueOf(dead.getMessage()).contains("not connected"), dead.toString());
+    Processes.Result stats = Cli.run("stats", mnt.toString());
+    assertEquals(1, stats.exit());
+    assertTrue(
+        stats.stderr().contains("is a mount whose process has died")
+            && stats.stderr().contains("'puzzlefs umount " + mnt + "' cleans it up"),
+        stats.stderr());
 
     Cli.ok("umount", mnt.toString());
     assertFalse(mounted());
