@@ -215,6 +215,13 @@ public final class Main {
 
   /** One line for a person: the message, and the cause's when it adds something. */
   static String describe(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof IllegalStateException && "Shutdown in progress".equals(t.getMessage())) {
+        // The JVM refused a shutdown hook: this is the mount server, stopping under the request.
+        return "the process serving this request is shutting down (the mount server got"
+            + " SIGTERM); run the command again";
+      }
+    }
     String msg = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
     Throwable cause = e.getCause();
     if (cause != null && cause.getMessage() != null && !msg.contains(cause.getMessage())) {

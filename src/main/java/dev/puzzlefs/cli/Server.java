@@ -58,6 +58,9 @@ final class Server {
   /** The FIFO requests arrive on. */
   static final String REQUESTS = "requests";
 
+  /** Where the server's log goes, in words, for the launcher's message if the server dies. */
+  static final String LOG_NOTE = "log";
+
   /** The file holding the server's pid. */
   static final String PID = "pid";
 
@@ -200,6 +203,7 @@ final class Server {
     }
     Path fifo = dir.resolve(REQUESTS);
     Files.deleteIfExists(fifo);
+    Files.deleteIfExists(dir.resolve(LOG_NOTE)); // an earlier server's; `serve` writes ours
     MountSupport.makeFifo(fifo);
     writeJarStamp();
     Path tmp = dir.resolve(PID + ".tmp");
@@ -301,6 +305,7 @@ final class Server {
         Files.deleteIfExists(dir.resolve(PID));
         Files.deleteIfExists(dir.resolve(REQUESTS));
         Files.deleteIfExists(dir.resolve(JAR_STAMP));
+        Files.deleteIfExists(dir.resolve(LOG_NOTE));
       }
     } catch (IOException e) {
       // Exiting anyway; the next server cleans up.

@@ -112,14 +112,22 @@ final class ServerCommand implements Callable<Integer> {
             dest.file(),
             Duration.ofSeconds(config.mount.readyTimeoutSeconds),
             env,
-            child ->
-                System.err.println(
-                    "puzzlefs: mount server listening on "
-                        + where
-                        + " (pid "
-                        + Server.runningPid(where)
-                        + "); "
-                        + dest.describe(Server.runningPid(where))));
+            child -> {
+              String log = dest.describe(Server.runningPid(where));
+              System.err.println(
+                  "puzzlefs: mount server listening on "
+                      + where
+                      + " (pid "
+                      + Server.runningPid(where)
+                      + "); "
+                      + log);
+              // For the launcher's word when the server dies under a request.
+              try {
+                Files.writeString(where.resolve(Server.LOG_NOTE), log + "\n");
+              } catch (java.io.IOException e) {
+                // the message then just says that the server's log says why
+              }
+            });
     MountSupport.signalAndWait(readyFifo, started == 0 ? MountSupport.READY : MountSupport.FAILED);
     return started;
   }
