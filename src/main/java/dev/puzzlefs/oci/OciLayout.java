@@ -152,18 +152,61 @@ public final class OciLayout {
       return false;
     }
     Path dir = target.getParent();
-    Files.createDirectories(dir);
-    Path tmp = Files.createTempFile(dir, ".tmp-" + digest.hex().substring(0, 12), "");
+    Path tmp = null;
     try {
+      Files.createDirectories(dir);
+      tmp = Files.createTempFile(dir, ".tmp-" + digest.hex().substring(0, 12), "");
+      UNFINISHED.add(tmp);
       try (var out = Files.newOutputStream(tmp)) {
         out.write(data, 0, len);
       }
       Files.setPosixFilePermissions(tmp, READABLE);
       move(tmp, target);
+    } catch (IOException e) {
+      String why =
+          e instanceof java.nio.file.FileSystemException f && f.getReason() != null
+              ? f.getReason()
+              : String.valueOf(e.getMessage());
+      throw new IOException("cannot store blob " + digest + " in " + dir + ": " + why, e);
     } finally {
-      Files.deleteIfExists(tmp);
+      if (tmp != null) {
+        Files.deleteIfExists(tmp);
+        UNFINISHED.remove(tmp);
+      }
     }
     return true;
+  }
+
+  /**
+   * Blob files being written by this JVM: a JVM stopped by SIGINT or SIGTERM runs no {@code
+   * finally} of its other threads, so a hook deletes what they left half-written.
+   */
+  private static final java.util.Set<Path> UNFINISHED = newUnfinished();
+
+  private static java.util.Set<Path> newUnfinished() {
+    java.util.Set<Path> set = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    try {
+      addHook(set);
+    } catch (IllegalStateException e) {
+      // first used while the JVM shuts down: no hook, and no blob write will finish anyway
+    }
+    return set;
+  }
+
+  private static void addHook(java.util.Set<Path> set) {
+    Runtime.getRuntime()
+        .addShutdownHook(
+            new Thread(
+                () -> {
+                  for (Path p : set) {
+                    try {
+                      Files.deleteIfExists(p);
+                    } catch (IOException e) {
+                      // exiting: nothing left to tell
+                    }
+                  }
+                },
+                "puzzlefs-unfinished-blobs"));
   }
 
   /** Stores all of {@code data} as a blob. */

@@ -366,6 +366,35 @@ class CliTest {
   }
 
   @Test
+  void build_onAFullDisk_namesTheBlobAndPlace_andLeavesNoTagNorTemporaryFile() throws Exception {
+    Path tree = Files.createDirectories(tmp.resolve("big-src"));
+    byte[] data = new byte[2_000_000];
+    new java.util.Random(3).nextBytes(data);
+    Files.write(tree.resolve("random"), data);
+    Path small = Files.createDirectories(tmp.resolve("small-disk"));
+    Processes.Result m =
+        Processes.run(10, "mount", "-t", "tmpfs", "-o", "size=512k", "qa", small.toString());
+    assertEquals(0, m.exit(), m.stderr());
+    try {
+      Path layout = small.resolve("oci");
+      String err = fail("build", tree.toString(), layout.toString(), "t");
+
+      assertTrue(err.contains("cannot store blob sha256:"), err);
+      assertTrue(err.contains(" in " + layout.resolve("blobs/sha256")), err);
+      assertTrue(err.contains("No space left on device"), err);
+      try (var blobs = Files.list(layout.resolve("blobs/sha256"))) {
+        assertEquals(
+            List.of(),
+            blobs.filter(p -> p.getFileName().toString().startsWith(".tmp-")).toList(),
+            "no half-written blob");
+      }
+      assertFalse(Files.readString(layout.resolve("index.json")).contains("\"t\""), "no tag");
+    } finally {
+      Processes.exec(10, null, "umount", small.toString());
+    }
+  }
+
+  @Test
   void build_invalidTag_isAUsageError() throws Exception {
     Processes.Result r =
         Cli.run("build", src.toString(), tmp.resolve("fresh-layout").toString(), "bad/tag");
