@@ -114,6 +114,38 @@ final class BuildCommand implements Callable<Integer> {
     }
   }
 
+  /**
+   * Why a delta shares no chunk with its base, when the reason is the base's compression: a chunk
+   * is stored (and named) compressed or not, so only builds with the same {@code --compression}
+   * share chunks. Null otherwise.
+   */
+  private String otherCompression(OciLayout layout, BuildResult r) {
+    if (r.chunksReused() > 0 || r.chunks() == 0) {
+      return null;
+    }
+    try {
+      boolean baseZstd =
+          layout.manifest(baseTag).layers().stream()
+              .anyMatch(d -> dev.puzzlefs.oci.MediaTypes.FILEDATA_ZSTD.equals(d.mediaType()));
+      boolean baseRaw =
+          layout.manifest(baseTag).layers().stream()
+              .anyMatch(d -> dev.puzzlefs.oci.MediaTypes.FILEDATA.equals(d.mediaType()));
+      boolean zstd = compression != Compression.NONE;
+      if ((zstd && baseRaw && !baseZstd) || (!zstd && baseZstd && !baseRaw)) {
+        return "note: no chunk was shared with "
+            + baseTag
+            + " because its chunks are "
+            + (baseZstd ? "zstd-compressed" : "uncompressed")
+            + " and this build's are "
+            + (zstd ? "compressed" : "not")
+            + "; build with the base's --compression to share chunks";
+      }
+    } catch (java.io.IOException | RuntimeException e) {
+      // only a hint
+    }
+    return null;
+  }
+
   @Override
   public Integer call() throws Exception {
     if (!Files.isDirectory(rootfs)) {
@@ -185,6 +217,10 @@ final class BuildCommand implements Callable<Integer> {
           "delta on %s: %d of %d chunks (%d bytes) reused from it, %d paths whited out, %d"
               + " layers%n",
           baseTag, r.chunksReused(), r.chunks(), r.bytesReused(), r.whiteouts(), r.layers());
+      String hint = otherCompression(layout, r);
+      if (hint != null) {
+        System.err.println(hint);
+      }
     }
     System.out.println("puzzlefs image manifest digest: " + r.manifestVerityHex());
     return 0;

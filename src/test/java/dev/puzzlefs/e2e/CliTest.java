@@ -395,6 +395,34 @@ class CliTest {
   }
 
   @Test
+  void build_deltaWithOtherCompressionThanItsBase_saysWhyNothingWasShared() throws Exception {
+    Path layout = tmp.resolve("mixed");
+    Cli.ok("build", "--compression", "zstd", src.toString(), layout.toString(), "base");
+
+    Processes.Result plain =
+        Cli.ok("build", "--base-layer", "base", src.toString(), layout.toString(), "plain");
+    Processes.Result same =
+        Cli.ok(
+            "build",
+            "--compression",
+            "zstd",
+            "--base-layer",
+            "base",
+            src.toString(),
+            layout.toString(),
+            "same");
+
+    assertTrue(
+        plain
+            .stderr()
+            .contains(
+                "note: no chunk was shared with base because its chunks are"
+                    + " zstd-compressed and this build's are not"),
+        plain.stderr());
+    assertFalse(same.stderr().contains("note:"), same.stderr());
+  }
+
+  @Test
   void build_invalidTag_isAUsageError() throws Exception {
     Processes.Result r =
         Cli.run("build", src.toString(), tmp.resolve("fresh-layout").toString(), "bad/tag");
