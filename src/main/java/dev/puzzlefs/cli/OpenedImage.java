@@ -152,8 +152,10 @@ final class OpenedImage implements AutoCloseable {
       // Start with the registry that had the manifest; the others stay behind it in order.
       int first = clients.indexOf(from);
       BlobFetcher fetcher = new FallbackBlobFetcher(fetchers.subList(first, fetchers.size()));
-      early = startEarly(fetcher, sizes, s);
+      // The rootfs first: the client runs a bounded number of requests at once, and the early
+      // chunks must not queue the blob everything else waits for behind them.
       CompletableFuture<byte[]> rootfsFetch = fetcher.fetch(rootfsDesc.digestValue());
+      early = startEarly(fetcher, sizes, s);
       byte[] blob = Futures.await(rootfsFetch, "fetch of the rootfs blob of " + ref);
       Rootfs rootfs = decode(blob, rootfsDesc, s);
       CachingChunkSource source =

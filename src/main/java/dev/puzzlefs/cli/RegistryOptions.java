@@ -64,7 +64,8 @@ final class RegistryOptions {
     java.util.List<RegistryClient> clients = new java.util.ArrayList<>();
     try {
       for (String host : hosts) {
-        clients.add(client(host, config));
+        // A mirror that is down is passed over at once: the origin behind it has the blobs.
+        clients.add(client(host, config, false));
       }
       clients.add(client(ref, config));
     } catch (IOException | RuntimeException e) {
@@ -85,6 +86,11 @@ final class RegistryOptions {
   }
 
   private RegistryClient client(String registry, Config config) throws IOException {
+    return client(registry, config, true);
+  }
+
+  private RegistryClient client(String registry, Config config, boolean patientWhenRefused)
+      throws IOException {
     Config.Registry c = config.registry;
     boolean insecure = plainHttp || c.insecure.contains(registry);
     Path auth = authFile;
@@ -103,6 +109,9 @@ final class RegistryOptions {
             .maxRetryTime(Duration.ofSeconds(Math.max(1, orDefault(retryTime, c.retryTimeSeconds))))
             .maxConcurrentRequests(c.maxConnections)
             .credentials(DockerConfigCredentials.fromEnvironment(auth));
+    if (!patientWhenRefused) {
+      options.refusedPatience(Duration.ZERO);
+    }
     return RegistryClient.create(registry, options);
   }
 

@@ -139,6 +139,12 @@ final class OperationRunner {
       }
       long wait = backoffMillis(attempts, cause);
       long remaining = remainingMillis();
+      if (attempts >= options.maxAttempts()) {
+        // Past the attempts only for the patience: no retry that would start after it.
+        long patienceLeft =
+            (options.refusedPatience().toNanos() - (nanoTime.getAsLong() - startNanos)) / 1_000_000;
+        remaining = Math.min(remaining, Math.max(0, patienceLeft));
+      }
       if (wait >= remaining) {
         result.fail(translate(operation, cause, attemptsText() + "; " + whyStop(cause, wait)));
         return;
@@ -221,6 +227,9 @@ final class OperationRunner {
 
     private String whyStop(Throwable cause, long wait) {
       long limit = options.maxRetryTime().toMillis();
+      if (attempts >= options.maxAttempts() && remainingMillis() > wait) {
+        return "refused for " + seconds(options.refusedPatience().toMillis()) + " and more";
+      }
       if (cause instanceof UnexpectedStatus status
           && status.retryAfterMillis(System.currentTimeMillis()) >= wait) {
         return "the registry asked to wait "

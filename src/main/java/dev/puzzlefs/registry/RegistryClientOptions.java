@@ -19,7 +19,7 @@ public final class RegistryClientOptions {
   private long maxBlobBytes = 512L << 20;
   private String userAgent = "puzzlefs-java";
   private Duration maxRetryTime = Duration.ofMinutes(2);
-  private Duration refusedPatience = Duration.ofSeconds(10);
+  private Duration refusedPatience = Duration.ofSeconds(5);
   private CredentialSource credentials = CredentialSource.NONE;
 
   /** A copy of {@code other}. */
@@ -125,7 +125,7 @@ public final class RegistryClientOptions {
     return refusedPatience;
   }
 
-  /** Sets {@link #refusedPatience()}. Default 10 s; zero gives up after the attempts as usual. */
+  /** Sets {@link #refusedPatience()}. Default 5 s; zero gives up after the attempts as usual. */
   public RegistryClientOptions refusedPatience(Duration value) {
     if (value == null || value.isNegative()) {
       throw new IllegalArgumentException("refusedPatience must be zero or positive, got " + value);
