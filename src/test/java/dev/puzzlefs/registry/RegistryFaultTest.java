@@ -232,12 +232,16 @@ class RegistryFaultTest {
     }
   }
 
+  /** A port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
+  private static int freePort() throws java.io.IOException {
+    try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      return socket.getLocalPort();
+    }
+  }
+
   @Test
   void pullBlob_nothingListening_failsAsConnectionRefused() throws Exception {
-    int port;
-    try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      port = socket.getLocalPort();
-    }
+    int port = freePort();
     try (RegistryClient closed =
         new RegistryClient(vertx, "127.0.0.1:" + port, options().refusedPatience(Duration.ZERO))) {
       Throwable e = failure(closed.pullBlob(REPO, digest));
@@ -258,10 +262,7 @@ class RegistryFaultTest {
 
   @Test
   void pullBlob_registryListeningOnlyAfterTheAttempts_isWaitedForWhileRefused() throws Exception {
-    int port;
-    try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      port = socket.getLocalPort();
-    }
+    int port = freePort();
     WireMockServer late =
         new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").port(port));
     late.stubFor(get(blobPath).willReturn(aResponse().withStatus(200).withBody(blob)));
@@ -283,10 +284,7 @@ class RegistryFaultTest {
 
   @Test
   void pullBlob_refusedLongerThanThePatience_failsNamingTheAttempts() throws Exception {
-    int port;
-    try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      port = socket.getLocalPort();
-    }
+    int port = freePort();
     RegistryClientOptions o =
         options().refusedPatience(Duration.ofMillis(700)).maxBackoff(Duration.ofMillis(100));
     try (RegistryClient down = new RegistryClient(vertx, "127.0.0.1:" + port, o)) {
