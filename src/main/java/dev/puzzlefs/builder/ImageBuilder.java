@@ -198,10 +198,13 @@ public final class ImageBuilder {
         new ImageManifest(2, MediaTypes.MANIFEST, emptyConfig(), descriptors, null);
     byte[] manifestBytes = Json.write(manifest);
     Digest manifestDigest = layout.putBlob(manifestBytes);
-    layout.tag(
-        tag,
-        Descriptor.of(MediaTypes.MANIFEST, manifestDigest, manifestBytes.length)
-            .withPlatform(new Descriptor.Platform(architecture(), "linux")));
+    String replaced =
+        layout
+            .tag(
+                tag,
+                Descriptor.of(MediaTypes.MANIFEST, manifestDigest, manifestBytes.length)
+                    .withPlatform(new Descriptor.Platform(architecture(), "linux")))
+            .orElse(null);
 
     long totalBytes = 0;
     for (long l : lengths) {
@@ -219,7 +222,8 @@ public final class ImageBuilder {
         layers.size(),
         reused,
         reusedBytes,
-        whiteouts.size());
+        whiteouts.size(),
+        replaced);
   }
 
   /**

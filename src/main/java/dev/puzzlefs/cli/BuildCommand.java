@@ -6,6 +6,7 @@ import dev.puzzlefs.builder.ImageBuilder;
 import dev.puzzlefs.oci.OciLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -124,12 +125,12 @@ final class BuildCommand implements Callable<Integer> {
       return null;
     }
     try {
-      boolean baseZstd =
+      List<String> types =
           layout.manifest(baseTag).layers().stream()
-              .anyMatch(d -> dev.puzzlefs.oci.MediaTypes.FILEDATA_ZSTD.equals(d.mediaType()));
-      boolean baseRaw =
-          layout.manifest(baseTag).layers().stream()
-              .anyMatch(d -> dev.puzzlefs.oci.MediaTypes.FILEDATA.equals(d.mediaType()));
+              .map(dev.puzzlefs.oci.Descriptor::mediaType)
+              .toList();
+      boolean baseZstd = types.contains(dev.puzzlefs.oci.MediaTypes.FILEDATA_ZSTD);
+      boolean baseRaw = types.contains(dev.puzzlefs.oci.MediaTypes.FILEDATA);
       boolean zstd = compression != Compression.NONE;
       if ((zstd && baseRaw && !baseZstd) || (!zstd && baseZstd && !baseRaw)) {
         return "note: no chunk was shared with "
@@ -221,6 +222,10 @@ final class BuildCommand implements Callable<Integer> {
       if (hint != null) {
         System.err.println(hint);
       }
+    }
+    if (r.replaced() != null && !output.quiet) {
+      System.err.println(
+          "note: tag " + tag + " named " + r.replaced() + " before; it names the new image now");
     }
     System.out.println("puzzlefs image manifest digest: " + r.manifestVerityHex());
     return 0;

@@ -303,32 +303,37 @@ public final class OciLayout {
 
   /**
    * Points {@code tag} at {@code manifest}, replacing an older entry with the same tag. The index
-   * is replaced atomically, so it always names complete images.
+   * is replaced atomically, so it always names complete images. Returns the digest of the other
+   * manifest the tag named before, if it named one.
    */
-  public void tag(String tag, Descriptor manifest) throws IOException {
+  public Optional<String> tag(String tag, Descriptor manifest) throws IOException {
     synchronized (IN_THIS_JVM) {
-      tagLocked(tag, manifest);
+      return tagLocked(tag, manifest);
     }
   }
 
-  private void tagLocked(String tag, Descriptor manifest) throws IOException {
+  private Optional<String> tagLocked(String tag, Descriptor manifest) throws IOException {
     try (FileChannel lock =
             FileChannel.open(
                 root.resolve(INDEX_LOCK), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
         FileLock held = lock.lock()) {
-      replaceTag(tag, manifest);
+      return replaceTag(tag, manifest);
     }
   }
 
-  private void replaceTag(String tag, Descriptor manifest) throws IOException {
+  private Optional<String> replaceTag(String tag, Descriptor manifest) throws IOException {
     List<Descriptor> entries = new ArrayList<>();
+    String before = null;
     for (Descriptor d : index().manifests()) {
       if (!tag.equals(d.annotation(MediaTypes.REF_NAME))) {
         entries.add(d);
+      } else if (!d.digest().equals(manifest.digest())) {
+        before = d.digest();
       }
     }
     entries.add(manifest.withAnnotations(Map.of(MediaTypes.REF_NAME, tag)));
     writeAtomically(root.resolve("index.json"), Json.write(new ImageIndex(2, null, entries, null)));
+    return Optional.ofNullable(before);
   }
 
   /** Writes {@code data} to {@code target} through a temporary file and a rename. */

@@ -423,6 +423,24 @@ class CliTest {
   }
 
   @Test
+  void build_ontoAnExistingTag_saysWhichImageItNamedBefore() throws Exception {
+    Path layout = tmp.resolve("retag");
+    Path tree = Files.createDirectories(tmp.resolve("retag-src"));
+    Files.writeString(tree.resolve("f"), "one\n");
+    Cli.ok("build", tree.toString(), layout.toString(), "t");
+    String before = OciLayout.open(layout).resolveTag("t").digest();
+
+    Processes.Result same = Cli.ok("build", tree.toString(), layout.toString(), "t");
+    Files.writeString(tree.resolve("f"), "two\n");
+    Processes.Result other = Cli.ok("build", tree.toString(), layout.toString(), "t");
+
+    assertFalse(same.stderr().contains("note: tag"), "the same image again: " + same.stderr());
+    assertTrue(
+        other.stderr().contains("note: tag t named " + before + " before; it names the new image"),
+        other.stderr());
+  }
+
+  @Test
   void build_invalidTag_isAUsageError() throws Exception {
     Processes.Result r =
         Cli.run("build", src.toString(), tmp.resolve("fresh-layout").toString(), "bad/tag");
