@@ -115,9 +115,8 @@ final class ExtractCommand implements Callable<Integer> {
           new Extractor(opened.image())
               .listener(
                   (files, bytes) -> {
-                    Signal stop = stoppedBy;
-                    if (stop != null) {
-                      throw new Stopped(stop);
+                    if (stoppedBy != null) {
+                      throw new Stopped();
                     }
                     progress.add(files, bytes);
                   });
@@ -169,11 +168,8 @@ final class ExtractCommand implements Callable<Integer> {
    * and what it wrote is removed, as after any failure.
    */
   private static final class Stopped extends RuntimeException {
-    final transient Signal signal;
-
-    Stopped(Signal signal) {
-      super("stopped by SIG" + signal.getName(), null, false, false);
-      this.signal = signal;
+    Stopped() {
+      super("stopped by a signal", null, false, false);
     }
   }
 

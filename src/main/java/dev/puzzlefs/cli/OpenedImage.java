@@ -56,7 +56,8 @@ final class OpenedImage implements AutoCloseable {
 
   /**
    * Settings the opener needs, resolved from the configuration and flags. A registry image is
-   * cached on disk in {@code cacheDir} unless it is null.
+   * cached on disk in {@code cacheDir} unless it is null, and starts fetching {@code earlyChunks}
+   * (a recorded prefetch list's {@code #chunk} lines) as soon as its manifest has arrived.
    */
   record Settings(
       String expectedManifestVerity,
@@ -72,15 +73,6 @@ final class OpenedImage implements AutoCloseable {
         Path cacheDir,
         long diskBytes) {
       this(expectedManifestVerity, readTimeout, memoryBytes, cacheDir, diskBytes, List.of());
-    }
-
-    /**
-     * These settings, and the chunks to fetch from a registry as soon as its manifest has arrived
-     * (a recorded prefetch list's {@code #chunk} lines).
-     */
-    Settings withEarlyChunks(List<Digest> chunks) {
-      return new Settings(
-          expectedManifestVerity, readTimeout, memoryBytes, cacheDir, diskBytes, chunks);
     }
   }
 

@@ -131,7 +131,7 @@ final class OperationRunner {
       // A refused connection is a registry that is down, often for a restart of a few seconds:
       // it is tried for as long as the patience allows, whatever the attempts.
       boolean patient =
-          connectionRefused(cause)
+          RegistryClient.refused(cause)
               && nanoTime.getAsLong() - startNanos < options.refusedPatience().toNanos();
       if (!retryable(operation, cause) || (attempts >= options.maxAttempts() && !patient)) {
         result.fail(translate(operation, cause, attemptsText()));
@@ -260,18 +260,6 @@ final class OperationRunner {
           }
         });
     return bounded.future();
-  }
-
-  /** Whether the registry refused the connection: nothing listens on its port (yet). */
-  static boolean connectionRefused(Throwable cause) {
-    for (Throwable t = cause; t != null; t = t.getCause()) {
-      // Netty's connect timeout is a ConnectException too: an unanswered connect is no refusal.
-      if (t instanceof java.net.ConnectException
-          && !t.getClass().getSimpleName().contains("Timeout")) {
-        return true;
-      }
-    }
-    return false;
   }
 
   private static boolean retryable(RegistryOperation<?> operation, Throwable cause) {

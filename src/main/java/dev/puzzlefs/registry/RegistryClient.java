@@ -239,10 +239,10 @@ public final class RegistryClient implements AutoCloseable {
     if (cause instanceof UnexpectedStatus) {
       return message;
     }
+    if (refused(cause)) {
+      return "connection refused";
+    }
     if (cause instanceof ConnectException) {
-      if (message.toLowerCase(Locale.ROOT).contains("refused")) {
-        return "connection refused";
-      }
       return "cannot connect (" + message + ")";
     }
     if (cause instanceof TimeoutException) {
@@ -262,6 +262,21 @@ public final class RegistryClient implements AutoCloseable {
           + " registry.insecure in the configuration";
     }
     return cause.getClass().getSimpleName() + (message.isEmpty() ? "" : ": " + message);
+  }
+
+  /**
+   * Whether the registry refused the connection: nothing listens on its port (yet). Netty's connect
+   * timeout is a ConnectException too, and so is "no route to host": neither is a refusal.
+   */
+  static boolean refused(Throwable cause) {
+    for (Throwable t = cause; t != null; t = t.getCause()) {
+      if (t instanceof ConnectException
+          && !t.getClass().getSimpleName().contains("Timeout")
+          && String.valueOf(t.getMessage()).toLowerCase(Locale.ROOT).contains("refused")) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static boolean tls(Throwable cause) {
