@@ -29,9 +29,11 @@ import picocli.CommandLine.Spec;
       "  runc run -b /tmp/b c1; puzzlefs umount /tmp/b/rootfs"
     },
     description = {
-      "Write an OCI runtime bundle of an image for your own runtime: DIR/config.json (runs",
-      "/bin/sh; edit it as you like) and DIR/rootfs, a writable mount of the image (lazy from a",
-      "registry) like mount --writable makes. IMAGE is " + ImageName.FORMS + "."
+      "Write an OCI runtime bundle of an image for your own runtime: DIR/config.json (runs"
+          + " /bin/sh; edit it as you like) and DIR/rootfs, a writable mount of the image (lazy"
+          + " from a registry) like mount --writable makes. IMAGE is "
+          + ImageName.FORMS
+          + "."
     })
 final class BundleCommand implements Callable<Integer> {
   @Spec CommandSpec spec;

@@ -51,7 +51,7 @@ import picocli.CommandLine.Spec;
     footer = {
       "  puzzlefs inspect images/ v2 --compare v1",
       "  puzzlefs inspect --files oci:images/:v2",
-      "  puzzlefs inspect --json --plain-http docker://127.0.0.1:5000/app:v1 | jq .chunks"
+      "  puzzlefs inspect --json --plain-http docker://127.0.0.1:5000/app | jq .chunks"
     })
 final class InspectCommand implements Callable<Integer> {
   @Spec CommandSpec spec;

@@ -39,7 +39,7 @@ import picocli.CommandLine.Spec;
     footer = {
       "  puzzlefs mount images/ v1 /mnt/v1",
       "  puzzlefs mount --plain-http docker://127.0.0.1:5000/app:v1 /mnt/v1",
-      "  puzzlefs mount -f --log-level debug oci:images/:v1 /mnt/v1   # debug in the foreground"
+      "  puzzlefs mount -f --log-level debug oci:images/:v1 /mnt/v1"
     })
 final class MountCommand implements Callable<Integer> {
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(MountCommand.class);

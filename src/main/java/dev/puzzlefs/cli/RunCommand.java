@@ -35,23 +35,25 @@ import picocli.CommandLine.Spec;
     name = "run",
     footerHeading = "%nExamples:%n",
     footer = {
-      "  puzzlefs run --plain-http docker://127.0.0.1:5000/debian:12 -- cat /etc/os-release",
-      "  puzzlefs run --persist /var/lib/work --env LANG=C.UTF-8 /srv/oci:v1 -- sh -c 'make'"
+      "  puzzlefs run --plain-http docker://127.0.0.1:5000/debian cat /etc/os-release",
+      "  puzzlefs run --persist /var/lib/work --env LANG=C.UTF-8 /srv/oci:v1 make -j2"
     },
     description = {
-      "Run a command in a container on a writable view of an image, mounted (lazily from a",
-      "registry) for just as long as the command runs. IMAGE is " + ImageName.FORMS + ".",
+      "Run a command in a container on a writable view of an image, mounted (lazily from a"
+          + " registry) for just as long as the command runs. IMAGE is "
+          + ImageName.FORMS
+          + ". Options of run come before IMAGE; everything after it is the command.",
       "",
-      "The container has its own mount, PID, UTS and IPC namespaces (it shares the host's",
-      "network, and gets the host's /etc/resolv.conf and /etc/hosts read-only), /proc, a",
-      "minimal /dev and a read-only /sys. It runs with runc when runc is installed, else with",
-      "unshare and a chroot (--runtime or $PUZZLEFS_RUNTIME chooses). The command is PID 1 of",
-      "its namespace: SIGINT and SIGTERM are passed on to it, and if it has not exited",
-      "--stop-timeout seconds later it is killed. run exits with the command's status; as a",
-      "shell does, with 127 when the command is not in the image (looked up in the container's",
-      "PATH, links followed inside the image) and 126 when it is there but not executable.",
+      "The container has its own mount, PID, UTS and IPC namespaces (it shares the host's"
+          + " network, and gets the host's /etc/resolv.conf and /etc/hosts read-only), /proc, a"
+          + " minimal /dev and a read-only /sys. It runs with runc when runc is installed, else"
+          + " with unshare and a chroot (--runtime or $PUZZLEFS_RUNTIME chooses). The command is"
+          + " PID 1 of its namespace: SIGINT and SIGTERM are passed on to it, and if it has not"
+          + " exited --stop-timeout seconds later it is killed.",
       "",
-      "Example: puzzlefs run --plain-http docker://127.0.0.1:5000/debian:12 -- cat /etc/os-release"
+      "run exits with the command's status; as a shell does, with 127 when the command is not in"
+          + " the image (looked up in the container's PATH, links followed inside the image) and"
+          + " 126 when it is there but not executable."
     })
 final class RunCommand implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(RunCommand.class);

@@ -32,7 +32,7 @@ import picocli.CommandLine.Option;
     },
     footerHeading = "%nExamples:%n",
     footer = {
-      "  puzzlefs serve                 # start in the background, return when it listens",
+      "  puzzlefs serve                 # returns once it listens",
       "  puzzlefs mount images/ v1 /mnt/v1   # now served by it",
       "  puzzlefs serve --status",
       "  puzzlefs serve --stop"

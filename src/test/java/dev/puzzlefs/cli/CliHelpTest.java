@@ -78,6 +78,38 @@ class CliHelpTest {
     }
   }
 
+  /**
+   * Help text is either whole paragraphs, which picocli wraps, or lines wrapped by hand to fit: a
+   * hand-wrapped line wider than the help is wrapped again by picocli and leaves a stub of a line
+   * after it. Indented lines (examples) must fit as they are.
+   */
+  @Test
+  void help_linesAreWholeParagraphsOrFitTheWidth() {
+    CommandLine top = Main.commandLine();
+    List<CommandLine> all = new java.util.ArrayList<>(top.getSubcommands().values());
+    all.add(top);
+    List<String> bad = new java.util.ArrayList<>();
+    for (CommandLine c : all) {
+      int width = c.getUsageHelpWidth();
+      var usage = c.getCommandSpec().usageMessage();
+      for (String[] lines : List.of(usage.description(), usage.footer(), usage.header())) {
+        String before = "";
+        for (String line : lines) {
+          String shown = String.format(line.replace("%n", "")).stripTrailing();
+          boolean paragraph =
+              !shown.startsWith(" ")
+                  && (before.isEmpty() || before.matches(".*[.:!?]"))
+                  && shown.matches(".*[.:!?)]");
+          if (shown.length() > width && !paragraph) {
+            bad.add(c.getCommandName() + ": " + shown);
+          }
+          before = shown;
+        }
+      }
+    }
+    assertEquals(List.of(), bad, "lines picocli would wrap again, leaving a stub of a line");
+  }
+
   @Test
   void help_showsDefaultValues() {
     assertTrue(run("build", "--help").out().contains("Default: none"));
