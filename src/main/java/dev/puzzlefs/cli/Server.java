@@ -108,6 +108,10 @@ final class Server {
   private final Set<ServerClient> runs = java.util.concurrent.ConcurrentHashMap.newKeySet();
   private final Set<Thread> working = java.util.concurrent.ConcurrentHashMap.newKeySet();
   private volatile boolean stopping;
+
+  /** The request FIFO, open from before the pid file is written: it tells this server's pid. */
+  private FileChannel requestsChannel;
+
   private static final Set<Path> WRITABLE = java.util.concurrent.ConcurrentHashMap.newKeySet();
   private static final java.time.Duration STOP_WAIT = java.time.Duration.ofSeconds(40);
 
@@ -141,11 +145,34 @@ final class Server {
   static long runningPid(Path dir) {
     try {
       long pid = Long.parseLong(Files.readString(dir.resolve(PID)).strip());
-      // A pid file outlives a killed server, and its pid may be another process's by now.
-      return ProcessHandle.of(pid).filter(Server::isServer).isPresent() ? pid : -1;
+      // A pid file outlives a killed server, and its pid may be another process's by now, or
+      // another server's (a directory copied with its files).
+      return ProcessHandle.of(pid).filter(p -> isServer(p) && reads(p, dir)).isPresent() ? pid : -1;
     } catch (IOException | NumberFormatException e) {
       return -1;
     }
+  }
+
+  /** Whether {@code p} holds {@code dir}'s request FIFO open, as the server on dir does. */
+  private static boolean reads(ProcessHandle p, Path dir) {
+    Path fifo = dir.resolve(REQUESTS);
+    if (!Files.exists(fifo, LinkOption.NOFOLLOW_LINKS)) {
+      return false;
+    }
+    try (var fds = Files.newDirectoryStream(Path.of("/proc", Long.toString(p.pid()), "fd"))) {
+      for (Path fd : fds) {
+        try {
+          if (Files.isSameFile(fd, fifo)) {
+            return true;
+          }
+        } catch (IOException e) {
+          // closed meanwhile, or not a file
+        }
+      }
+    } catch (IOException e) {
+      return false; // gone, or another user's
+    }
+    return false;
   }
 
   private static boolean isServer(ProcessHandle p) {
@@ -205,6 +232,8 @@ final class Server {
     Files.deleteIfExists(fifo);
     Files.deleteIfExists(dir.resolve(LOG_NOTE)); // an earlier server's; `serve` writes ours
     MountSupport.makeFifo(fifo);
+    // Read and write: the FIFO then never reports end-of-file when the last client closes it.
+    requestsChannel = FileChannel.open(fifo, StandardOpenOption.READ, StandardOpenOption.WRITE);
     writeJarStamp();
     Path tmp = dir.resolve(PID + ".tmp");
     Files.writeString(tmp, ProcessHandle.current().pid() + "\n");
@@ -301,7 +330,9 @@ final class Server {
 
   private void removeFiles() {
     try {
-      if (runningPid(dir) == ProcessHandle.current().pid()) {
+      if (Files.readString(dir.resolve(PID))
+          .strip()
+          .equals(Long.toString(ProcessHandle.current().pid()))) {
         Files.deleteIfExists(dir.resolve(PID));
         Files.deleteIfExists(dir.resolve(REQUESTS));
         Files.deleteIfExists(dir.resolve(JAR_STAMP));
@@ -314,10 +345,7 @@ final class Server {
 
   /** Reads request names from the FIFO, one per line, and answers each on its own thread. */
   private int loop() {
-    // Read and write: the FIFO then never reports end-of-file when the last client closes it.
-    try (FileChannel fifo =
-        FileChannel.open(
-            dir.resolve(REQUESTS), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+    try (FileChannel fifo = requestsChannel) {
       readLines(
           fifo,
           name -> {

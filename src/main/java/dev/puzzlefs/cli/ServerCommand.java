@@ -55,7 +55,13 @@ final class ServerCommand implements Callable<Integer> {
               + " root, else $XDG_RUNTIME_DIR/puzzlefs-server or /tmp/puzzlefs-server-UID)")
   Path dir;
 
-  @Option(names = "--log-file", paramLabel = "FILE", description = "the server's log file")
+  @Option(
+      names = "--log-file",
+      paramLabel = "FILE",
+      description =
+          "the server's log file when there is no syslog (default: logs/server.log in the cache"
+              + " directory for the default DIR, logs/server-DIR.log with DIR's slashes as '_' for"
+              + " another)")
   Path logFile;
 
   @Option(names = "--stop", description = "stop the server on DIR, unmounting what it serves")
@@ -95,7 +101,7 @@ final class ServerCommand implements Callable<Integer> {
     LogDestination dest =
         LogDestination.choose(
             logFile,
-            config.cacheDirectory().resolve("logs").resolve("server.log"),
+            config.cacheDirectory().resolve("logs").resolve(defaultLogName(where)),
             System.getenv());
     Files.createDirectories(dest.file().toAbsolutePath().getParent());
     Map<String, String> env = new HashMap<>();
@@ -130,6 +136,20 @@ final class ServerCommand implements Callable<Integer> {
             });
     MountSupport.signalAndWait(readyFifo, started == 0 ? MountSupport.READY : MountSupport.FAILED);
     return started;
+  }
+
+  /** One log file per server directory: servers on two directories do not share a log. */
+  static String defaultLogName(Path where) throws java.io.IOException {
+    Map<String, String> env = new HashMap<>(System.getenv());
+    env.remove("PUZZLEFS_SERVER_DIR");
+    if (where.equals(Server.defaultDirectory(env))) {
+      return "server.log";
+    }
+    String name = where.normalize().toString().replaceAll("^/+", "").replaceAll("[^\\w.-]+", "_");
+    if (name.length() > 120) {
+      name = name.substring(name.length() - 120); // its end tells directories apart best
+    }
+    return "server-" + name + ".log";
   }
 
   private static int stop(Path where, long pid) throws InterruptedException {

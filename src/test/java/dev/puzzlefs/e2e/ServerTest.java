@@ -316,6 +316,31 @@ class ServerTest {
   }
 
   @Test
+  void aPidFileCopiedFromAnotherServersDirectory_doesNotStopThatServer() throws Exception {
+    ok("serve");
+    long pid = serverPid();
+    Path copy = tmp.resolve("copied-server-dir");
+    Files.createDirectory(copy);
+    Processes.run(10, "chmod", "700", copy.toString());
+    Processes.run(10, "mkfifo", copy.resolve("requests").toString());
+    Files.copy(serverDir.resolve("pid"), copy.resolve("pid"));
+
+    Processes.Result status = pfs("serve", "--dir", copy.toString(), "--status");
+    assertEquals(1, status.exit(), status.out() + status.stderr());
+    Processes.Result stop = pfs("serve", "--dir", copy.toString(), "--stop");
+    assertEquals(1, stop.exit(), stop.stderr());
+    assertTrue(stop.stderr().contains("no mount server runs"), stop.stderr());
+    assertTrue(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false));
+    assertTrue(ok("serve", "--status").out().contains("pid " + pid));
+
+    // A server of its own starts there, and stops without touching the first.
+    ok("serve", "--dir", copy.toString());
+    ok("serve", "--dir", copy.toString(), "--stop");
+    assertTrue(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false));
+    ok("serve", "--stop");
+  }
+
+  @Test
   void whatTheServerCannotMakeAsTheClientWould_runsWithoutIt() throws Exception {
     ok("serve");
     mountpoint("mnt");
