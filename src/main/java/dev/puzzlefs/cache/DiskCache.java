@@ -7,9 +7,11 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
+import java.nio.channels.SeekableByteChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.DirectoryStream;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
@@ -18,12 +20,17 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributeView;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.FileAttribute;
 import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -44,6 +51,8 @@ final class DiskCache {
   private static final Logger LOG = LoggerFactory.getLogger(DiskCache.class);
 
   private static final Duration STALE_TEMP = Duration.ofMinutes(10);
+  private static final FileAttribute<Set<PosixFilePermission>> PRIVATE =
+      PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"));
 
   private final Path dir;
   private final long maxBytes;
@@ -116,9 +125,8 @@ final class DiskCache {
     if (data.length > maxBytes || Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
       return;
     }
-    Path tmp = Files.createTempFile(dir, "." + blob.hex().substring(0, 16) + ".", ".tmp");
+    Path tmp = writeTemp(blob, data);
     try {
-      Files.write(tmp, data);
       try {
         Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
       } catch (AtomicMoveNotSupportedException e) {
@@ -129,6 +137,42 @@ final class DiskCache {
     }
     if (bytes.addAndGet(data.length) > maxBytes) {
       evict();
+    }
+  }
+
+  /**
+   * Writes {@code data} to a new private temporary file beside the entries, made with {@code
+   * O_CREAT|O_EXCL} and without {@code O_TRUNC}: ext4 flushes a file that was truncated to zero
+   * when it is closed, in the closing thread, where a new file is written back later by the
+   * kernel's flusher, as other files are.
+   */
+  private Path writeTemp(Digest blob, byte[] data) throws IOException {
+    String prefix = "." + blob.hex().substring(0, 16) + ".";
+    for (int attempt = 0; ; attempt++) {
+      Path tmp =
+          dir.resolve(
+              prefix + Long.toUnsignedString(ThreadLocalRandom.current().nextLong()) + ".tmp");
+      SeekableByteChannel out;
+      try {
+        out =
+            Files.newByteChannel(
+                tmp, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE), PRIVATE);
+      } catch (FileAlreadyExistsException e) {
+        if (attempt == 10) {
+          throw e;
+        }
+        continue;
+      }
+      try (out) {
+        ByteBuffer rest = ByteBuffer.wrap(data);
+        while (rest.hasRemaining()) {
+          out.write(rest);
+        }
+      } catch (IOException | RuntimeException e) {
+        Files.deleteIfExists(tmp);
+        throw e;
+      }
+      return tmp;
     }
   }
 

@@ -107,6 +107,27 @@ class CachingChunkSourceTest {
   }
 
   @Test
+  void fetch_writesAPrivateDiskEntry_andLeavesNoTemporaryFile() throws Exception {
+    CachingChunkSource source = layoutSource();
+
+    await(source.fetch(chunk(0)));
+
+    Path entry = diskEntry(chunk(0));
+    long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+    while (!Files.exists(entry) && System.nanoTime() < deadline) {
+      Thread.sleep(10);
+    }
+    assertArrayEquals(bytes(chunk(0)), Files.readAllBytes(entry));
+    assertEquals(
+        "rw-------",
+        java.nio.file.attribute.PosixFilePermissions.toString(
+            Files.getPosixFilePermissions(entry)));
+    try (var names = Files.list(entry.getParent())) {
+      assertEquals(List.of(entry), names.toList(), "only the entry, no temporary file");
+    }
+  }
+
+  @Test
   void fetch_noMemoryCache_readsAndVerifiesTheBlobEveryTime() throws Exception {
     CachingChunkSource source =
         CachingChunkSource.builder(new LayoutBlobFetcher(image.layout(), io))
