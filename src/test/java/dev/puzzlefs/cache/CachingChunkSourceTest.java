@@ -214,6 +214,26 @@ class CachingChunkSourceTest {
   }
 
   @Test
+  void fetch_danglingLinkDiskEntry_isReplacedByTheEntry_andNothingIsWrittenThroughIt()
+      throws Exception {
+    Digest d = chunk(4);
+    Path nowhere = tmp.resolve("nowhere");
+    Files.createDirectories(diskEntry(d).getParent());
+    Files.createSymbolicLink(diskEntry(d), nowhere);
+    CachingChunkSource source = layoutSource();
+
+    assertArrayEquals(bytes(d), await(source.fetch(d)));
+
+    long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+    while (Files.isSymbolicLink(diskEntry(d)) && System.nanoTime() < deadline) {
+      Thread.sleep(10);
+    }
+    assertTrue(Files.isRegularFile(diskEntry(d), LinkOption.NOFOLLOW_LINKS));
+    assertArrayEquals(bytes(d), Files.readAllBytes(diskEntry(d)));
+    assertFalse(Files.exists(nowhere, LinkOption.NOFOLLOW_LINKS));
+  }
+
+  @Test
   @Timeout(30)
   void fetch_fifoDiskEntry_doesNotHangAndFetchesAgain() throws Exception {
     Digest d = chunk(4);
