@@ -139,14 +139,18 @@ final class DiskCache {
       return;
     }
     Path tmp = writeTemp(blob, data);
+    boolean moved = false;
     try {
       try {
         Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
       } catch (AtomicMoveNotSupportedException e) {
         Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
       }
+      moved = true;
     } finally {
-      Files.deleteIfExists(tmp);
+      if (!moved) {
+        Files.deleteIfExists(tmp);
+      }
     }
     if (bytes.addAndGet(data.length) > maxBytes) {
       evict();
