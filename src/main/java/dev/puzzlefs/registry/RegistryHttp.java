@@ -92,8 +92,11 @@ final class RegistryHttp {
     if (authorization != null && (!isAbsolute(pathOrUrl) || isRegistry(pathOrUrl))) {
       request.putHeader("Authorization", authorization);
     }
+    // No per-request connect timeout: the client's covers the TCP connect, and a per-request one
+    // also arms a timer on the wait for a pooled connection, which Vert.x 5.0 can fire after the
+    // request got its connection ("Promise already completed", logged at ERROR). The limiter
+    // keeps requests from queueing in the pool, and the idle and operation timeouts bound them.
     return request
-        .connectTimeout(options.connectTimeout().toMillis())
         .idleTimeout(
             Math.min(options.idleTimeout().toMillis(), options.requestTimeout().toMillis()))
         .followRedirects(method == HttpMethod.GET || method == HttpMethod.HEAD);
@@ -114,7 +117,6 @@ final class RegistryHttp {
             .setSsl(ssl)
             .setURI(path)
             .setFollowRedirects(true)
-            .setConnectTimeout(options.connectTimeout().toMillis())
             .setIdleTimeout(
                 Math.min(options.idleTimeout().toMillis(), options.requestTimeout().toMillis()))
             .putHeader("User-Agent", options.userAgent());
