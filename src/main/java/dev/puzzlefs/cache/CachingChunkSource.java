@@ -76,6 +76,14 @@ public final class CachingChunkSource implements ChunkSource {
   private final LongAdder bytesFetched = new LongAdder();
   private final LongAdder corruptDiskEntries = new LongAdder();
 
+  /** How long a lasting failure is answered without fetching again; 0: not at all. */
+  private final long failureMemoryNanos;
+
+  /** Lasting failures (wrong bytes, a blob the source lacks) and when each was seen. */
+  private final ConcurrentHashMap<Digest, Failed> lastingFailures = new ConcurrentHashMap<>();
+
+  private record Failed(IOException failure, long at) {}
+
   private CachingChunkSource(Builder b) throws IOException {
     this.fetcher = b.fetcher;
     this.ownedExecutor = b.executor == null ? newExecutor() : null;
@@ -84,6 +92,7 @@ public final class CachingChunkSource implements ChunkSource {
     this.fetchTimeoutMillis = b.fetchTimeout.toMillis();
     this.expectedVerity = b.expectedVerity;
     this.verityOf = b.verityOf;
+    this.failureMemoryNanos = b.failureMemory.toNanos();
     // A memory cache of size 0 keeps nothing: none at all, rather than a Caffeine cache that holds
     // every chunk until its maintenance evicts it (long enough to outlive a young collection and be
     // copied into the old generation, which a sequential read then fills with garbage).
@@ -127,6 +136,10 @@ public final class CachingChunkSource implements ChunkSource {
       memoryHits.increment();
       return CompletableFuture.completedFuture(cached);
     }
+    IOException failedLately = failedLately(blob);
+    if (failedLately != null) {
+      return CompletableFuture.failedFuture(failedLately);
+    }
     CompletableFuture<byte[]> mine = new CompletableFuture<>();
     CompletableFuture<byte[]> running = loading.putIfAbsent(blob, mine);
     if (running != null) {
@@ -158,10 +171,69 @@ public final class CachingChunkSource implements ChunkSource {
           if (failure == null) {
             mine.complete(bytes);
           } else {
-            mine.completeExceptionally(describe(blob, unwrap(failure)));
+            IOException described = describe(blob, unwrap(failure));
+            remember(blob, described);
+            mine.completeExceptionally(described);
           }
         });
     return mine.copy();
+  }
+
+  /**
+   * The failure of {@code blob} seen less than the failure memory ago, as a new exception saying
+   * so; null when there is none. A damaged or missing blob fails every attempt of a fetch, and a
+   * reader making many small reads of it would otherwise start a fetch, with all its attempts, for
+   * each one.
+   */
+  private IOException failedLately(Digest blob) {
+    if (lastingFailures.isEmpty()) {
+      return null;
+    }
+    Failed failed = lastingFailures.get(blob);
+    if (failed == null) {
+      return null;
+    }
+    if (System.nanoTime() - failed.at() >= failureMemoryNanos) {
+      lastingFailures.remove(blob, failed);
+      return null;
+    }
+    return new IOException(
+        failed.failure().getMessage()
+            + " (the same failure less than "
+            + (failureMemoryNanos % 1_000_000_000L == 0
+                ? failureMemoryNanos / 1_000_000_000L + " s"
+                : failureMemoryNanos / 1_000_000L + " ms")
+            + " ago; not fetched again until then)",
+        failed.failure());
+  }
+
+  /** Keeps {@code failure} of {@code blob} for the failure memory when it would happen again. */
+  private void remember(Digest blob, IOException failure) {
+    if (failureMemoryNanos == 0 || !lasting(failure)) {
+      return;
+    }
+    long now = System.nanoTime();
+    lastingFailures.values().removeIf(f -> now - f.at() >= failureMemoryNanos);
+    lastingFailures.put(blob, new Failed(failure, now));
+  }
+
+  /**
+   * Failures that another attempt right away would repeat: bytes that do not match their digest
+   * (after the fetch's own attempts), and a blob the source does not have. Time-outs, refused
+   * connections and server errors are not: the next read tries again.
+   */
+  private static boolean lasting(Throwable failure) {
+    for (Throwable t = failure; t != null; t = t.getCause()) {
+      if (t instanceof ChunkVerificationException
+          || t instanceof dev.puzzlefs.registry.DigestMismatchException
+          || t instanceof dev.puzzlefs.registry.BlobNotFoundException) {
+        return true;
+      }
+      if (t.getCause() == t) {
+        break;
+      }
+    }
+    return false;
   }
 
   private CompletableFuture<byte[]> load(Digest blob) {
@@ -462,6 +534,7 @@ public final class CachingChunkSource implements ChunkSource {
     private Function<Digest, byte[]> expectedVerity;
     private Function<byte[], byte[]> verityOf;
     private Clock clock = Clock.systemUTC();
+    private Duration failureMemory = Duration.ZERO;
 
     private Builder(BlobFetcher fetcher) {
       if (fetcher == null) {
@@ -518,6 +591,18 @@ public final class CachingChunkSource implements ChunkSource {
       }
       this.expectedVerity = expectedVerity;
       this.verityOf = verityOf;
+      return this;
+    }
+
+    /**
+     * How long a chunk whose fetch failed for good (wrong bytes, not found) fails at once, without
+     * being fetched again. Default 0: every fetch tries again (a local layout, repaired by hand).
+     */
+    public Builder failureMemory(Duration value) {
+      if (value == null || value.isNegative()) {
+        throw new IllegalArgumentException("failureMemory must not be negative, got " + value);
+      }
+      this.failureMemory = value;
       return this;
     }
 

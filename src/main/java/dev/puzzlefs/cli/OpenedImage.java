@@ -331,6 +331,8 @@ final class OpenedImage implements AutoCloseable {
     }
   }
 
+  static final java.time.Duration FAILURE_MEMORY = java.time.Duration.ofSeconds(10);
+
   private static CachingChunkSource cache(
       BlobFetcher fetcher, Rootfs rootfs, Settings s, boolean disk) throws IOException {
     CachingChunkSource.Builder b =
@@ -339,6 +341,11 @@ final class OpenedImage implements AutoCloseable {
             .fetchTimeout(s.readTimeout());
     if (disk) {
       b.diskCache(s.cacheDir(), s.diskBytes());
+    }
+    if (!(fetcher instanceof LayoutBlobFetcher)) {
+      // A registry's damaged or missing blob: one fetch (with its attempts) per 10 s, not per read.
+      // A local layout's is read again each time: reading a file costs little, and it may be fixed.
+      b.failureMemory(FAILURE_MEMORY);
     }
     if (s.expectedManifestVerity() != null) {
       Map<Digest, byte[]> expected = new HashMap<>();

@@ -280,6 +280,91 @@ class CachingChunkSourceTest {
   }
 
   @Test
+  void failureMemory_repeatsAWrongOrMissingBlobsFailure_withoutFetching_untilItEnds()
+      throws Exception {
+    Digest bad = chunk(0);
+    Digest missing = chunk(1);
+    byte[] wrong = bytes(bad).clone();
+    wrong[3] ^= 0x01;
+    String badPath = "/v2/lasting/repo/blobs/" + bad;
+    String missingPath = "/v2/lasting/repo/blobs/" + missing;
+    WireMockServer server =
+        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
+    server.start();
+    Vertx vertx = Vertx.vertx();
+    try (RegistryClient client =
+        new RegistryClient(
+            vertx,
+            "127.0.0.1:" + server.port(),
+            new RegistryClientOptions().plainHttp(true).initialBackoff(Duration.ofMillis(10)))) {
+      server.stubFor(get(badPath).willReturn(aResponse().withStatus(200).withBody(wrong)));
+      server.stubFor(
+          get(missingPath)
+              .willReturn(
+                  aResponse()
+                      .withStatus(404)
+                      .withBody("{\"errors\":[{\"code\":\"BLOB_UNKNOWN\",\"message\":\"x\"}]}")));
+      CachingChunkSource source =
+          CachingChunkSource.builder(new RegistryBlobFetcher(client, "lasting/repo"))
+              .diskCache(cacheDir(), 1 << 20)
+              .fetchTimeout(Duration.ofSeconds(10))
+              .executor(io)
+              .failureMemory(Duration.ofMillis(1500))
+              .build();
+      sources.add(source);
+      int attempts = new RegistryClientOptions().maxAttempts();
+
+      assertInstanceOf(BlobDigestMismatchException.class, failure(source.fetch(bad)));
+      failure(source.fetch(missing));
+      int missingRequests = server.findAll(getRequestedFor(urlEqualTo(missingPath))).size();
+      Throwable again = failure(source.fetch(bad));
+      Throwable missingAgain = failure(source.fetch(missing));
+
+      assertTrue(again.getMessage().contains(Digest.sha256(wrong).toString()), again.getMessage());
+      assertTrue(
+          again.getMessage().contains("the same failure less than 1500 ms ago"),
+          again.getMessage());
+      assertTrue(
+          missingAgain.getMessage().contains("not fetched again"), missingAgain.getMessage());
+      assertEquals(attempts, server.findAll(getRequestedFor(urlEqualTo(badPath))).size());
+      assertEquals(
+          missingRequests, server.findAll(getRequestedFor(urlEqualTo(missingPath))).size());
+
+      // Once the memory ends, the next fetch asks again, and gets the repaired blob.
+      server.stubFor(get(badPath).willReturn(aResponse().withStatus(200).withBody(bytes(bad))));
+      Thread.sleep(1600);
+      assertArrayEquals(bytes(bad), await(source.fetch(bad)));
+      assertEquals(attempts + 1, server.findAll(getRequestedFor(urlEqualTo(badPath))).size());
+    } finally {
+      server.stop();
+      await(vertx.close());
+    }
+  }
+
+  @Test
+  void failureMemory_keepsNoPassingFailure() throws Exception {
+    Digest d = chunk(3);
+    AtomicInteger calls = new AtomicInteger();
+    BlobFetcher flaky =
+        fake(
+            blob ->
+                calls.incrementAndGet() == 1
+                    ? CompletableFuture.failedFuture(new java.io.IOException("connection refused"))
+                    : CompletableFuture.completedFuture(bytes(blob)));
+    CachingChunkSource source =
+        CachingChunkSource.builder(flaky)
+            .fetchTimeout(Duration.ofSeconds(10))
+            .executor(io)
+            .failureMemory(Duration.ofSeconds(10))
+            .build();
+    sources.add(source);
+
+    assertEquals("connection refused", failure(source.fetch(d)).getMessage());
+    assertArrayEquals(bytes(d), await(source.fetch(d)));
+    assertEquals(2, calls.get());
+  }
+
+  @Test
   void fetch_fetcherSlowerThanDeadline_failsWithChunkTimeoutInTime() throws Exception {
     Digest d = chunk(4);
     CachingChunkSource source =
