@@ -19,6 +19,10 @@ final class Caller {
 
   /** {@code text} as a path: against the caller's directory when relative inside the server. */
   static Path path(String text) {
+    if (text.isEmpty()) {
+      // Path.of("") is the current directory: a file option given "" would name a directory.
+      throw new picocli.CommandLine.TypeConversionException("an empty path");
+    }
     Path p = Path.of(text);
     Context c = CURRENT.get();
     return c == null || p.isAbsolute() ? p : c.directory().resolve(p);

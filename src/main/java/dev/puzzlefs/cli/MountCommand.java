@@ -179,6 +179,11 @@ final class MountCommand implements Callable<Integer> {
       throw new ParameterException(
           spec.commandLine(), "--cache-disk must not be negative, got " + cacheDisk);
     }
+    if (readTimeout != null && (readTimeout < 1 || readTimeout > Config.MAX_SECONDS)) {
+      throw new ParameterException(
+          spec.commandLine(),
+          "--read-timeout must be between 1 and " + Config.MAX_SECONDS + ", got " + readTimeout);
+    }
     if (!prefetch.equals("none") && !prefetch.equals("all")) {
       throw new ParameterException(
           spec.commandLine(), "--prefetch takes none or all, got '" + prefetch + "'");

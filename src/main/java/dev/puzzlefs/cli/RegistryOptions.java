@@ -8,7 +8,10 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 
 /** Registry flags shared by {@code push} and {@code mount}; they override the configuration. */
 final class RegistryOptions {
@@ -17,26 +20,53 @@ final class RegistryOptions {
       description = "speak plain HTTP to the registry (default: HTTPS with verification)")
   boolean plainHttp;
 
-  @Option(names = "--connect-timeout", paramLabel = "SECONDS", description = "TCP connect timeout")
+  /** The command this mixin is part of, for usage errors naming it. */
+  @Spec(Spec.Target.MIXEE)
+  CommandSpec mixee;
+
   Integer connectTimeout;
+  Integer requestTimeout;
+  Integer retries;
+  Integer retryTime;
+
+  @Option(names = "--connect-timeout", paramLabel = "SECONDS", description = "TCP connect timeout")
+  void connectTimeout(Integer seconds) {
+    connectTimeout = inRange("--connect-timeout", seconds, 1, Config.MAX_SECONDS);
+  }
 
   @Option(
       names = "--request-timeout",
       paramLabel = "SECONDS",
       description = "timeout of one registry request")
-  Integer requestTimeout;
+  void requestTimeout(Integer seconds) {
+    requestTimeout = inRange("--request-timeout", seconds, 1, Config.MAX_SECONDS);
+  }
 
   @Option(
       names = "--retries",
       paramLabel = "N",
       description = "attempts for a request failing on connection, 5xx or 429")
-  Integer retries;
+  void retries(Integer n) {
+    retries = inRange("--retries", n, 0, 100);
+  }
 
   @Option(
       names = "--retry-time",
       paramLabel = "SECONDS",
       description = "how long one registry operation may take with all its retries")
-  Integer retryTime;
+  void retryTime(Integer seconds) {
+    retryTime = inRange("--retry-time", seconds, 1, Config.MAX_SECONDS);
+  }
+
+  /** {@code value} when it is in [min, max] (or absent), else a usage error naming the option. */
+  private Integer inRange(String option, Integer value, long min, long max) {
+    if (value != null && (value < min || value > max)) {
+      throw new ParameterException(
+          mixee.commandLine(),
+          option + " must be between " + min + " and " + max + ", got " + value);
+    }
+    return value;
+  }
 
   @Option(
       names = "--authfile",

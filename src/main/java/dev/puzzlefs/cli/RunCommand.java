@@ -143,6 +143,20 @@ final class RunCommand implements Callable<Integer> {
     if (!workdir.startsWith("/")) {
       throw new ParameterException(spec.commandLine(), "--workdir must be absolute: " + workdir);
     }
+    if (runtime != null && !List.of("auto", "runc", "unshare").contains(runtime)) {
+      throw new ParameterException(
+          spec.commandLine(), "--runtime takes auto, runc or unshare, got '" + runtime + "'");
+    }
+    if (stopTimeout < 0 || stopTimeout > Config.MAX_SECONDS) {
+      throw new ParameterException(
+          spec.commandLine(),
+          "--stop-timeout must be between 0 and " + Config.MAX_SECONDS + ", got " + stopTimeout);
+    }
+    if (readTimeout != null && (readTimeout < 1 || readTimeout > Config.MAX_SECONDS)) {
+      throw new ParameterException(
+          spec.commandLine(),
+          "--read-timeout must be between 1 and " + Config.MAX_SECONDS + ", got " + readTimeout);
+    }
     String wanted = runtime != null ? runtime : System.getenv(ContainerRuntime.ENV);
     ContainerRuntime rt =
         ContainerRuntime.choose(wanted == null || wanted.isEmpty() ? "auto" : wanted);

@@ -135,16 +135,16 @@ public final class Prefetcher implements AutoCloseable {
         }
       } catch (IOException e) {
         if (++missing <= 5) {
-          LOG.warn(
-              "{}: {} is not in the image ({}); skipped",
-              listName,
-              entry.printable(),
-              e.getClass().getSimpleName());
+          LOG.warn("{}: {}; skipped", listName, whyNot(entry, e));
         }
       }
     }
     if (missing > 5) {
-      LOG.warn("{}: {} of {} paths are not in the image; skipped", listName, missing, list.size());
+      LOG.warn(
+          "{}: {} of {} paths are not in the image (the first 5 named above); skipped",
+          listName,
+          missing,
+          list.size());
     }
     int listed = order.size();
     Set<Digest> listedChunks = Set.copyOf(order);
@@ -160,6 +160,33 @@ public final class Prefetcher implements AutoCloseable {
         new Prefetcher(image, new ArrayList<>(order), listed, files, listedChunks, maxInFlight);
     image.addStats(p::stats);
     return p;
+  }
+
+  /**
+   * Why a listed path was not found, as a person reads it. A line whose text after its last tab
+   * looks like byte ranges but is not {@code START+LENGTH,...} was taken for a path with a tab in
+   * it: it is reported as malformed, not as missing.
+   */
+  private static String whyNot(PrefetchList.Entry entry, IOException e) {
+    String printable = entry.printable();
+    String raw = new String(entry.path(), java.nio.charset.StandardCharsets.UTF_8);
+    int rawTab = raw.lastIndexOf('\t');
+    if (rawTab >= 0) {
+      String tail = raw.substring(rawTab + 1);
+      if (tail.matches("[0-9+,\\s]*[0-9][0-9+,\\s]*") && tail.contains("+")) {
+        return raw.substring(0, rawTab)
+            + ": malformed byte ranges '"
+            + tail
+            + "' (expected START+LENGTH[,START+LENGTH]..., each a number below 10^18)";
+      }
+    }
+    if (e instanceof java.nio.file.NoSuchFileException) {
+      return printable + " is not in the image";
+    }
+    if (e instanceof java.nio.file.NotDirectoryException) {
+      return printable + " is not in the image (a part of it is not a directory)";
+    }
+    return printable + " is not in the image (" + e.getMessage() + ")";
   }
 
   /**

@@ -147,6 +147,14 @@ class CliHelpTest {
             List.of("enable-fs-verity", "oci", "v1", "nothex"),
             List.of("enable-fs-verity", "docker://h:1/a:b", "00"),
             List.of("stats"),
+            List.of("run", "--read-timeout", "0", "oci:v1", "true"),
+            List.of("run", "--runtime", "docker", "oci:v1", "true"),
+            List.of("run", "--stop-timeout", "-5", "oci:v1", "true"),
+            List.of("run", "--retries", "-1", "oci:v1", "true"),
+            List.of("run", "--prefetch-list=", "oci:v1", "true"),
+            List.of("mount", "--read-timeout", "0", "a", "b", "c"),
+            List.of("push", "--retries", "101", "oci", "v1", "docker://h:1/a:b"),
+            List.of("extract", "--connect-timeout", "0", "oci:v1", "out"),
             List.of("--log-level", "loud", "stats", "x"));
     for (List<String> args : bad) {
       Run r = run(args.toArray(String[]::new));

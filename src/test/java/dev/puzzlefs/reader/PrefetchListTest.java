@@ -316,4 +316,44 @@ class PrefetchListTest {
         image.stats().get("prefetchFetched"));
     assertEquals(0L, image.stats().get("prefetchFailed"));
   }
+
+  @Test
+  void prefetcher_warnings_sayWhatIsWrong_malformedRangesIncluded_withoutClassNames()
+      throws Exception {
+    FakeImage fake = new FakeImage(1000);
+    fake.file("/here", random(2000, 4));
+    Map<Digest, byte[]> blobs = fake.blobs();
+    Image image =
+        fake.open(b -> CompletableFuture.completedFuture(blobs.get(b)), Duration.ofSeconds(5));
+    List<PrefetchList.Entry> list =
+        PrefetchList.parse(
+            utf8("/gone\n/here\t0+10,\n/here\t0+99999999999999999999\n/here/x\n/here\n"));
+    ch.qos.logback.classic.Logger logger =
+        (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(Prefetcher.class);
+    ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> captured =
+        new ch.qos.logback.core.read.ListAppender<>();
+    captured.start();
+    logger.addAppender(captured);
+    try {
+      Prefetcher.plan(image, list, "--prefetch-list L", false, 4)
+          .start()
+          .done()
+          .get(10, TimeUnit.SECONDS);
+    } finally {
+      logger.detachAppender(captured);
+    }
+    String warnings =
+        captured.list.stream()
+            .map(ch.qos.logback.classic.spi.ILoggingEvent::getFormattedMessage)
+            .collect(java.util.stream.Collectors.joining("\n"));
+
+    assertTrue(
+        warnings.contains("--prefetch-list L: /gone is not in the image; skipped"), warnings);
+    assertTrue(warnings.contains("/here: malformed byte ranges '0+10,'"), warnings);
+    assertTrue(
+        warnings.contains("/here: malformed byte ranges '0+99999999999999999999'"), warnings);
+    assertTrue(warnings.contains("/here/x is not in the image"), warnings);
+    assertFalse(warnings.contains("Exception"), warnings);
+    assertEquals(4, captured.list.size(), warnings);
+  }
 }
