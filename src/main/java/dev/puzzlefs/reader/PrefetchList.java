@@ -299,6 +299,43 @@ public final class PrefetchList {
   }
 
   /**
+   * The permissions a list written to {@code target} gets: those of the list it replaces, else what
+   * a new file gets under this process's umask (the temporary file is made private).
+   */
+  private static java.util.Set<java.nio.file.attribute.PosixFilePermission> permissionsFor(
+      Path target) throws IOException {
+    try {
+      return Files.getPosixFilePermissions(target);
+    } catch (java.nio.file.NoSuchFileException e) {
+      int mode = 0666 & ~umask();
+      java.util.Set<java.nio.file.attribute.PosixFilePermission> out =
+          java.util.EnumSet.noneOf(java.nio.file.attribute.PosixFilePermission.class);
+      java.nio.file.attribute.PosixFilePermission[] bits =
+          java.nio.file.attribute.PosixFilePermission.values(); // OWNER_READ .. OTHERS_EXECUTE
+      for (int i = 0; i < bits.length; i++) {
+        if ((mode & (0400 >> i)) != 0) {
+          out.add(bits[i]);
+        }
+      }
+      return out;
+    }
+  }
+
+  /** This process's umask, from /proc; 022 when it cannot be read. */
+  private static int umask() {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+        if (line.startsWith("Umask:")) {
+          return Integer.parseInt(line.substring("Umask:".length()).strip(), 8);
+        }
+      }
+    } catch (IOException | NumberFormatException e) {
+      // fall through
+    }
+    return 022;
+  }
+
+  /**
    * Writes {@code entries}, then {@code chunks} as {@code #chunk} lines, to {@code file} through a
    * temporary file in the same directory, so a reader sees the old list or the whole new one.
    */
@@ -333,6 +370,7 @@ public final class PrefetchList {
     Path tmp = Files.createTempFile(dir, "." + absolute.getFileName() + ".", ".tmp");
     try {
       Files.write(tmp, out.toByteArray());
+      Files.setPosixFilePermissions(tmp, permissionsFor(absolute));
       Files.move(
           tmp, absolute, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     } finally {

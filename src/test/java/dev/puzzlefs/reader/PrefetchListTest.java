@@ -88,6 +88,38 @@ class PrefetchListTest {
   }
 
   @Test
+  void write_newListFollowsTheUmask_aReplacedOneKeepsItsPermissions() throws Exception {
+    List<PrefetchList.Entry> entries = List.of(new PrefetchList.Entry(utf8("/a"), null));
+    int umask = 022;
+    for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+      if (line.startsWith("Umask:")) {
+        umask = Integer.parseInt(line.substring(6).strip(), 8);
+      }
+    }
+    String expected = "";
+    int mode = 0666 & ~umask;
+    for (int bit = 8; bit >= 0; bit--) {
+      expected += (mode & (1 << bit)) != 0 ? "rwx".charAt((8 - bit) % 3) : '-';
+    }
+    Path fresh = tmp.resolve("fresh.list");
+    PrefetchList.write(fresh, "h", entries);
+    assertEquals(
+        expected,
+        java.nio.file.attribute.PosixFilePermissions.toString(
+            Files.getPosixFilePermissions(fresh)));
+
+    Path shared = tmp.resolve("shared.list");
+    Files.writeString(shared, "old\n");
+    Files.setPosixFilePermissions(
+        shared, java.nio.file.attribute.PosixFilePermissions.fromString("rw-rw-r--"));
+    PrefetchList.write(shared, "h", entries);
+    assertEquals(
+        "rw-rw-r--",
+        java.nio.file.attribute.PosixFilePermissions.toString(
+            Files.getPosixFilePermissions(shared)));
+  }
+
+  @Test
   void write_withChunks_thenLoad_sameChunks_andOldReadersSeeComments() throws Exception {
     Digest a = Digest.sha256(utf8("a"), 0, 1);
     Digest b = Digest.sha256(utf8("b"), 0, 1);
