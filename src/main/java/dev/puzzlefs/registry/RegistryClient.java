@@ -60,10 +60,23 @@ public final class RegistryClient implements AutoCloseable {
     Vertx shared = sharedVertx;
     return shared != null
         ? new RegistryClient(shared, false, registry, options)
-        : new RegistryClient(Vertx.vertx(), true, registry, options);
+        : new RegistryClient(newVertx(), true, registry, options);
   }
 
   private static volatile Vertx sharedVertx;
+
+  /**
+   * A Vert.x instance without its class-path file cache: we never serve files from the class path,
+   * and the cache's directory (/tmp/vertx-cache-*) outlived every JVM that was killed.
+   */
+  static Vertx newVertx() {
+    return Vertx.vertx(
+        new io.vertx.core.VertxOptions()
+            .setFileSystemOptions(
+                new io.vertx.core.file.FileSystemOptions()
+                    .setClassPathResolvingEnabled(false)
+                    .setFileCachingEnabled(false)));
+  }
 
   /**
    * From now on, every client {@link #create} makes uses one Vert.x instance, which lives as long
@@ -73,7 +86,7 @@ public final class RegistryClient implements AutoCloseable {
    */
   public static synchronized void shareOneVertx() {
     if (sharedVertx == null) {
-      sharedVertx = Vertx.vertx();
+      sharedVertx = newVertx();
     }
   }
 
