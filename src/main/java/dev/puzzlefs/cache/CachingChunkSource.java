@@ -296,7 +296,7 @@ public final class CachingChunkSource implements ChunkSource {
       LOG.warn("{}; fetching it again", e.getMessage());
       return null;
     } catch (IOException e) {
-      LOG.warn("cannot read cache entry {}: {}; fetching it again", disk.path(blob), e.toString());
+      LOG.warn("cannot read cache entry {}: {}; fetching it again", disk.path(blob), why(e));
       return null;
     }
     if (bytes == null) {
@@ -310,8 +310,7 @@ public final class CachingChunkSource implements ChunkSource {
       try {
         disk.delete(blob);
       } catch (IOException deleteFailure) {
-        LOG.warn(
-            "cannot delete corrupt cache entry {}: {}", disk.path(blob), deleteFailure.toString());
+        LOG.warn("cannot delete corrupt cache entry {}: {}", disk.path(blob), why(deleteFailure));
       }
       return null;
     }
@@ -375,9 +374,9 @@ public final class CachingChunkSource implements ChunkSource {
             "cannot write cache entry {}: {}; serving chunks without the disk cache until it can"
                 + " be written again (no further warnings)",
             disk.path(blob),
-            e.toString());
+            why(e));
       } else {
-        LOG.debug("cannot write cache entry {}: {}", disk.path(blob), e.toString());
+        LOG.debug("cannot write cache entry {}: {}", disk.path(blob), why(e));
       }
     }
   }
@@ -426,6 +425,11 @@ public final class CachingChunkSource implements ChunkSource {
     }
     return new IOException(
         "could not fetch chunk " + blob + " from " + fetcher.source() + ": " + cause, cause);
+  }
+
+  /** An I/O failure as a person reads it: its message, without the exception's class. */
+  private static String why(IOException e) {
+    return e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
   }
 
   private static Throwable unwrap(Throwable t) {

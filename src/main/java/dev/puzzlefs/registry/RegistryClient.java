@@ -252,6 +252,12 @@ public final class RegistryClient implements AutoCloseable {
     if (cause instanceof UnexpectedStatus) {
       return message;
     }
+    if (cause instanceof DigestMismatchException m && m.actual() != null) {
+      return "the bytes received hash to " + m.actual() + ", not " + m.expected();
+    }
+    if (cause instanceof RegistryException && !message.isEmpty()) {
+      return message;
+    }
     if (refused(cause)) {
       return "connection refused";
     }
