@@ -147,7 +147,7 @@ final class OpenedImage implements AutoCloseable {
       // The rootfs first: the client runs a bounded number of requests at once, and the early
       // chunks must not queue the blob everything else waits for behind them.
       CompletableFuture<byte[]> rootfsFetch = fetcher.fetch(rootfsDesc.digestValue());
-      early = startEarly(fetcher, sizes, s);
+      early = startEarly(fetcher, sizes, rootfsDesc.digestValue(), s);
       byte[] blob = Futures.await(rootfsFetch, "fetch of the rootfs blob of " + ref);
       Rootfs rootfs = decode(blob, rootfsDesc, s);
       CachingChunkSource source =
@@ -180,14 +180,16 @@ final class OpenedImage implements AutoCloseable {
    * image will read from; null when there are none, or when chunks must also match fs-verity
    * digests that only the rootfs blob holds.
    */
-  private static Early startEarly(BlobFetcher fetcher, Map<Digest, Long> inManifest, Settings s)
+  private static Early startEarly(
+      BlobFetcher fetcher, Map<Digest, Long> inManifest, Digest rootfs, Settings s)
       throws IOException {
     if (s.earlyChunks().isEmpty() || s.expectedManifestVerity() != null) {
       return null;
     }
-    List<Digest> wanted = new ArrayList<>();
+    // Each chunk once, in the list's order; never the rootfs blob (fetched already, and no chunk).
+    java.util.Set<Digest> wanted = new java.util.LinkedHashSet<>();
     for (Digest d : s.earlyChunks()) {
-      if (inManifest.containsKey(d)) {
+      if (inManifest.containsKey(d) && !d.equals(rootfs)) {
         wanted.add(d);
       }
     }
@@ -196,12 +198,14 @@ final class OpenedImage implements AutoCloseable {
     }
     if (wanted.size() < s.earlyChunks().size()) {
       LOG.debug(
-          "{} of the {} listed chunks are not in this image's manifest; not fetching them",
+          "{} of the {} listed chunks are repeated, the rootfs blob or not in this image's"
+              + " manifest; not fetching them",
           s.earlyChunks().size() - wanted.size(),
           s.earlyChunks().size());
     }
     CachingChunkSource source = cache(fetcher, null, s, s.cacheDir() != null);
-    return new Early(source, EarlyFetch.start(source, wanted, Prefetcher.LIST_IN_FLIGHT));
+    return new Early(
+        source, EarlyFetch.start(source, List.copyOf(wanted), Prefetcher.LIST_IN_FLIGHT));
   }
 
   /**

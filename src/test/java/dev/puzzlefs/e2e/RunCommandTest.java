@@ -169,6 +169,7 @@ class RunCommandTest {
     assertTrue(chunks.size() > 5, chunks.toString());
     Path list = work.resolve("chunks-only.prefetch");
     List<String> text = new java.util.ArrayList<>(chunks);
+    text.addAll(chunks); // each listed twice: fetched and counted once
     text.add("#chunk sha256:" + "ab".repeat(32)); // no chunk of this image
     Files.write(list, text);
 
