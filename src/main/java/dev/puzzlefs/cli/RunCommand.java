@@ -116,7 +116,8 @@ final class RunCommand implements Callable<Integer> {
       paramLabel = "FILE",
       description =
           "when the command has exited, write to FILE which files (and which parts of them) it"
-              + " read, in first-read order: the --prefetch-list for the next run")
+              + " read, in first-read order: the --prefetch-list for the next run (if it cannot be"
+              + " written, run exits 1 where the command exited 0)")
   Path recordPrefetchList;
 
   @Option(
@@ -209,10 +210,10 @@ final class RunCommand implements Callable<Integer> {
   }
 
   /**
-   * Writes what the command read to {@code --record-prefetch-list}; a failure is reported and does
-   * not change the command's exit status.
+   * Writes what the command read to {@code --record-prefetch-list}; false, after saying why, when
+   * it could not.
    */
-  private void writeRecord(
+  private boolean writeRecord(
       ReadRecorder recorder, OpenedImage opened, ImageName name, List<String> args) {
     String header =
         "prefetch list of "
@@ -224,12 +225,14 @@ final class RunCommand implements Callable<Integer> {
     try {
       recorder.write(opened.image(), recordPrefetchList, header.replace('\n', ' '));
       log.debug("wrote the {} files read to {}", recorder.files(), recordPrefetchList);
+      return true;
     } catch (java.io.IOException | RuntimeException e) {
       System.err.println(
           "puzzlefs run: cannot write --record-prefetch-list "
               + recordPrefetchList
               + ": "
               + Main.describe(e));
+      return false;
     }
   }
 
@@ -291,8 +294,10 @@ final class RunCommand implements Callable<Integer> {
         // The image mount is busy until the overlay on it is gone.
         Overlay.unmount(layers.mountpoint());
       }
-      if (recorder != null) {
-        writeRecord(recorder, opened, name, args);
+      if (recorder != null && !writeRecord(recorder, opened, name, args) && status == 0) {
+        // The command did its work, but what was asked for besides is missing: a script must see
+        // it.
+        status = 1;
       }
       String counters = new ObjectMapper().writeValueAsString(opened.image().stats());
       log.debug("{} exited with {} (runtime {}); counters: {}", args, status, rt.name(), counters);

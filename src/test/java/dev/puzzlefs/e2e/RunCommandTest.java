@@ -187,6 +187,32 @@ class RunCommandTest {
   }
 
   @Test
+  void run_recordPrefetchListThatCannotBeWrittenAtTheEnd_exitsOneThoughTheCommandSucceeded()
+      throws Exception {
+    Path dir = Files.createDirectories(work.resolve("vanishing"));
+    Path list = dir.resolve("list");
+    Process p =
+        cli.start(
+            run(
+                "runc",
+                List.of("--record-prefetch-list", list.toString()),
+                "sh",
+                "-c",
+                "echo ready; sleep 2"));
+    CompletableFuture<byte[]> err = Isolated.drain(p.getErrorStream());
+    BufferedReader out =
+        new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+    assertEquals("ready", out.readLine());
+    Files.delete(dir); // after the check at the start, before the list is written
+
+    assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
+    String stderr = new String(err.get(), StandardCharsets.UTF_8);
+    assertEquals(1, p.exitValue(), stderr);
+    assertTrue(stderr.contains("cannot write --record-prefetch-list " + list), stderr);
+    cli.assertNothingLeft();
+  }
+
+  @Test
   void run_recordPrefetchListInMissingDirectory_failsBeforeRunning() throws Exception {
     Path list = work.resolve("no-such-dir/list");
     Processes.Result r =
