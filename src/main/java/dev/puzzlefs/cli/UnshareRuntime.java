@@ -9,14 +9,46 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The fallback runtime: {@code unshare --mount --pid --uts --ipc --fork} runs a host shell script
- * that mounts {@code /proc}, a minimal {@code /dev}, {@code /sys} (read-only) and the host's DNS
- * configuration into the root, then changes root into it ({@code unshare --root --wd}) and runs the
- * command. The new mount namespace is private, so none of those mounts is seen by the host, and all
- * of them go when the command (PID 1 of the namespace) exits.
+ * The fallback runtime: {@code unshare --mount --pid --uts --ipc} runs a host shell ({@link #WAIT})
+ * whose one child, PID 1 of the new PID namespace, runs a host shell script that mounts {@code
+ * /proc}, a minimal {@code /dev}, {@code /sys} (read-only) and the host's DNS configuration into
+ * the root, then changes root into it ({@code unshare --root --wd}) and runs the command. The new
+ * mount namespace is private, so none of those mounts is seen by the host, and all of them go when
+ * the command (PID 1 of the namespace) exits.
+ *
+ * <p>Why not {@code unshare --fork}, which would be the parent of PID 1 itself: when its child dies
+ * of a signal, util-linux's unshare (2.38) kills itself with the same signal so that its parent
+ * sees it, but for SIGKILL the step before fails (a SIGKILL disposition cannot be reset): it prints
+ * "sigprocmask unblock failed: Invalid argument" and exits 1, so a command killed by SIGKILL (by
+ * the stop timeout, or by anyone) looked like one that exited 1. Our own parent of PID 1 waits for
+ * it and exits 128 + N when signal N killed it, as a shell reports it, SIGKILL included. The first
+ * process it forks becomes PID 1 of the new PID namespace, and it forks no other, so the command is
+ * still PID 1 and the only child {@link #signal} finds.
  */
 final class UnshareRuntime implements ContainerRuntime {
   private static final Logger log = LoggerFactory.getLogger(UnshareRuntime.class);
+
+  /**
+   * Runs in the new namespaces outside the new PID namespace, as the parent of its PID 1 ($@, the
+   * setup script): it waits for it and exits with its status, 128 + N when signal N killed it. It
+   * ignores SIGINT, SIGQUIT and SIGTERM, as unshare --fork blocked them: a signal meant for the
+   * command (a Ctrl-C goes to the whole process group) must not end the wait before the command
+   * ends. Its child inherits those three ignored, and a shell's background job gets SIGINT and
+   * SIGQUIT ignored and standard input from /dev/null in any case: the setup script sets the three
+   * back to their defaults as it starts the command, and standard input is passed on as descriptor
+   * 3, which the child then closes. Its own standard error goes to /dev/null once the child has
+   * started: a shell reports a job killed by a signal there ("Killed"), and run says nothing of the
+   * kind with runc either.
+   */
+  private static final String WAIT =
+      String.join(
+          "\n",
+          "trap '' INT QUIT TERM",
+          "exec 3<&0",
+          "\"$@\" 0<&3 3<&- &",
+          "exec 3<&- 2>/dev/null",
+          "wait $!",
+          "");
 
   /**
    * Runs in the new namespaces as PID 1: $1 root, $2 host name, then {@code env -i}'s arguments
@@ -48,7 +80,7 @@ final class UnshareRuntime implements ContainerRuntime {
           "  [ -e \"$root$f\" ] || [ -L \"$root$f\" ] || touch \"$root$f\"",
           "  mount --bind \"$f\" \"$root$f\" && mount -o remount,bind,ro \"$root$f\"",
           "done",
-          "exec env -i \"$@\"",
+          "exec env -i --default-signal=INT,QUIT,TERM \"$@\"",
           "");
 
   private final Path unshare;
@@ -81,10 +113,13 @@ final class UnshareRuntime implements ContainerRuntime {
             "--pid",
             "--uts",
             "--ipc",
-            "--fork",
             "--propagation",
             "private",
             "--",
+            "/bin/sh",
+            "-c",
+            WAIT,
+            "puzzlefs-wait",
             "/bin/sh",
             "-c",
             SETUP,
@@ -101,7 +136,7 @@ final class UnshareRuntime implements ContainerRuntime {
 
   @Override
   public void signal(Process started, String signal) {
-    // unshare waits for its child, which is (after the execs) the command: signal it directly.
+    // The waiting shell's one child is (after the execs) the command: signal it directly.
     commandOf(started).ifPresent(pid -> ContainerRuntime.kill(pid, signal));
   }
 

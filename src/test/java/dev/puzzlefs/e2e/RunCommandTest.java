@@ -1,6 +1,7 @@
 package dev.puzzlefs.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -18,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
@@ -315,20 +317,12 @@ class RunCommandTest {
     cli.assertNothingLeft();
   }
 
-  @Test
-  void run_commandIgnoringSigterm_isKilledAfterTheStopTimeout() throws Exception {
+  @ParameterizedTest
+  @ValueSource(strings = {"runc", "unshare"})
+  void run_commandIgnoringSigterm_isKilledAfterTheStopTimeout(String runtime) throws Exception {
     Process p =
         cli.start(
-            "run",
-            "--plain-http",
-            "--cache-dir",
-            warmCache.toString(),
-            "--stop-timeout",
-            "2",
-            ref,
-            "sh",
-            "-c",
-            "echo ready; exec sleep 600");
+            run(runtime, List.of("--stop-timeout", "2"), "sh", "-c", "echo ready; exec sleep 600"));
     BufferedReader out =
         new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
     CompletableFuture<byte[]> err = Isolated.drain(p.getErrorStream());
@@ -340,9 +334,55 @@ class RunCommandTest {
     // namespace and has no handler: it ignores SIGTERM
 
     assertTrue(p.waitFor(60, TimeUnit.SECONDS), "run exits");
-    assertEquals(128 + 9, p.exitValue(), () -> new String(err.join(), StandardCharsets.UTF_8));
+    String stderr = new String(err.join(), StandardCharsets.UTF_8);
+    assertEquals(128 + 9, p.exitValue(), stderr);
+    assertFalse(stderr.contains("sigprocmask"), stderr);
     assertEquals(0, rest.join());
     cli.assertNothingLeft();
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"runc", "unshare"})
+  void run_commandKilledBySigkillFromOutside_exits137(String runtime) throws Exception {
+    Process p = cli.start(run(runtime, "sh", "-c", "echo ready; exec sleep 601"));
+    CompletableFuture<byte[]> err = Isolated.drain(p.getErrorStream());
+    BufferedReader out =
+        new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+    assertEquals("ready", out.readLine());
+    CompletableFuture<Long> rest = CompletableFuture.supplyAsync(() -> out.lines().count());
+
+    sleepUnder(p, "601").destroyForcibly(); // SIGKILL, from a process that is not run
+
+    assertTrue(p.waitFor(60, TimeUnit.SECONDS), "run exits");
+    String stderr = new String(err.join(), StandardCharsets.UTF_8);
+    assertEquals(128 + 9, p.exitValue(), stderr);
+    // util-linux's unshare --fork said "sigprocmask unblock failed" and exited 1 here
+    assertFalse(stderr.contains("sigprocmask"), stderr);
+    assertEquals(0, rest.join());
+    cli.assertNothingLeft();
+  }
+
+  /** The {@code sleep SECONDS} that {@code run} started, once it runs. */
+  private static ProcessHandle sleepUnder(Process run, String seconds) throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (true) {
+      Optional<ProcessHandle> sleep =
+          run.toHandle()
+              .descendants()
+              .filter(
+                  h ->
+                      h.info().command().map(c -> c.endsWith("/sleep")).orElse(false)
+                          && h.info()
+                              .arguments()
+                              .map(a -> List.of(a).equals(List.of(seconds)))
+                              .orElse(false))
+              .findFirst();
+      if (sleep.isPresent()) {
+        return sleep.get();
+      }
+      assertTrue(System.nanoTime() < deadline, "sleep " + seconds + " started");
+      Thread.sleep(50);
+    }
   }
 
   @Test
