@@ -1,6 +1,7 @@
 package dev.puzzlefs.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -230,6 +231,44 @@ class ServerRunTest {
   }
 
   @Test
+  void withUnshare_aCommandKilledBySigkill_exits137_byTheStopTimeoutOrFromOutside()
+      throws Exception {
+    Path err = work.resolve("sigkill-stop-timeout.err");
+    Process client =
+        startClient(
+            err,
+            "--runtime",
+            "unshare",
+            "--stop-timeout",
+            "2",
+            "oci:bookworm",
+            "--",
+            "sleep",
+            "985");
+    awaitCommand("985");
+
+    client.destroy(); // SIGTERM: sleep, PID 1 of its namespace, ignores it and is killed later
+    assertTrue(client.waitFor(30, TimeUnit.SECONDS), "run ends after SIGTERM");
+
+    assertEquals(137, client.exitValue(), Files.readString(err));
+    // util-linux's unshare --fork said "sigprocmask unblock failed" and exited 1 here
+    assertFalse(Files.readString(err).contains("sigprocmask"), Files.readString(err));
+
+    err = work.resolve("sigkill-from-outside.err");
+    client = startClient(err, "--runtime", "unshare", "oci:bookworm", "--", "sleep", "986");
+    awaitCommand("986");
+
+    for (long pid : commands("986")) {
+      ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly); // SIGKILL
+    }
+    assertTrue(client.waitFor(30, TimeUnit.SECONDS), "run ends after its command");
+
+    assertEquals(137, client.exitValue(), Files.readString(err));
+    assertFalse(Files.readString(err).contains("sigprocmask"), Files.readString(err));
+    assertNothingLeft();
+  }
+
+  @Test
   void aKilledClient_getsItsCommandKilled_andEverythingIsTakenDown() throws Exception {
     Process client = startClient("oci:bookworm", "--", "sleep", "988");
     awaitCommand("988");
@@ -324,13 +363,19 @@ class ServerRunTest {
   }
 
   private Process startClient(String... runArgs) throws IOException {
+    return startClient(null, runArgs);
+  }
+
+  /** A client of {@code run runArgs} whose standard error goes to {@code err} (null: nowhere). */
+  private Process startClient(Path err, String... runArgs) throws IOException {
     List<String> cmd = new ArrayList<>(List.of(LAUNCHER.toString(), "run"));
     cmd.addAll(List.of(runArgs));
     ProcessBuilder pb = new ProcessBuilder(cmd).directory(work.toFile());
     pb.environment().putAll(env(noJvm()));
     pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
     pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);
-    pb.redirectError(ProcessBuilder.Redirect.DISCARD);
+    pb.redirectError(
+        err == null ? ProcessBuilder.Redirect.DISCARD : ProcessBuilder.Redirect.to(err.toFile()));
     return pb.start();
   }
 
