@@ -51,7 +51,8 @@ import picocli.CommandLine.Spec;
           + " PID 1 of its namespace: SIGINT and SIGTERM are passed on to it, and if it has not"
           + " exited --stop-timeout seconds later it is killed.",
       "",
-      "run exits with the command's status; as a shell does, with 127 when the command is not in"
+      "run exits with the command's status (128 + N when signal N killed it, 137 for SIGKILL);"
+          + " as a shell does, with 127 when the command is not in"
           + " the image (looked up in the container's PATH, links followed inside the image) and"
           + " 126 when it is there but not executable."
     })
