@@ -67,7 +67,19 @@ final class DiskCache {
     this.dir = root.resolve(Digest.ALGORITHM);
     this.maxBytes = maxBytes;
     this.clock = clock;
-    Files.createDirectories(dir);
+    try {
+      Files.createDirectories(dir);
+    } catch (IOException e) {
+      String why = e.getMessage();
+      if (e instanceof java.nio.file.FileSystemException f && f.getReason() != null) {
+        why = f.getReason();
+      }
+      throw new IOException(
+          "cannot use the chunk cache directory "
+              + root
+              + " (--cache-dir, or cache.directory in the configuration): "
+              + (Files.exists(root) && !Files.isDirectory(root) ? "it is not a directory" : why));
+    }
     FileChannel lockFile = null;
     try {
       lockFile =

@@ -342,6 +342,24 @@ class CachingChunkSourceTest {
   }
 
   @Test
+  void diskCache_inAFile_failsNamingTheDirectoryAndTheCause() throws Exception {
+    Path file = Files.writeString(tmp.resolve("a-file"), "x");
+    java.io.IOException e =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            java.io.IOException.class,
+            () ->
+                CachingChunkSource.builder(new LayoutBlobFetcher(image.layout(), io))
+                    .diskCache(file, 1 << 20)
+                    .executor(io)
+                    .build());
+    assertEquals(
+        "cannot use the chunk cache directory "
+            + file
+            + " (--cache-dir, or cache.directory in the configuration): it is not a directory",
+        e.getMessage());
+  }
+
+  @Test
   void failureMemory_keepsNoPassingFailure() throws Exception {
     Digest d = chunk(3);
     AtomicInteger calls = new AtomicInteger();
