@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Runs a {@link ContainerSpec} in namespaces of its own (mount, PID, UTS, IPC) with standard input,
@@ -41,6 +42,14 @@ sealed interface ContainerRuntime permits RuncRuntime, UnshareRuntime {
 
   /** Kills the container's command and with it everything in its PID namespace. */
   void kill(Process started);
+
+  /**
+   * What a mount server's client needs, besides the process it started, to stop the container
+   * should the server die during the run (see {@link ServerClient#leaveRemains}): none by default.
+   */
+  default Map<String, String> stopHints() {
+    return Map.of();
+  }
 
   /** Removes what the runtime keeps for the container once it has exited. */
   void cleanUp();

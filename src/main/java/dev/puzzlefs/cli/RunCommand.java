@@ -9,7 +9,9 @@ import dev.puzzlefs.reader.Prefetcher;
 import dev.puzzlefs.reader.ReadRecorder;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -185,11 +187,31 @@ final class RunCommand implements Callable<Integer> {
       }
       WritableMount.Layers layers = WritableMount.prepare(null, persist, "puzzlefs-run-");
       try {
+        if (client != null) {
+          client.leaveRemains(remains(layers, rt));
+        }
         return mountAndRun(name, config, layers, rt, args, environment, stopper, prefetch);
       } finally {
         cleanUp(layers);
       }
     }
+  }
+
+  /**
+   * What the client stops and takes down itself if the mount server dies during this run: the run's
+   * directory, the overlay and the image mount in it, its state file, and how to stop the
+   * container.
+   */
+  private Map<String, String> remains(WritableMount.Layers layers, ContainerRuntime rt) {
+    Map<String, String> remains = new LinkedHashMap<>();
+    remains.put("dir", layers.privateDir().toAbsolutePath().toString());
+    remains.put("overlay", layers.mountpoint().toString());
+    remains.put("image", layers.lower().toAbsolutePath().toString());
+    remains.put("state", WritableMount.stateFile(layers.mountpoint()).toAbsolutePath().toString());
+    remains.put("stop-timeout", Integer.toString(stopTimeout));
+    remains.put("runtime", rt.name());
+    remains.putAll(rt.stopHints());
+    return remains;
   }
 
   /**

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -46,6 +47,12 @@ final class RuncRuntime implements ContainerRuntime {
   @Override
   public void kill(Process started) {
     run(List.of(runc.toString(), "kill", id, "KILL"));
+  }
+
+  /** The runc binary and the container id, for {@code runc kill} and {@code runc delete}. */
+  @Override
+  public Map<String, String> stopHints() {
+    return Map.of("runc", runc.toString(), "container", id);
   }
 
   @Override

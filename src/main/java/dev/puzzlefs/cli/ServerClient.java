@@ -7,9 +7,11 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -24,7 +26,9 @@ import org.slf4j.LoggerFactory;
  * the command line to {@code exec} and {@code x} on {@code status}; the client reports on its FIFO
  * {@code events}, one line each: {@code started PID}, {@code signal INT} or {@code signal TERM}
  * (what the client got, to pass on), {@code exited STATUS}. A client that disappears (SIGKILL) gets
- * its command killed, and the run is taken down as after a failure.
+ * its command killed, and the run is taken down as after a failure. The other way round, a server
+ * that dies during the run leaves its mounts to the client: the request's {@code run} says what
+ * they are ({@link #leaveRemains}), and the client stops the command and takes them down.
  */
 final class ServerClient implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ServerClient.class);
@@ -61,6 +65,25 @@ final class ServerClient implements AutoCloseable {
     Thread reader = new Thread(this::readEvents, "puzzlefs-run-events");
     reader.setDaemon(true);
     reader.start();
+  }
+
+  /**
+   * Writes to the request's {@code run} what the client must stop and take down itself should this
+   * server die during the run: {@code remains} as NUL-terminated names and values (written to a
+   * temporary file and renamed, so the client reads all or nothing).
+   */
+  void leaveRemains(Map<String, String> remains) throws IOException {
+    ByteArrayOutputStream words = new ByteArrayOutputStream();
+    remains.forEach(
+        (name, value) -> {
+          words.writeBytes(name.getBytes(StandardCharsets.UTF_8));
+          words.write(0);
+          words.writeBytes(value.getBytes(StandardCharsets.UTF_8));
+          words.write(0);
+        });
+    Path tmp = req.resolve("run.tmp");
+    Files.write(tmp, words.toByteArray());
+    Files.move(tmp, req.resolve("run"), StandardCopyOption.ATOMIC_MOVE);
   }
 
   /** The client of the request this thread answers, or null outside the server. */

@@ -54,8 +54,7 @@ class ServerRunTest {
     ref = "docker://" + registry.hostPort() + "/served/debian:bookworm";
     Cli.ok("push", "--plain-http", oci.toString(), "bookworm", ref);
     // The server's temporary directory is the test's, so leftovers of a run can be seen.
-    Processes.Result r = launch(Map.of("PUZZLEFS_MOUNT_JAVA_OPTS", serverJvmOptions()), "serve");
-    assertEquals(0, r.exit(), r.stderr());
+    startServer();
   }
 
   /** The server's temporary directory is the test's; its collections are logged. */
@@ -339,8 +338,10 @@ class ServerRunTest {
 
   @Test
   void stoppingTheServer_endsTheRunsItServes_andTakesThemDown() throws Exception {
+    Path err = work.resolve("stopped-server.err");
     Process client =
         startClient(
+            err,
             "--runtime",
             "unshare",
             "oci:bookworm",
@@ -350,6 +351,7 @@ class ServerRunTest {
             "trap 'exit 42' TERM; sleep 990 & wait");
     awaitCommand("990");
     try {
+      long server = serverPid();
       Processes.Result stop = launch(Map.of(), "serve", "--stop");
       assertEquals(0, stop.exit(), stop.stderr());
       assertTrue(client.waitFor(60, TimeUnit.SECONDS), "run ends with the server");
@@ -357,8 +359,80 @@ class ServerRunTest {
       assertNothingLeft();
     } finally {
       client.destroyForcibly();
-      Processes.Result r = launch(Map.of("PUZZLEFS_MOUNT_JAVA_OPTS", serverJvmOptions()), "serve");
-      assertEquals(0, r.exit(), r.stderr());
+      startServer();
+    }
+  }
+
+  @Test
+  void aKilledServer_getsTheCommandOfItsRunStopped_byTheClient_andEverythingTakenDown()
+      throws Exception {
+    // runc with the default --stop-timeout (sleep, PID 1, ignores SIGTERM: killed 10 s later);
+    // unshare, whose command is the child of the process the client started.
+    for (String runtime : List.of("runc", "unshare")) {
+      String seconds = runtime.equals("runc") ? "991" : "992";
+      Path err = work.resolve("killed-server-" + runtime + ".err");
+      List<String> args = new ArrayList<>(List.of("--runtime", runtime));
+      if (runtime.equals("unshare")) {
+        args.addAll(List.of("--stop-timeout", "2"));
+      }
+      args.addAll(List.of("oci:bookworm", "--", "sleep", seconds));
+      Process client = startClient(err, args.toArray(String[]::new));
+      try {
+        awaitCommand(seconds);
+        List<String> exec = commandOfTheRun();
+        // runc run --bundle DIR/bundle ID, or unshare ... DIR/rootfs ...
+        String runDir =
+            exec.stream()
+                .filter(w -> w.startsWith(jvmTmp + "/puzzlefs-run-"))
+                .map(w -> Path.of(w).getParent().toString())
+                .findFirst()
+                .orElseThrow();
+        long server = serverPid();
+
+        Processes.run(10, "kill", "-KILL", Long.toString(server));
+
+        assertTrue(
+            client.waitFor(20, TimeUnit.SECONDS), runtime + ": run ends, though sleep would not");
+        String stderr = Files.readString(err);
+        assertTrue(client.exitValue() != 0, runtime + ": " + client.exitValue() + ", " + stderr);
+        // The command is stopped, unless it died first: a page it faults in from the dead image
+        // mount is a SIGBUS.
+        assertTrue(
+            stderr.startsWith(
+                    "puzzlefs: the mount server (pid "
+                        + server
+                        + ") died during this run (killed by SIGKILL?); ")
+                && (stderr.contains("; stopped the command and took down its mounts")
+                    || stderr.contains("; the command had exited (")
+                        && stderr.contains("); took down its mounts")),
+            runtime + ": " + stderr);
+        assertEquals(List.of(), commands(seconds), runtime + ": the command is stopped");
+        assertNothingLeft();
+        assertTrue(
+            Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
+                .noneMatch(l -> l.contains(runDir)),
+            runtime + ": no mount of the run's");
+        try (Stream<Path> states = Files.list(work.resolve("state"))) {
+          for (Path state : (Iterable<Path>) states::iterator) {
+            assertTrue(
+                !Files.readString(state).contains(runDir), runtime + ": state file " + state);
+          }
+        }
+        if (runtime.equals("runc")) {
+          Processes.Result state =
+              Processes.exec(10, null, "runc", "state", exec.get(exec.size() - 1));
+          assertTrue(state.exit() != 0, "no container left: " + state.out());
+        }
+        try (Stream<Path> s = Files.list(work.resolve("server"))) {
+          // What any server killed with SIGKILL leaves (the next one replaces it), no request.
+          List<String> left = s.map(p -> p.getFileName().toString()).toList();
+          assertTrue(
+              List.of("jar", "log", "pid", "requests").containsAll(left), runtime + ": " + left);
+        }
+      } finally {
+        client.destroyForcibly();
+        startServer();
+      }
     }
   }
 
@@ -377,6 +451,29 @@ class ServerRunTest {
     pb.redirectError(
         err == null ? ProcessBuilder.Redirect.DISCARD : ProcessBuilder.Redirect.to(err.toFile()));
     return pb.start();
+  }
+
+  private long serverPid() throws IOException {
+    return Long.parseLong(Files.readString(work.resolve("server/pid")).strip());
+  }
+
+  private void startServer() throws IOException, InterruptedException {
+    Processes.Result r = launch(Map.of("PUZZLEFS_MOUNT_JAVA_OPTS", serverJvmOptions()), "serve");
+    assertEquals(0, r.exit(), r.stderr());
+  }
+
+  /** The command line the launcher runs for the one run under way ({@code exec} in its request). */
+  private List<String> commandOfTheRun() throws IOException {
+    List<Path> runs;
+    try (Stream<Path> s = Files.list(work.resolve("server"))) {
+      runs =
+          s.filter(p -> p.getFileName().toString().startsWith("req."))
+              .map(p -> p.resolve("exec"))
+              .filter(Files::exists)
+              .toList();
+    }
+    assertEquals(1, runs.size(), "one run under way: " + runs);
+    return List.of(Files.readString(runs.get(0)).split("\0"));
   }
 
   /** The pids of {@code sleep SECONDS} processes. */
