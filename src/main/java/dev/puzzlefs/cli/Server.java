@@ -285,7 +285,7 @@ final class Server {
   private void stopAll() {
     stopping = true;
     for (ServerClient c : runs) {
-      c.signal("TERM");
+      c.serverStopping();
     }
     for (Path mountpoint : WRITABLE) {
       // The image mount under the overlay has its own unmount-on-exit, running at the same time:
@@ -520,6 +520,10 @@ final class Server {
         cli.setOut(out);
         cli.setErr(err);
         int exit = cli.execute(args);
+        String stopped = client.stoppedMessage();
+        if (stopped != null) {
+          err.println(stopped);
+        }
         out.flush();
         err.flush();
         return exit;

@@ -43,6 +43,7 @@ final class ServerClient implements AutoCloseable {
   private final Set<ServerClient> runs;
   private final List<String> pendingSignals = new ArrayList<>();
   private java.util.function.Consumer<String> onSignal;
+  private volatile boolean serverStopping;
   private volatile FileChannel events;
 
   ServerClient(Path req, FileChannel status, long pid, Set<ServerClient> runs) {
@@ -119,6 +120,32 @@ final class ServerClient implements AutoCloseable {
     Thread t = new Thread(() -> handler.accept(name), "puzzlefs-run-signal");
     t.setDaemon(true);
     t.start();
+  }
+
+  /** The server is stopping: passes SIGTERM on to the command, as the client's own would be. */
+  void serverStopping() {
+    serverStopping = true;
+    signal("TERM");
+  }
+
+  /**
+   * What the server tells the client once the run it stopped has ended, or null if it did not stop
+   * it.
+   */
+  String stoppedMessage() {
+    if (!serverStopping) {
+      return null;
+    }
+    long server = ProcessHandle.current().pid();
+    return started.isDone()
+        ? "puzzlefs: the mount server (pid "
+            + server
+            + ") was stopped during this run; it passed SIGTERM on to the command and took down"
+            + " its mounts"
+        : "puzzlefs: the mount server (pid "
+            + server
+            + ") was stopped during this run, before the command started; it took down its"
+            + " mounts";
   }
 
   private boolean clientAlive() {

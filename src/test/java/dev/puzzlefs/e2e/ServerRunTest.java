@@ -356,6 +356,12 @@ class ServerRunTest {
       assertEquals(0, stop.exit(), stop.stderr());
       assertTrue(client.waitFor(60, TimeUnit.SECONDS), "run ends with the server");
       assertEquals(42, client.exitValue(), "the command got SIGTERM and exited its way");
+      assertEquals(
+          "puzzlefs: the mount server (pid "
+              + server
+              + ") was stopped during this run; it passed SIGTERM on to the command and took"
+              + " down its mounts\n",
+          Files.readString(err));
       assertNothingLeft();
     } finally {
       client.destroyForcibly();
