@@ -340,6 +340,72 @@ class ServerTest {
     ok("serve", "--stop");
   }
 
+  /**
+   * What the server writes to a request's standard error reaches the client while the request runs:
+   * a registry that accepts connections and never answers is reported retry by retry, not all at
+   * once at the end.
+   */
+  @Test
+  void aSlowRequestsWarnings_reachTheClientWhileItWaits() throws Exception {
+    ok("serve");
+    try (java.net.ServerSocket silent =
+        new java.net.ServerSocket(0, 50, java.net.InetAddress.getByName("127.0.0.1"))) {
+      List<java.net.Socket> held = new java.util.concurrent.CopyOnWriteArrayList<>();
+      Thread acceptor =
+          new Thread(
+              () -> {
+                try {
+                  while (true) {
+                    held.add(silent.accept()); // and never answered
+                  }
+                } catch (IOException e) {
+                  // closed: the test is over
+                }
+              });
+      acceptor.setDaemon(true);
+      acceptor.start();
+      List<String> cmd =
+          List.of(
+              LAUNCHER.toString(),
+              "run",
+              "--plain-http",
+              "--request-timeout",
+              "2",
+              "--retries",
+              "3",
+              "docker://127.0.0.1:" + silent.getLocalPort() + "/x/y:1",
+              "true");
+      ProcessBuilder pb = new ProcessBuilder(cmd).directory(tmp.toFile());
+      pb.environment().putAll(env());
+      pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+      pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);
+      Process client = pb.start();
+      try {
+        java.io.BufferedReader err =
+            new java.io.BufferedReader(
+                new java.io.InputStreamReader(
+                    client.getErrorStream(), java.nio.charset.StandardCharsets.UTF_8));
+        String first = err.readLine();
+        long firstAt = System.nanoTime();
+        String rest = err.lines().collect(java.util.stream.Collectors.joining("\n"));
+        assertTrue(client.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
+        long after = (System.nanoTime() - firstAt) / 1_000_000;
+
+        assertTrue(first != null && first.contains("retrying fetch manifest"), first);
+        // Two more attempts of 2 s each follow the first warning.
+        assertTrue(after > 2500, "the first warning came " + after + " ms before the end");
+        assertEquals(1, client.exitValue(), first + "\n" + rest);
+        assertTrue(rest.contains("timed out"), rest);
+        assertFalse(rest.contains(first), "each warning once: " + rest);
+      } finally {
+        client.destroyForcibly();
+        for (java.net.Socket s : held) {
+          s.close();
+        }
+      }
+    }
+  }
+
   @Test
   void whatTheServerCannotMakeAsTheClientWould_runsWithoutIt() throws Exception {
     ok("serve");
