@@ -85,6 +85,28 @@ class CachingChunkSourceTest {
     return source(new LayoutBlobFetcher(image.layout(), io), 1 << 20);
   }
 
+  /** A WireMock server standing in for a registry, and a client of it that retries quickly. */
+  private interface RegistryTest {
+    void run(WireMockServer server, RegistryClient client) throws Exception;
+  }
+
+  private static void withRegistry(RegistryTest test) throws Exception {
+    WireMockServer server =
+        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
+    server.start();
+    Vertx vertx = Vertx.vertx();
+    try (RegistryClient client =
+        new RegistryClient(
+            vertx,
+            "127.0.0.1:" + server.port(),
+            new RegistryClientOptions().plainHttp(true).initialBackoff(Duration.ofMillis(10)))) {
+      test.run(server, client);
+    } finally {
+      server.stop();
+      await(vertx.close());
+    }
+  }
+
   private Digest chunk(int i) {
     return image.chunks().get(i);
   }
@@ -288,57 +310,49 @@ class CachingChunkSourceTest {
     wrong[3] ^= 0x01;
     String badPath = "/v2/lasting/repo/blobs/" + bad;
     String missingPath = "/v2/lasting/repo/blobs/" + missing;
-    WireMockServer server =
-        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
-    server.start();
-    Vertx vertx = Vertx.vertx();
-    try (RegistryClient client =
-        new RegistryClient(
-            vertx,
-            "127.0.0.1:" + server.port(),
-            new RegistryClientOptions().plainHttp(true).initialBackoff(Duration.ofMillis(10)))) {
-      server.stubFor(get(badPath).willReturn(aResponse().withStatus(200).withBody(wrong)));
-      server.stubFor(
-          get(missingPath)
-              .willReturn(
-                  aResponse()
-                      .withStatus(404)
-                      .withBody("{\"errors\":[{\"code\":\"BLOB_UNKNOWN\",\"message\":\"x\"}]}")));
-      CachingChunkSource source =
-          CachingChunkSource.builder(new RegistryBlobFetcher(client, "lasting/repo"))
-              .diskCache(cacheDir(), 1 << 20)
-              .fetchTimeout(Duration.ofSeconds(10))
-              .executor(io)
-              .failureMemory(Duration.ofMillis(1500))
-              .build();
-      sources.add(source);
-      int attempts = new RegistryClientOptions().maxAttempts();
+    withRegistry(
+        (server, client) -> {
+          server.stubFor(get(badPath).willReturn(aResponse().withStatus(200).withBody(wrong)));
+          server.stubFor(
+              get(missingPath)
+                  .willReturn(
+                      aResponse()
+                          .withStatus(404)
+                          .withBody(
+                              "{\"errors\":[{\"code\":\"BLOB_UNKNOWN\",\"message\":\"x\"}]}")));
+          CachingChunkSource source =
+              CachingChunkSource.builder(new RegistryBlobFetcher(client, "lasting/repo"))
+                  .diskCache(cacheDir(), 1 << 20)
+                  .fetchTimeout(Duration.ofSeconds(10))
+                  .executor(io)
+                  .failureMemory(Duration.ofMillis(1500))
+                  .build();
+          sources.add(source);
+          int attempts = new RegistryClientOptions().maxAttempts();
 
-      assertInstanceOf(BlobDigestMismatchException.class, failure(source.fetch(bad)));
-      failure(source.fetch(missing));
-      int missingRequests = server.findAll(getRequestedFor(urlEqualTo(missingPath))).size();
-      Throwable again = failure(source.fetch(bad));
-      Throwable missingAgain = failure(source.fetch(missing));
+          assertInstanceOf(BlobDigestMismatchException.class, failure(source.fetch(bad)));
+          failure(source.fetch(missing));
+          int missingRequests = server.findAll(getRequestedFor(urlEqualTo(missingPath))).size();
+          Throwable again = failure(source.fetch(bad));
+          Throwable missingAgain = failure(source.fetch(missing));
 
-      assertTrue(again.getMessage().contains(Digest.sha256(wrong).toString()), again.getMessage());
-      assertTrue(
-          again.getMessage().contains("the same failure less than 1500 ms ago"),
-          again.getMessage());
-      assertTrue(
-          missingAgain.getMessage().contains("not fetched again"), missingAgain.getMessage());
-      assertEquals(attempts, server.findAll(getRequestedFor(urlEqualTo(badPath))).size());
-      assertEquals(
-          missingRequests, server.findAll(getRequestedFor(urlEqualTo(missingPath))).size());
+          assertTrue(
+              again.getMessage().contains(Digest.sha256(wrong).toString()), again.getMessage());
+          assertTrue(
+              again.getMessage().contains("the same failure less than 1500 ms ago"),
+              again.getMessage());
+          assertTrue(
+              missingAgain.getMessage().contains("not fetched again"), missingAgain.getMessage());
+          assertEquals(attempts, server.findAll(getRequestedFor(urlEqualTo(badPath))).size());
+          assertEquals(
+              missingRequests, server.findAll(getRequestedFor(urlEqualTo(missingPath))).size());
 
-      // Once the memory ends, the next fetch asks again, and gets the repaired blob.
-      server.stubFor(get(badPath).willReturn(aResponse().withStatus(200).withBody(bytes(bad))));
-      Thread.sleep(1600);
-      assertArrayEquals(bytes(bad), await(source.fetch(bad)));
-      assertEquals(attempts + 1, server.findAll(getRequestedFor(urlEqualTo(badPath))).size());
-    } finally {
-      server.stop();
-      await(vertx.close());
-    }
+          // Once the memory ends, the next fetch asks again, and gets the repaired blob.
+          server.stubFor(get(badPath).willReturn(aResponse().withStatus(200).withBody(bytes(bad))));
+          Thread.sleep(1600);
+          assertArrayEquals(bytes(bad), await(source.fetch(bad)));
+          assertEquals(attempts + 1, server.findAll(getRequestedFor(urlEqualTo(badPath))).size());
+        });
   }
 
   @Test
@@ -469,41 +483,33 @@ class CachingChunkSourceTest {
     byte[] wrong = bytes(d).clone();
     wrong[7] ^= 0x10;
     String path = "/v2/corrupt/repo/blobs/" + d;
-    WireMockServer server =
-        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
-    server.start();
-    Vertx vertx = Vertx.vertx();
-    try (RegistryClient client =
-        new RegistryClient(
-            vertx,
-            "127.0.0.1:" + server.port(),
-            new RegistryClientOptions().plainHttp(true).initialBackoff(Duration.ofMillis(10)))) {
-      server.stubFor(get(path).willReturn(aResponse().withStatus(200).withBody(wrong)));
-      CachingChunkSource source = source(new RegistryBlobFetcher(client, "corrupt/repo"), 1 << 20);
+    withRegistry(
+        (server, client) -> {
+          server.stubFor(get(path).willReturn(aResponse().withStatus(200).withBody(wrong)));
+          CachingChunkSource source =
+              source(new RegistryBlobFetcher(client, "corrupt/repo"), 1 << 20);
 
-      Throwable e = failure(source.fetch(d));
+          Throwable e = failure(source.fetch(d));
 
-      BlobDigestMismatchException mismatch = assertInstanceOf(BlobDigestMismatchException.class, e);
-      assertEquals(d, mismatch.expected());
-      assertEquals(Digest.sha256(wrong), mismatch.actual());
-      assertTrue(e.getMessage().contains(d.toString()), e.getMessage());
-      assertTrue(e.getMessage().contains(Digest.sha256(wrong).toString()), e.getMessage());
-      assertTrue(Files.notExists(diskEntry(d)));
-      assertEquals(0, source.memoryBytes());
+          BlobDigestMismatchException mismatch =
+              assertInstanceOf(BlobDigestMismatchException.class, e);
+          assertEquals(d, mismatch.expected());
+          assertEquals(Digest.sha256(wrong), mismatch.actual());
+          assertTrue(e.getMessage().contains(d.toString()), e.getMessage());
+          assertTrue(e.getMessage().contains(Digest.sha256(wrong).toString()), e.getMessage());
+          assertTrue(Files.notExists(diskEntry(d)));
+          assertEquals(0, source.memoryBytes());
 
-      failure(source.fetch(d));
-      // Nothing was cached: the second fetch asks the registry again. The client retries a
-      // mismatch (the bytes may have been damaged on the way), so each fetch is every attempt.
-      int attempts = new RegistryClientOptions().maxAttempts();
-      assertEquals(2 * attempts, server.findAll(getRequestedFor(urlEqualTo(path))).size());
+          failure(source.fetch(d));
+          // Nothing was cached: the second fetch asks the registry again. The client retries a
+          // mismatch (the bytes may have been damaged on the way), so each fetch is every attempt.
+          int attempts = new RegistryClientOptions().maxAttempts();
+          assertEquals(2 * attempts, server.findAll(getRequestedFor(urlEqualTo(path))).size());
 
-      server.stubFor(get(path).willReturn(aResponse().withStatus(200).withBody(bytes(d))));
-      assertArrayEquals(bytes(d), await(source.fetch(d)));
-      assertArrayEquals(bytes(d), Files.readAllBytes(diskEntry(d)));
-    } finally {
-      server.stop();
-      await(vertx.close());
-    }
+          server.stubFor(get(path).willReturn(aResponse().withStatus(200).withBody(bytes(d))));
+          assertArrayEquals(bytes(d), await(source.fetch(d)));
+          assertArrayEquals(bytes(d), Files.readAllBytes(diskEntry(d)));
+        });
   }
 
   private static byte[] reversed(byte[] b) {
