@@ -463,7 +463,7 @@ class CliTest {
     assertFalse(Files.exists(src.resolve("oci")));
 
     String empty = fail("build", src.toString(), "", "t");
-    assertTrue(empty.contains("OCI_DIR must not be empty"), empty);
+    assertTrue(empty.contains("(OCI_DIR): an empty path"), empty);
   }
 
   @Test
