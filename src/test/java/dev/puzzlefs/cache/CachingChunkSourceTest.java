@@ -107,6 +107,17 @@ class CachingChunkSourceTest {
     }
   }
 
+  /**
+   * A fetcher whose first call fails with {@code message}; it counts its calls in {@code calls}.
+   */
+  private BlobFetcher failsOnce(AtomicInteger calls, String message) {
+    return fake(
+        blob ->
+            calls.incrementAndGet() == 1
+                ? CompletableFuture.failedFuture(new java.io.IOException(message))
+                : CompletableFuture.completedFuture(bytes(blob)));
+  }
+
   private Digest chunk(int i) {
     return image.chunks().get(i);
   }
@@ -286,12 +297,7 @@ class CachingChunkSourceTest {
   void fetch_failedFetch_isNotCachedAndNextReadTriesAgain() throws Exception {
     Digest d = chunk(3);
     AtomicInteger calls = new AtomicInteger();
-    BlobFetcher flaky =
-        fake(
-            blob ->
-                calls.incrementAndGet() == 1
-                    ? CompletableFuture.failedFuture(new java.io.IOException("first call fails"))
-                    : CompletableFuture.completedFuture(bytes(blob)));
+    BlobFetcher flaky = failsOnce(calls, "first call fails");
     CachingChunkSource source = source(flaky, 1 << 20);
 
     Throwable e = failure(source.fetch(d));
@@ -377,12 +383,7 @@ class CachingChunkSourceTest {
   void failureMemory_keepsNoPassingFailure() throws Exception {
     Digest d = chunk(3);
     AtomicInteger calls = new AtomicInteger();
-    BlobFetcher flaky =
-        fake(
-            blob ->
-                calls.incrementAndGet() == 1
-                    ? CompletableFuture.failedFuture(new java.io.IOException("connection refused"))
-                    : CompletableFuture.completedFuture(bytes(blob)));
+    BlobFetcher flaky = failsOnce(calls, "connection refused");
     CachingChunkSource source =
         CachingChunkSource.builder(flaky)
             .fetchTimeout(Duration.ofSeconds(10))

@@ -87,6 +87,14 @@ class RunCommandTest {
     return args.toArray(String[]::new);
   }
 
+  /** {@code p}'s standard output, once the command has printed its first line, "ready". */
+  private static BufferedReader afterReady(Process p) throws java.io.IOException {
+    BufferedReader out =
+        new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+    assertEquals("ready", out.readLine());
+    return out;
+  }
+
   /** {@code run [OPTIONS] IMAGE -- cat /etc/os-release} on cache {@code cache}; must succeed. */
   private Processes.Result catOsRelease(Path cache, String... options) throws Exception {
     List<String> args =
@@ -202,9 +210,7 @@ class RunCommandTest {
                 "-c",
                 "echo ready; sleep 2"));
     CompletableFuture<byte[]> err = Isolated.drain(p.getErrorStream());
-    BufferedReader out =
-        new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
-    assertEquals("ready", out.readLine());
+    BufferedReader out = afterReady(p);
     Files.delete(dir); // after the check at the start, before the list is written
 
     assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
@@ -302,9 +308,7 @@ class RunCommandTest {
                 "-c",
                 "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done"));
     CompletableFuture<byte[]> err = Isolated.drain(p.getErrorStream());
-    BufferedReader out =
-        new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
-    assertEquals("ready", out.readLine());
+    BufferedReader out = afterReady(p);
     CompletableFuture<String> rest =
         CompletableFuture.supplyAsync(() -> out.lines().collect(Collectors.joining("\n")));
 
@@ -346,9 +350,7 @@ class RunCommandTest {
   void run_commandKilledBySigkillFromOutside_exits137(String runtime) throws Exception {
     Process p = cli.start(run(runtime, "sh", "-c", "echo ready; exec sleep 601"));
     CompletableFuture<byte[]> err = Isolated.drain(p.getErrorStream());
-    BufferedReader out =
-        new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
-    assertEquals("ready", out.readLine());
+    BufferedReader out = afterReady(p);
     CompletableFuture<Long> rest = CompletableFuture.supplyAsync(() -> out.lines().count());
 
     sleepUnder(p, "601").destroyForcibly(); // SIGKILL, from a process that is not run
