@@ -13,7 +13,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.NotDirectoryException;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.Arrays;
+import java.util.Deque;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -381,6 +383,78 @@ public final class Image implements AutoCloseable {
       start = end + 1;
     }
     return current;
+  }
+
+  /** Symbolic links followed in one {@link #resolveFollowingLinks} before giving up (ELOOP). */
+  public static final int MAX_LINKS = 40;
+
+  /**
+   * The inode at absolute path {@code path} as a process whose root is the image sees it: symbolic
+   * links are followed, in the middle of the path and at its end; an absolute target starts again
+   * at the image's root, and {@code ..} never climbs above it.
+   *
+   * @throws NoSuchFileException if a component is missing
+   * @throws NotDirectoryException if a component before the last is not a directory
+   * @throws java.nio.file.FileSystemException after {@link #MAX_LINKS} links
+   */
+  public Inode resolveFollowingLinks(byte[] path) throws IOException {
+    String whole = printable(path, 0, path.length);
+    Deque<byte[]> todo = new ArrayDeque<>();
+    pushComponents(todo, path);
+    Deque<Inode> at = new ArrayDeque<>(); // the directories walked into, below the root
+    Inode root = inode(ROOT_INO);
+    Inode current = root;
+    int links = 0;
+    while (!todo.isEmpty()) {
+      byte[] name = todo.pop();
+      if (name.length == 0 || (name.length == 1 && name[0] == '.')) {
+        continue;
+      }
+      if (name.length == 2 && name[0] == '.' && name[1] == '.') {
+        if (!at.isEmpty()) {
+          at.removeLast();
+        }
+        current = at.isEmpty() ? root : at.peekLast();
+        continue;
+      }
+      Inode next;
+      try {
+        next = lookup(current, name, 0, name.length);
+      } catch (NoSuchFileException e) {
+        throw new NoSuchFileException(whole);
+      } catch (NotDirectoryException e) {
+        throw new NotDirectoryException(whole);
+      }
+      if (next.kind() == InodeKind.LNK && next.symlinkTarget() != null) {
+        if (++links > MAX_LINKS) {
+          throw new java.nio.file.FileSystemException(
+              whole, null, "more than " + MAX_LINKS + " symbolic links");
+        }
+        byte[] target = next.symlinkTarget();
+        if (target.length > 0 && target[0] == '/') {
+          at.clear();
+          current = root;
+        }
+        pushComponents(todo, target);
+        continue;
+      }
+      at.addLast(next);
+      current = next;
+    }
+    return current;
+  }
+
+  /** Puts the components of {@code path} in front of {@code todo}, the first one first. */
+  private static void pushComponents(Deque<byte[]> todo, byte[] path) {
+    int end = path.length;
+    for (int i = path.length - 1; i >= -1; i--) {
+      if (i < 0 || path[i] == '/') {
+        if (end > i + 1) {
+          todo.push(Arrays.copyOfRange(path, i + 1, end));
+        }
+        end = i;
+      }
+    }
   }
 
   /** Receives the bytes of a read, piece by piece, without an intermediate buffer. */

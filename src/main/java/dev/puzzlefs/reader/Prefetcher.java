@@ -128,7 +128,7 @@ public final class Prefetcher implements AutoCloseable {
     int missing = 0;
     for (PrefetchList.Entry entry : list) {
       try {
-        Inode inode = image.resolve(entry.path());
+        Inode inode = image.resolveFollowingLinks(entry.path());
         addTree(image, inode, entry, inode.kind() == InodeKind.DIR ? trees : order);
         if (inode.kind() == InodeKind.FILE) {
           files.add(inode.ino());
@@ -185,6 +185,9 @@ public final class Prefetcher implements AutoCloseable {
     }
     if (e instanceof java.nio.file.NotDirectoryException) {
       return printable + " is not in the image (a part of it is not a directory)";
+    }
+    if (e instanceof java.nio.file.FileSystemException fs && fs.getReason() != null) {
+      return printable + " cannot be resolved in the image: " + fs.getReason();
     }
     return printable + " is not in the image (" + e.getMessage() + ")";
   }

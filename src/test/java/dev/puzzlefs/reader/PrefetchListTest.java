@@ -388,4 +388,67 @@ class PrefetchListTest {
     assertFalse(warnings.contains("Exception"), warnings);
     assertEquals(4, captured.list.size(), warnings);
   }
+
+  /**
+   * A list written by hand names paths as a program in the image sees them: links in the middle
+   * ({@code /bin} of a merged-usr tree) and at the end ({@code python3}) are followed inside the
+   * image, an absolute target from the image's root and {@code ..} never above it; a loop of links
+   * and a dangling link are reported and skipped.
+   */
+  @Test
+  void prefetcher_followsSymbolicLinksInsideTheImage() throws Exception {
+    FakeImage fake = new FakeImage(1000);
+    fake.dir("/usr");
+    fake.dir("/usr/bin");
+    fake.dir("/usr/lib");
+    long python = fake.file("/usr/bin/python3.11", random(3000, 5));
+    long lib = fake.file("/usr/lib/libx.so", random(2500, 6));
+    fake.file("/usr/bin/other", random(2000, 7));
+    fake.symlink("/usr/bin/python3", utf8("python3.11"));
+    fake.symlink("/bin", utf8("usr/bin"));
+    fake.symlink("/lib", utf8("/usr/lib"));
+    fake.symlink("/up", utf8("../../../usr/bin/python3"));
+    fake.symlink("/loop", utf8("loop"));
+    fake.symlink("/dangling", utf8("/usr/nowhere"));
+    Map<Digest, byte[]> blobs = fake.blobs();
+    List<Digest> asked = Collections.synchronizedList(new ArrayList<>());
+    Image image =
+        fake.open(
+            b -> {
+              asked.add(b);
+              return CompletableFuture.completedFuture(blobs.get(b));
+            },
+            Duration.ofSeconds(5));
+    List<PrefetchList.Entry> list =
+        PrefetchList.parse(
+            utf8("/bin/python3\n/lib\n/up\n/loop\n/dangling\n/bin/../lib/libx.so\n"));
+    ch.qos.logback.classic.Logger logger =
+        (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(Prefetcher.class);
+    ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> captured =
+        new ch.qos.logback.core.read.ListAppender<>();
+    captured.start();
+    logger.addAppender(captured);
+    try {
+      Prefetcher.plan(image, list, "L", false, 4).start().done().get(10, TimeUnit.SECONDS);
+    } finally {
+      logger.detachAppender(captured);
+    }
+
+    assertEquals(python, image.resolveFollowingLinks(utf8("/up")).ino());
+    assertEquals(lib, image.resolveFollowingLinks(utf8("/bin/../lib/libx.so")).ino());
+    Set<Digest> expected = new HashSet<>();
+    image.inode(python).chunks().forEach(c -> expected.add(c.blob()));
+    image.inode(lib).chunks().forEach(c -> expected.add(c.blob()));
+    assertEquals(expected, new HashSet<>(asked));
+    String warnings =
+        captured.list.stream()
+            .map(ch.qos.logback.classic.spi.ILoggingEvent::getFormattedMessage)
+            .collect(java.util.stream.Collectors.joining("\n"));
+    assertTrue(
+        warnings.contains(
+            "L: /loop cannot be resolved in the image: more than 40 symbolic links; skipped"),
+        warnings);
+    assertTrue(warnings.contains("L: /dangling is not in the image; skipped"), warnings);
+    assertEquals(2, captured.list.size(), warnings);
+  }
 }
