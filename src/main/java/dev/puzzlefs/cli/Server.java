@@ -175,6 +175,25 @@ final class Server {
     return false;
   }
 
+  /**
+   * Why process {@code pid} answers nothing now, or null when it can: stopped by a signal (SIGSTOP,
+   * SIGTSTP, Ctrl-Z) or by a debugger, as {@code /proc/PID/stat} says.
+   */
+  static String notAnswering(long pid) {
+    try {
+      String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+      int close = stat.lastIndexOf(')'); // the command's name may hold spaces and parentheses
+      char state = close >= 0 && close + 2 < stat.length() ? stat.charAt(close + 2) : '?';
+      return switch (state) {
+        case 'T' -> "stopped by a signal (SIGSTOP or SIGTSTP): requests wait until it gets SIGCONT";
+        case 't' -> "stopped by a debugger: requests wait until the debugger lets it go on";
+        default -> null;
+      };
+    } catch (IOException e) {
+      return null;
+    }
+  }
+
   private static boolean isServer(ProcessHandle p) {
     // ProcessHandle.Info drops the arguments of a long command line: read them here.
     List<String> words;

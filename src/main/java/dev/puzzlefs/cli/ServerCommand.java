@@ -67,7 +67,11 @@ final class ServerCommand implements Callable<Integer> {
   @Option(names = "--stop", description = "stop the server on DIR, unmounting what it serves")
   boolean stop;
 
-  @Option(names = "--status", description = "say whether a server runs on DIR (exit 0) or not (1)")
+  @Option(
+      names = "--status",
+      description =
+          "say whether a server runs on DIR (exit 0) or not (1), and whether it is stopped"
+              + " (SIGSTOP) and answers nothing")
   boolean status;
 
   @Override
@@ -80,6 +84,10 @@ final class ServerCommand implements Callable<Integer> {
         return 1;
       }
       System.out.println("mount server pid " + pid + " on " + where);
+      String why = Server.notAnswering(pid);
+      if (why != null) {
+        System.err.println("puzzlefs serve: the mount server (pid " + pid + ") is " + why);
+      }
       return 0;
     }
     if (stop) {
@@ -162,6 +170,10 @@ final class ServerCommand implements Callable<Integer> {
       return 0;
     }
     server.get().destroy();
+    if (Server.notAnswering(pid) != null) {
+      // Stopped (SIGSTOP, Ctrl-Z): SIGTERM waits until it goes on, so let it, as systemd does.
+      ContainerRuntime.kill(pid, "CONT");
+    }
     try {
       server.get().onExit().get(STOP_WAIT.toSeconds(), TimeUnit.SECONDS);
     } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {

@@ -219,6 +219,49 @@ class ServerTest {
     }
   }
 
+  /**
+   * A server stopped with SIGSTOP would take requests and answer none: the launcher says so at once
+   * instead of after its 10 s wait, {@code --status} says so, and {@code --stop} still ends it
+   * (SIGTERM waits for SIGCONT, which it sends too). Once it goes on, it serves again.
+   */
+  @Test
+  void stoppedServer_isReportedAtOnce_andServeStopStillEndsIt() throws Exception {
+    FuseTesting.assumeFuse();
+    ok("serve");
+    long pid = serverPid();
+    Path src = Files.createDirectories(tmp.resolve("src/etc"));
+    Files.writeString(src.resolve("motd"), "from the image\n");
+    Cli.ok("build", src.getParent().toString(), tmp.resolve("oci").toString(), "v1");
+    mountpoint("a");
+    Processes.run(10, "kill", "-STOP", Long.toString(pid));
+    try {
+      long start = System.nanoTime();
+      Processes.Result r = pfs("mount", "oci", "v1", "a");
+      long seconds = TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - start);
+      assertEquals(1, r.exit(), r.stderr());
+      assertTrue(
+          r.stderr().contains("(pid " + pid + ") is stopped (SIGSTOP, Ctrl-Z or a debugger)")
+              && r.stderr().contains("kill -CONT " + pid),
+          r.stderr());
+      assertTrue(seconds < 5, "told after " + seconds + " s");
+      assertEquals(null, MountTable.typeAt(tmp.resolve("a")));
+      Processes.Result status = ok("serve", "--status");
+      assertTrue(
+          status.stderr().contains("is stopped by a signal (SIGSTOP or SIGTSTP)"), status.stderr());
+    } finally {
+      Processes.run(10, "kill", "-CONT", Long.toString(pid));
+    }
+    Processes.Result served = ok("mount", "oci", "v1", "a");
+    assertTrue(served.stderr().contains("served by the mount server"), served.stderr());
+    ok("umount", "a");
+
+    Processes.run(10, "kill", "-STOP", Long.toString(pid));
+    Processes.Result stopped = ok("serve", "--stop");
+    assertTrue(
+        stopped.stderr().contains("stopped the mount server (pid " + pid + ")"), stopped.stderr());
+    assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false));
+  }
+
   @Test
   void stop_unmountsWhatItServes_andLaterMountsRunWithoutIt() throws Exception {
     ok("serve");
