@@ -63,15 +63,24 @@ public final class Image implements AutoCloseable {
 
   /**
    * How many chunks that follow a missed one in the data stream are fetched after a stall of a
-   * sequential read that takes its file to the end.
+   * sequential read that takes its file to the end; twice as many, up to {@link
+   * #MAX_STREAM_AHEAD_CHUNKS}, each time the next stall is on one of them ({@link StreamWindow}).
    */
   public static final int STREAM_AHEAD_CHUNKS = 8;
+
+  /**
+   * The most chunks a walk of the data stream fetches ahead: a lazy read of every file of the
+   * minbase image took a tenth less time with 32 than with 8, and no less with 64 or 128
+   * (bench/FINDINGS.md).
+   */
+  public static final int MAX_STREAM_AHEAD_CHUNKS = 32;
 
   /** How far from the end of the previous read a read may start and still count as sequential. */
   private static final long SEQUENTIAL_SLACK = 512 << 10;
 
   private static final Logger log = LoggerFactory.getLogger(Image.class);
-  private static final int RECENT_CHUNKS = 32;
+  // Room for a full stream-ahead window and the reads and readahead around it.
+  private static final int RECENT_CHUNKS = 2 * MAX_STREAM_AHEAD_CHUNKS;
 
   private final long[] inos;
   private final Inode[] inodes;
@@ -634,11 +643,18 @@ public final class Image implements AutoCloseable {
    * image's data stream ({@link StreamOrder}).
    */
   private void streamAhead(Digest blob) {
-    for (Digest next : streamOrder().after(blob, STREAM_AHEAD_CHUNKS)) {
+    int size = streamWindow.after(blob);
+    // With the chunk that follows it: a stall there means the reader ran off the window's end.
+    List<Digest> window = streamOrder().after(blob, size + 1);
+    streamWindow.asked(window);
+    for (Digest next : window.subList(0, Math.min(size, window.size()))) {
       recent.fetch(next);
       readaheadChunks.increment();
     }
   }
+
+  private final StreamWindow streamWindow =
+      new StreamWindow(STREAM_AHEAD_CHUNKS, MAX_STREAM_AHEAD_CHUNKS);
 
   private volatile StreamOrder streamOrder;
 

@@ -443,6 +443,57 @@ class ImageTest {
     assertTrue(walked.stream().anyMatch(onlyB::contains), "a walk: " + walked);
   }
 
+  /**
+   * A walk of many small files from a slow source (tar of a tree from a registry) fetches further
+   * ahead in the data stream as it keeps stalling on chunks already asked for: past the first
+   * window of {@link Image#STREAM_AHEAD_CHUNKS}, and never past {@link
+   * Image#MAX_STREAM_AHEAD_CHUNKS}; every byte read is still right.
+   */
+  @Test
+  void read_walkThatKeepsStalling_widensTheStreamWindow() throws Exception {
+    FakeImage fake = new FakeImage(3_000); // files of one chunk each, in stream order
+    int files = 120;
+    long[] inos = new long[files];
+    byte[][] contents = new byte[files][];
+    for (int i = 0; i < files; i++) {
+      contents[i] = random(3_000, 100 + i);
+      inos[i] = fake.file(String.format("/f%03d", i), contents[i]);
+    }
+    Map<Digest, byte[]> blobs = fake.blobs();
+    Map<Digest, Integer> fileOf = new java.util.HashMap<>();
+    Image plain = fake.open();
+    for (int i = 0; i < files; i++) {
+      fileOf.put(plain.inode(inos[i]).chunks().get(0).blob(), i);
+    }
+    java.util.concurrent.atomic.AtomicInteger reading =
+        new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicInteger furthest =
+        new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.Executor later =
+        CompletableFuture.delayedExecutor(20, java.util.concurrent.TimeUnit.MILLISECONDS);
+    Image image =
+        fake.open(
+            d -> {
+              furthest.accumulateAndGet(fileOf.get(d) - reading.get(), Math::max);
+              return CompletableFuture.supplyAsync(() -> blobs.get(d), later);
+            },
+            Duration.ofSeconds(5));
+
+    for (int i = 0; i < files; i++) {
+      reading.set(i);
+      byte[] buf = new byte[3_000];
+      assertEquals(3_000, image.read(inos[i], 0, buf, 0, buf.length));
+      assertArrayEquals(contents[i], buf, "file " + i);
+    }
+
+    assertTrue(
+        furthest.get() > Image.STREAM_AHEAD_CHUNKS,
+        "fetched at most " + furthest.get() + " files ahead");
+    assertTrue(
+        furthest.get() <= Image.MAX_STREAM_AHEAD_CHUNKS,
+        "fetched " + furthest.get() + " files ahead");
+  }
+
   /** A chunk source that records what it is asked for and answers {@code slow} 50 ms late. */
   private static ChunkSource slowAt(Digest slow, Map<Digest, byte[]> blobs, List<Digest> asked) {
     java.util.concurrent.Executor later =

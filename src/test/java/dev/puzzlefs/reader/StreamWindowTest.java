@@ -1,0 +1,44 @@
+package dev.puzzlefs.reader;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import dev.puzzlefs.format.Digest;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class StreamWindowTest {
+  private static List<Digest> chunks(String prefix, int n) {
+    List<Digest> out = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      out.add(Digest.sha256((prefix + i).getBytes(StandardCharsets.UTF_8)));
+    }
+    return out;
+  }
+
+  @Test
+  void growsWhileStallsLandInOrRightAfterTheLastWindow_shrinksElsewhere() {
+    StreamWindow w = new StreamWindow(8, 32);
+    Digest elsewhere = Digest.sha256(new byte[] {1});
+    assertEquals(8, w.after(elsewhere), "the first stall");
+    List<Digest> first = chunks("a", 9); // 8 fetched and the one after them
+    w.asked(first);
+    assertEquals(16, w.after(first.get(3)), "a stall inside the window");
+    List<Digest> second = chunks("b", 17);
+    w.asked(second);
+    assertEquals(32, w.after(second.get(16)), "a stall right after the window");
+    w.asked(chunks("c", 33));
+    assertEquals(32, w.after(chunks("c", 33).get(0)), "never past the most");
+    assertEquals(16, w.after(elsewhere), "a stall elsewhere: half");
+    assertEquals(8, w.after(elsewhere));
+    assertEquals(8, w.after(elsewhere), "never below the first window");
+  }
+
+  @Test
+  void rejectsWindowsThatCannotWork() {
+    assertThrows(IllegalArgumentException.class, () -> new StreamWindow(0, 8));
+    assertThrows(IllegalArgumentException.class, () -> new StreamWindow(8, 4));
+  }
+}
