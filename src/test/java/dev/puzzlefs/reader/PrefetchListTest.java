@@ -300,13 +300,7 @@ class PrefetchListTest {
     assertEquals(
         inOrder.stream().distinct().toList(), PrefetchList.load(file, "--prefetch-list").chunks());
     List<Digest> asked = Collections.synchronizedList(new ArrayList<>());
-    Image fresh =
-        fake.open(
-            b -> {
-              asked.add(b);
-              return CompletableFuture.completedFuture(blobs.get(b));
-            },
-            Duration.ofSeconds(5));
+    Image fresh = openRecording(fake, asked);
     Prefetcher p =
         Prefetcher.plan(fresh, PrefetchList.read(file, "--prefetch-list"), false, 4).start();
     p.done().get(10, TimeUnit.SECONDS);
@@ -360,24 +354,8 @@ class PrefetchListTest {
     List<PrefetchList.Entry> list =
         PrefetchList.parse(
             utf8("/gone\n/here\t0+10,\n/here\t0+99999999999999999999\n/here/x\n/here\n"));
-    ch.qos.logback.classic.Logger logger =
-        (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(Prefetcher.class);
-    ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> captured =
-        new ch.qos.logback.core.read.ListAppender<>();
-    captured.start();
-    logger.addAppender(captured);
-    try {
-      Prefetcher.plan(image, list, "--prefetch-list L", false, 4)
-          .start()
-          .done()
-          .get(10, TimeUnit.SECONDS);
-    } finally {
-      logger.detachAppender(captured);
-    }
-    String warnings =
-        captured.list.stream()
-            .map(ch.qos.logback.classic.spi.ILoggingEvent::getFormattedMessage)
-            .collect(java.util.stream.Collectors.joining("\n"));
+    List<String> logged = prefetchWarnings(image, list, "--prefetch-list L");
+    String warnings = String.join("\n", logged);
 
     assertTrue(
         warnings.contains("--prefetch-list L: /gone is not in the image; skipped"), warnings);
@@ -386,7 +364,7 @@ class PrefetchListTest {
         warnings.contains("/here: malformed byte ranges '0+99999999999999999999'"), warnings);
     assertTrue(warnings.contains("/here/x is not in the image"), warnings);
     assertFalse(warnings.contains("Exception"), warnings);
-    assertEquals(4, captured.list.size(), warnings);
+    assertEquals(4, logged.size(), warnings);
   }
 
   /**
@@ -410,29 +388,12 @@ class PrefetchListTest {
     fake.symlink("/up", utf8("../../../usr/bin/python3"));
     fake.symlink("/loop", utf8("loop"));
     fake.symlink("/dangling", utf8("/usr/nowhere"));
-    Map<Digest, byte[]> blobs = fake.blobs();
     List<Digest> asked = Collections.synchronizedList(new ArrayList<>());
-    Image image =
-        fake.open(
-            b -> {
-              asked.add(b);
-              return CompletableFuture.completedFuture(blobs.get(b));
-            },
-            Duration.ofSeconds(5));
+    Image image = openRecording(fake, asked);
     List<PrefetchList.Entry> list =
         PrefetchList.parse(
             utf8("/bin/python3\n/lib\n/up\n/loop\n/dangling\n/bin/../lib/libx.so\n"));
-    ch.qos.logback.classic.Logger logger =
-        (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(Prefetcher.class);
-    ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> captured =
-        new ch.qos.logback.core.read.ListAppender<>();
-    captured.start();
-    logger.addAppender(captured);
-    try {
-      Prefetcher.plan(image, list, "L", false, 4).start().done().get(10, TimeUnit.SECONDS);
-    } finally {
-      logger.detachAppender(captured);
-    }
+    List<String> logged = prefetchWarnings(image, list, "L");
 
     assertEquals(python, image.resolveFollowingLinks(utf8("/up")).ino());
     assertEquals(lib, image.resolveFollowingLinks(utf8("/bin/../lib/libx.so")).ino());
@@ -440,15 +401,44 @@ class PrefetchListTest {
     image.inode(python).chunks().forEach(c -> expected.add(c.blob()));
     image.inode(lib).chunks().forEach(c -> expected.add(c.blob()));
     assertEquals(expected, new HashSet<>(asked));
-    String warnings =
-        captured.list.stream()
-            .map(ch.qos.logback.classic.spi.ILoggingEvent::getFormattedMessage)
-            .collect(java.util.stream.Collectors.joining("\n"));
+    String warnings = String.join("\n", logged);
     assertTrue(
         warnings.contains(
             "L: /loop cannot be resolved in the image: more than 40 symbolic links; skipped"),
         warnings);
     assertTrue(warnings.contains("L: /dangling is not in the image; skipped"), warnings);
-    assertEquals(2, captured.list.size(), warnings);
+    assertEquals(2, logged.size(), warnings);
+  }
+
+  /** What the prefetcher logged while it planned and fetched {@code list} (named {@code name}). */
+  private static List<String> prefetchWarnings(
+      Image image, List<PrefetchList.Entry> list, String name) throws Exception {
+    ch.qos.logback.classic.Logger logger =
+        (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(Prefetcher.class);
+    ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> captured =
+        new ch.qos.logback.core.read.ListAppender<>();
+    captured.start();
+    logger.addAppender(captured);
+    try {
+      Prefetcher.plan(image, list, name, false, 4).start().done().get(10, TimeUnit.SECONDS);
+    } finally {
+      logger.detachAppender(captured);
+    }
+    return captured.list.stream()
+        .map(ch.qos.logback.classic.spi.ILoggingEvent::getFormattedMessage)
+        .toList();
+  }
+
+  /**
+   * {@code fake} over an in-memory source that adds each chunk it is asked for to {@code asked}.
+   */
+  private static Image openRecording(FakeImage fake, List<Digest> asked) throws Exception {
+    Map<Digest, byte[]> blobs = fake.blobs();
+    return fake.open(
+        b -> {
+          asked.add(b);
+          return CompletableFuture.completedFuture(blobs.get(b));
+        },
+        Duration.ofSeconds(5));
   }
 }
