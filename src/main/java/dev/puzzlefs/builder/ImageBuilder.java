@@ -297,10 +297,19 @@ public final class ImageBuilder {
         MediaTypes.EMPTY, Digest.sha256(EMPTY_CONFIG).toString(), 2, null, null, "e30=");
   }
 
+  /**
+   * Feeds the bytes of {@code file} to {@code chunker}. The file is opened without following a
+   * symlink, and must be, before and after it is read, the regular file the walk listed (same
+   * device and inode, size and modification time): a file replaced during the build by a symlink
+   * (to a file outside ROOTFS, whose size and time a symlink's own can be made to match), by a fifo
+   * (which would block the build forever) or by another file is an error, never read into the
+   * image.
+   */
   static long stream(SourceNode file, Chunker chunker, byte[] buf, Listener listener)
       throws IOException {
+    checkUnchanged(file, -1);
     long total = 0;
-    try (InputStream in = Files.newInputStream(file.path)) {
+    try (InputStream in = Files.newInputStream(file.path, LinkOption.NOFOLLOW_LINKS)) {
       for (int n; (n = in.read(buf)) > 0; ) {
         chunker.write(buf, 0, n);
         total += n;
@@ -309,20 +318,41 @@ public final class ImageBuilder {
     } catch (IOException e) {
       throw new IOException("cannot read " + file.path + ": " + Problems.describe(e), e);
     }
-    Object modified =
-        Files.readAttributes(file.path, "unix:lastModifiedTime", LinkOption.NOFOLLOW_LINKS)
-            .get("lastModifiedTime");
-    if (total != file.size || !modified.equals(file.modified)) {
+    checkUnchanged(file, total);
+    return total;
+  }
+
+  /**
+   * Throws unless {@code file} is still the regular file the walk listed; {@code read} is how many
+   * bytes were read from it, or -1 before reading.
+   */
+  private static void checkUnchanged(SourceNode file, long read) throws IOException {
+    Map<String, Object> now;
+    try {
+      now =
+          Files.readAttributes(
+              file.path, "unix:mode,dev,ino,lastModifiedTime", LinkOption.NOFOLLOW_LINKS);
+    } catch (IOException e) {
+      throw new IOException("cannot read " + file.path + ": " + Problems.describe(e), e);
+    }
+    boolean regular = (((Integer) now.get("mode")) & TreeWalker.S_IFMT) == TreeWalker.S_IFREG;
+    boolean same =
+        regular
+            && TreeWalker.fileKey(now).equals(file.fileKey)
+            && now.get("lastModifiedTime").equals(file.modified)
+            && (read < 0 || read == file.size);
+    if (!same) {
       throw new IOException(
           file.path
               + " changed while it was read ("
-              + file.size
-              + " bytes when listed, "
-              + total
-              + " read); nothing was tagged: build again from a tree that is not"
-              + " being written to");
+              + (regular
+                  ? file.size + " bytes when listed" + (read < 0 ? "" : ", " + read + " read")
+                  : "it is no longer a regular file")
+              + (regular && !TreeWalker.fileKey(now).equals(file.fileKey)
+                  ? ", and another file is now at its path"
+                  : "")
+              + "); nothing was tagged: build again from a tree that is not being written to");
     }
-    return total;
   }
 
   /**

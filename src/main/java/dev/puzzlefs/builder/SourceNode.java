@@ -25,6 +25,12 @@ final class SourceNode {
 
   Object modified;
 
+  /**
+   * The file's device and inode number when walked: the bytes read must come from this very file,
+   * not from whatever (a symlink, a fifo, another file) was put at its path since.
+   */
+  Object fileKey;
+
   SourceNode(
       long ino,
       InodeKind kind,

@@ -23,10 +23,10 @@ import java.util.Map;
  * device) reuse the first name's ino.
  */
 final class TreeWalker {
-  private static final int S_IFMT = 0170000;
+  static final int S_IFMT = 0170000;
   private static final int S_IFSOCK = 0140000;
   private static final int S_IFLNK = 0120000;
-  private static final int S_IFREG = 0100000;
+  static final int S_IFREG = 0100000;
   private static final int S_IFBLK = 0060000;
   private static final int S_IFDIR = 0040000;
   private static final int S_IFCHR = 0020000;
@@ -104,6 +104,7 @@ final class TreeWalker {
       SourceNode node = node(ino, child, attrs);
       node.size = (Long) attrs.get("size");
       node.modified = attrs.get("lastModifiedTime");
+      node.fileKey = fileKey(attrs);
       nodes.add(node);
       dir.entries.add(new DirEntry(ino, names.get(i)));
       if (node.kind == InodeKind.DIR) {
@@ -113,6 +114,11 @@ final class TreeWalker {
     for (SourceNode sub : subdirs) {
       visit(sub);
     }
+  }
+
+  /** The identity of a file: its device and inode number, from {@code unix:*} attributes. */
+  static List<Object> fileKey(Map<String, Object> attrs) {
+    return List.of(attrs.get("dev"), attrs.get("ino"));
   }
 
   private static Map<String, Object> readAttributes(Path path) throws IOException {

@@ -278,6 +278,82 @@ class ImageBuilderTest {
     assertTrue(e.getMessage().contains(f + " changed while it was read"), e.getMessage());
   }
 
+  /** The walked node of {@code name} under {@code src}. */
+  private static SourceNode walked(Path src, String name) throws IOException {
+    return TreeWalker.walk(src).stream()
+        .filter(n -> n.path.getFileName().toString().equals(name))
+        .findFirst()
+        .orElseThrow();
+  }
+
+  /** Streams {@code node}, returning what the chunker was given (if it returns). */
+  private static byte[] streamed(SourceNode node) throws IOException {
+    var out = new java.io.ByteArrayOutputStream();
+    var chunker =
+        new dev.puzzlefs.format.Chunker(
+            dev.puzzlefs.format.FastCdc.PUZZLEFS, (b, o, l) -> out.write(b, o, l));
+    ImageBuilder.stream(node, chunker, new byte[64], new ImageBuilder.Listener() {});
+    chunker.finish();
+    return out.toByteArray();
+  }
+
+  @Test
+  void stream_fileReplacedBySymlinkToASecret_isRefusedNotRead() throws Exception {
+    // Break-it pass 4: a file swapped for a symlink after the walk, the symlink given the
+    // file's time and pointing at a file of the same size outside ROOTFS, was read into the image.
+    Path secret = Files.writeString(tmp.resolve("secret"), "TOP SECRET");
+    Path src = Files.createDirectories(tmp.resolve("src"));
+    Path f = Files.writeString(src.resolve("f"), "0123456789");
+    Path reference = Files.createFile(tmp.resolve("reference"));
+    assertEquals(0, Processes.run(10, "touch", "-r", f.toString(), reference.toString()).exit());
+    SourceNode node = walked(src, "f");
+    Files.delete(f);
+    Files.createSymbolicLink(f, secret);
+    assertEquals(
+        0, Processes.run(10, "touch", "-h", "-r", reference.toString(), f.toString()).exit());
+    assertEquals(
+        node.modified,
+        Files.readAttributes(f, "unix:lastModifiedTime", java.nio.file.LinkOption.NOFOLLOW_LINKS)
+            .get("lastModifiedTime"),
+        "the symlink has the walked file's time");
+
+    IOException e = assertThrows(IOException.class, () -> streamed(node));
+    assertTrue(e.getMessage().contains(f + " changed while it was read"), e.getMessage());
+  }
+
+  @Test
+  void stream_parentDirectoryReplacedBySymlink_isRefusedNotRead() throws Exception {
+    // The same through a directory: d/f is opened through a symlink d -> elsewhere, where a file
+    // of the same size and time waits; only the file's identity tells them apart.
+    Path elsewhere = Files.createDirectories(tmp.resolve("elsewhere"));
+    Path src = Files.createDirectories(tmp.resolve("src"));
+    Path d = Files.createDirectories(src.resolve("d"));
+    Path f = Files.writeString(d.resolve("f"), "0123456789");
+    Path secret = Files.writeString(elsewhere.resolve("f"), "TOP SECRET");
+    Files.setLastModifiedTime(secret, Files.getLastModifiedTime(f));
+    SourceNode node = walked(src, "f");
+    Files.move(d, tmp.resolve("d-moved"));
+    Files.createSymbolicLink(d, elsewhere);
+
+    IOException e = assertThrows(IOException.class, () -> streamed(node));
+    assertTrue(e.getMessage().contains("changed while it was read"), e.getMessage());
+  }
+
+  @Test
+  void stream_fileReplacedByFifo_failsInsteadOfBlocking() throws Exception {
+    Path src = Files.createDirectories(tmp.resolve("src"));
+    Path f = Files.writeString(src.resolve("f"), "0123456789");
+    SourceNode node = walked(src, "f");
+    Files.delete(f);
+    Processes.run(10, "mkfifo", f.toString());
+
+    IOException e =
+        org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(
+            java.time.Duration.ofSeconds(10),
+            () -> assertThrows(IOException.class, () -> streamed(node)));
+    assertTrue(e.getMessage().contains("no longer a regular file"), e.getMessage());
+  }
+
   @Test
   void build_layoutFiles_areReadableByOthers() throws Exception {
     Path src = tmp.resolve("src");
