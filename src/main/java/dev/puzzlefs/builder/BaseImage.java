@@ -82,7 +82,7 @@ final class BaseImage {
     }
     Rootfs rootfs;
     try {
-      rootfs = RootfsCodec.decode(layout.readBlob(rootfsDesc.digestValue()));
+      rootfs = RootfsCodec.decode(layout.readBlob(rootfsDesc));
     } catch (FormatException e) {
       throw new IOException(
           "base layer '" + tag + "': rootfs blob " + rootfsDesc.digest() + ": " + e.getMessage(),

@@ -38,7 +38,23 @@ public final class LayoutBlobFetcher implements BlobFetcher {
   }
 
   private byte[] read(Digest blob) {
-    try (FileChannel channel = FileChannel.open(layout.blobPath(blob), StandardOpenOption.READ)) {
+    java.nio.file.Path path = layout.blobPath(blob);
+    try {
+      // A fifo would hold this thread (one of a few for the whole mount) forever, a device such
+      // as /dev/zero would never end: only a regular file (or a link to one) is a blob.
+      if (!java.nio.file.Files.readAttributes(
+              path, java.nio.file.attribute.BasicFileAttributes.class)
+          .isRegularFile()) {
+        throw new CompletionException(
+            new OciException("blob " + path + " is not a regular file; the layout is damaged"));
+      }
+    } catch (NoSuchFileException e) {
+      throw new CompletionException(
+          new OciException("blob " + blob + " is missing from " + layout.root(), e));
+    } catch (IOException e) {
+      throw new CompletionException(e);
+    }
+    try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
       long size = channel.size();
       if (size > MAX_BLOB_BYTES) {
         throw new IOException("blob " + blob + " is " + size + " bytes, too large for a chunk");

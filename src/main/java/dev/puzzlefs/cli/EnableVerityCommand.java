@@ -136,7 +136,7 @@ final class EnableVerityCommand implements Callable<Integer> {
   private List<Expected> checkInUserSpace(OciLayout layout) throws IOException {
     List<Expected> out = new ArrayList<>();
     Descriptor manifestDesc = layout.resolveTag(tag);
-    byte[] manifestBytes = layout.readBlob(manifestDesc.digestValue());
+    byte[] manifestBytes = layout.readBlob(manifestDesc);
     byte[] manifestVerity = FsVerity.digest(manifestBytes);
     String given = manifestDigest.toLowerCase(Locale.ROOT);
     if (!HEX.formatHex(manifestVerity).equals(given)) {
@@ -169,7 +169,7 @@ final class EnableVerityCommand implements Callable<Integer> {
               + (annotated == null ? "missing" : "'" + annotated + "'")
               + ")");
     }
-    byte[] rootfsBytes = layout.readBlob(rootfsDesc.digestValue());
+    byte[] rootfsBytes = layout.readBlob(rootfsDesc);
     byte[] rootfsVerity = FsVerity.digest(rootfsBytes);
     if (!HEX.formatHex(rootfsVerity).equals(annotated)) {
       throw new IOException(

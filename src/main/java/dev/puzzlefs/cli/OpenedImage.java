@@ -80,12 +80,12 @@ final class OpenedImage implements AutoCloseable {
   static OpenedImage local(Path dir, String tag, Settings s) throws IOException {
     OciLayout layout = OciLayout.open(dir);
     Descriptor desc = layout.resolveTag(tag);
-    byte[] manifestBytes = layout.readBlob(desc.digestValue());
+    byte[] manifestBytes = layout.readBlob(desc);
     checkManifest(manifestBytes, s, desc.digest() + " (tag " + tag + " of " + dir + ")");
     ImageManifest manifest =
         dev.puzzlefs.oci.Json.read(manifestBytes, ImageManifest.class, "manifest " + desc.digest());
     Descriptor rootfsDesc = rootfsOf(manifest, desc.digest());
-    Rootfs rootfs = decode(layout.readBlob(rootfsDesc.digestValue()), rootfsDesc, s);
+    Rootfs rootfs = decode(layout.readBlob(rootfsDesc), rootfsDesc, s);
     ExecutorService io = Executors.newFixedThreadPool(4, daemon("puzzlefs-io"));
     CachingChunkSource source =
         cache(new LayoutBlobFetcher(layout, io), rootfs, s, /* disk= */ false);
@@ -228,11 +228,11 @@ final class OpenedImage implements AutoCloseable {
   static Metadata localMetadata(Path dir, String tag) throws IOException {
     OciLayout layout = OciLayout.open(dir);
     Descriptor desc = layout.resolveTag(tag);
-    byte[] manifestBytes = layout.readBlob(desc.digestValue());
+    byte[] manifestBytes = layout.readBlob(desc);
     ImageManifest manifest =
         dev.puzzlefs.oci.Json.read(manifestBytes, ImageManifest.class, "manifest " + desc.digest());
     Descriptor rootfsDesc = rootfsOf(manifest, desc.digest());
-    Rootfs rootfs = decode(layout.readBlob(rootfsDesc.digestValue()), rootfsDesc, NO_CHECKS);
+    Rootfs rootfs = decode(layout.readBlob(rootfsDesc), rootfsDesc, NO_CHECKS);
     return new Metadata(desc.digest(), manifestBytes.length, manifest, rootfsDesc, rootfs);
   }
 

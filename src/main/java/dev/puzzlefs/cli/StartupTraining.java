@@ -266,7 +266,7 @@ public final class StartupTraining {
         type = "application/json";
       } else if (path.startsWith(prefix + "manifests/")) {
         Descriptor desc = layout.resolveTag(path.substring((prefix + "manifests/").length()));
-        body = layout.readBlob(desc.digestValue());
+        body = layout.readBlob(desc);
         type = desc.mediaType();
         exchange.getResponseHeaders().set("Docker-Content-Digest", desc.digest());
       } else if (path.startsWith(prefix + "blobs/")) {

@@ -12,6 +12,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -227,7 +228,54 @@ public final class OciLayout {
 
   /** Reads a whole blob and checks that its bytes hash to {@code digest}. */
   public byte[] readBlob(Digest digest) throws IOException {
+    return readBlob(digest, -1);
+  }
+
+  /**
+   * Reads the blob {@code descriptor} names and checks its size against the descriptor's before
+   * reading a byte, then its bytes against the digest.
+   */
+  public byte[] readBlob(Descriptor descriptor) throws IOException {
+    if (descriptor.size() < 0) {
+      throw new OciException(
+          "the descriptor of blob "
+              + descriptor.digest()
+              + " has a negative size "
+              + descriptor.size());
+    }
+    return readBlob(descriptor.digestValue(), descriptor.size());
+  }
+
+  /**
+   * Reads a whole blob of {@code expectedSize} bytes (any size if negative). Only a regular file is
+   * read (a link to one is followed): a fifo would block the reader forever and a device such as
+   * {@code /dev/zero} would fill its memory, and a mount server serves every mount from one JVM.
+   */
+  private byte[] readBlob(Digest digest, long expectedSize) throws IOException {
     Path path = blobPath(digest);
+    BasicFileAttributes attrs;
+    try {
+      attrs = Files.readAttributes(path, BasicFileAttributes.class);
+    } catch (NoSuchFileException e) {
+      throw new OciException("blob " + digest + " is missing from " + root, e);
+    }
+    if (!attrs.isRegularFile()) {
+      throw new OciException("blob " + path + " is not a regular file; the layout is damaged");
+    }
+    if (expectedSize >= 0 && attrs.size() != expectedSize) {
+      throw new OciException(
+          "blob "
+              + path
+              + " is "
+              + attrs.size()
+              + " bytes, but its descriptor says "
+              + expectedSize
+              + "; the layout is damaged");
+    }
+    if (attrs.size() > MAX_WHOLE_BLOB) {
+      throw new OciException(
+          "blob " + path + " is " + attrs.size() + " bytes, too large to be read whole");
+    }
     byte[] data;
     try {
       data = Files.readAllBytes(path);
@@ -241,6 +289,9 @@ public final class OciLayout {
     }
     return data;
   }
+
+  /** The largest blob read whole (a manifest or a rootfs blob): one Java array. */
+  private static final long MAX_WHOLE_BLOB = Integer.MAX_VALUE - 16;
 
   /** Streams a blob without verifying it (callers verify as they read). */
   public InputStream openBlob(Digest digest) throws IOException {
@@ -297,7 +348,7 @@ public final class OciLayout {
   /** Reads and parses the manifest behind {@code tag}. */
   public ImageManifest manifest(String tag) throws IOException {
     Descriptor d = resolveTag(tag);
-    byte[] bytes = readBlob(d.digestValue());
+    byte[] bytes = readBlob(d);
     return Json.read(bytes, ImageManifest.class, "manifest " + d.digest() + " of tag " + tag);
   }
 

@@ -142,7 +142,7 @@ public final class ImagePusher {
 
   private static byte[] readBlob(OciLayout layout, Descriptor blob) throws OciException {
     try {
-      byte[] data = layout.readBlob(blob.digestValue());
+      byte[] data = layout.readBlob(blob);
       if (data.length != blob.size()) {
         throw new OciException(
             "blob "
@@ -178,7 +178,7 @@ public final class ImagePusher {
   private record LocalImage(Descriptor descriptor, byte[] bytes, List<Descriptor> blobs) {
     static LocalImage read(OciLayout layout, String tag) throws java.io.IOException {
       Descriptor descriptor = layout.resolveTag(tag);
-      byte[] bytes = layout.readBlob(descriptor.digestValue());
+      byte[] bytes = layout.readBlob(descriptor);
       ImageManifest manifest =
           Json.read(bytes, ImageManifest.class, "manifest " + descriptor.digest() + " of " + tag);
       Map<String, Descriptor> blobs = new LinkedHashMap<>();

@@ -1,0 +1,57 @@
+package dev.puzzlefs.cache;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.oci.OciException;
+import dev.puzzlefs.oci.OciLayout;
+import dev.puzzlefs.testing.Processes;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A chunk blob of a local layout that is a fifo fails its fetch at once instead of holding one of
+ * the mount's few I/O threads forever (break-it pass 4: with four such reads every later read of
+ * the mount timed out).
+ */
+class LayoutBlobFetcherTest {
+  @TempDir Path tmp;
+  private final ExecutorService io = Executors.newFixedThreadPool(1);
+
+  @AfterEach
+  void tearDown() {
+    io.shutdownNow();
+  }
+
+  @Test
+  void fifoBlob_failsAtOnce_andTheThreadStaysFree() throws Exception {
+    byte[] good = "good chunk".getBytes(StandardCharsets.UTF_8);
+    byte[] bad = "bad chunk".getBytes(StandardCharsets.UTF_8);
+    OciLayout layout = OciLayout.openOrCreate(tmp.resolve("oci"));
+    layout.putBlob(good);
+    Digest fifo = layout.putBlob(bad);
+    Files.delete(layout.blobPath(fifo));
+    Processes.run(10, "mkfifo", layout.blobPath(fifo).toString());
+    LayoutBlobFetcher fetcher = new LayoutBlobFetcher(layout, io);
+
+    for (int i = 0; i < 3; i++) {
+      ExecutionException e =
+          assertThrows(
+              ExecutionException.class, () -> fetcher.fetch(fifo).get(5, TimeUnit.SECONDS));
+      assertInstanceOf(OciException.class, e.getCause());
+      assertTrue(e.getCause().getMessage().contains("is not a regular file"), e.getMessage());
+    }
+    assertArrayEquals(good, fetcher.fetch(Digest.sha256(good)).get(5, TimeUnit.SECONDS));
+  }
+}
