@@ -68,6 +68,7 @@ final class BundleCommand implements Callable<Integer> {
     }
     Path dir = Path.of(dirArg);
     Config config = Config.load(configFile);
+    String reachable = makePrivate(dir);
     Path rootfs = Files.createDirectories(dir.resolve("rootfs"));
     ContainerSpec container =
         new ContainerSpec(
@@ -82,7 +83,8 @@ final class BundleCommand implements Callable<Integer> {
             rootfs,
             persist,
             MountCommand.defaultLog(config, rootfs),
-            Duration.ofSeconds(config.mount.readyTimeoutSeconds));
+            Duration.ofSeconds(config.mount.readyTimeoutSeconds),
+            /* containerRoot= */ true);
     if (status != 0) {
       return status;
     }
@@ -94,7 +96,39 @@ final class BundleCommand implements Callable<Integer> {
             + dir
             + " ID; take it down with puzzlefs umount "
             + rootfs);
+    if (reachable != null) {
+      System.err.println(
+          "puzzlefs bundle: warning: "
+              + dir
+              + " is "
+              + reachable
+              + ", and the rootfs keeps the image's set-user-ID programs and device nodes for"
+              + " the container: other users could run them through it; chmod 700 "
+              + dir);
+    }
     return 0;
+  }
+
+  /**
+   * Makes {@code dir} with permissions {@code rwx------} if it is missing; returns null then, or
+   * when the existing one is closed to other users, and else says who may enter it.
+   */
+  private static String makePrivate(Path dir) throws java.io.IOException {
+    if (!Files.exists(dir)) {
+      Files.createDirectories(
+          dir,
+          java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+              java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+      return null;
+    }
+    var p = Files.getPosixFilePermissions(dir);
+    if (p.contains(java.nio.file.attribute.PosixFilePermission.OTHERS_EXECUTE)) {
+      return "open to every user";
+    }
+    if (p.contains(java.nio.file.attribute.PosixFilePermission.GROUP_EXECUTE)) {
+      return "open to its group";
+    }
+    return null;
   }
 
   /** {@code mount} with this command's cache and registry options, the image, and {@code lower}. */

@@ -217,7 +217,8 @@ final class MountCommand implements Callable<Integer> {
           mountpoint,
           persist,
           logFile != null ? logFile : defaultLog(config, mountpoint),
-          Duration.ofSeconds(config.mount.readyTimeoutSeconds));
+          Duration.ofSeconds(config.mount.readyTimeoutSeconds),
+          /* containerRoot= */ false);
     }
     if (!foreground) {
       return background(config, image);

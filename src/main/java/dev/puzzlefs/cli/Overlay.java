@@ -25,8 +25,15 @@ final class Overlay {
 
   private Overlay() {}
 
-  /** Mounts an overlay of {@code lower} (read-only) and {@code upper} on {@code target}. */
-  static void mount(Path lower, Path upper, Path work, Path target) throws IOException {
+  /**
+   * Mounts an overlay of {@code lower} (read-only) and {@code upper} on {@code target}. Unless
+   * {@code containerRoot}, it is {@code nosuid,nodev}, as the read-only FUSE mount is: an overlay
+   * has no "only the mounting user" rule, so on a mount point other users can reach, the image's
+   * set-user-ID programs and device nodes would be theirs to use. A container's root ({@code run},
+   * {@code bundle}) keeps them, for the programs inside, behind a directory only its owner enters.
+   */
+  static void mount(Path lower, Path upper, Path work, Path target, boolean containerRoot)
+      throws IOException {
     // One overlay per upper layer: two on one persist directory would each see the other's writes
     // half done (the kernel only warns). The check and the mount go together under a lock on the
     // directory that holds the upper layer (this JVM's threads, then other processes).
@@ -46,23 +53,25 @@ final class Overlay {
                   + busy
                   + " (a persist directory serves one mount at a time)");
         }
-        mountUnlocked(lower, upper, work, target);
+        mountUnlocked(lower, upper, work, target, containerRoot);
       }
     }
   }
 
-  private static void mountUnlocked(Path lower, Path upper, Path work, Path target)
-      throws IOException {
+  private static void mountUnlocked(
+      Path lower, Path upper, Path work, Path target, boolean containerRoot) throws IOException {
     String options =
         "lowerdir=" + escape(lower) + ",upperdir=" + escape(upper) + ",workdir=" + escape(work);
+    long flags = containerRoot ? 0 : MountCalls.MS_NOSUID | MountCalls.MS_NODEV;
     String failed;
     MountCalls.Result r =
-        MountCalls.usable() ? MountCalls.mount("puzzlefs", target, TYPE, options) : null;
+        MountCalls.usable() ? MountCalls.mount("puzzlefs", target, TYPE, flags, options) : null;
     if (r != null && r.ok()) {
       return;
     }
     // Not root, or the call failed: mount(8) tries again and says why in its own words.
-    failed = run(List.of("mount", "-t", TYPE, "-o", options, "puzzlefs", target.toString()));
+    String all = containerRoot ? options : "nosuid,nodev," + options;
+    failed = run(List.of("mount", "-t", TYPE, "-o", all, "puzzlefs", target.toString()));
     if (failed != null && r != null) {
       failed = failed + " (mount(2): " + r.describe() + ")";
     }

@@ -292,7 +292,13 @@ final class RunCommand implements Callable<Integer> {
         recorder = new ReadRecorder();
         opened.image().recordReads(recorder);
       }
-      Overlay.mount(layers.lower(), layers.upper(), layers.work(), layers.mountpoint());
+      // The container's root, in a private directory (rwx------): its programs keep set-user-ID.
+      Overlay.mount(
+          layers.lower(),
+          layers.upper(),
+          layers.work(),
+          layers.mountpoint(),
+          /* containerRoot= */ true);
       log.debug(
           "{} mounted on {}, writable at {}", name.text(), lower.mountpoint(), layers.mountpoint());
       int status;

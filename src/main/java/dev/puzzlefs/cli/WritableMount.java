@@ -82,7 +82,8 @@ final class WritableMount {
   /**
    * {@code mount --writable}: mounts the image read-only on a private directory in a background JVM
    * (the command line {@code childArgs} makes for that directory), then the overlay on {@code
-   * mountpoint}.
+   * mountpoint}: {@code nosuid,nodev} unless {@code containerRoot} (a bundle's rootfs, see {@link
+   * Overlay#mount}).
    *
    * @return 0 when both are mounted, 1 when the background mount failed (it printed why)
    */
@@ -91,7 +92,8 @@ final class WritableMount {
       Path mountpoint,
       Path persist,
       Path logFile,
-      Duration timeout)
+      Duration timeout,
+      boolean containerRoot)
       throws IOException {
     Path target = checkMountpoint(mountpoint);
     Layers layers = prepare(target, persist, "puzzlefs-writable-");
@@ -101,7 +103,7 @@ final class WritableMount {
       return status;
     }
     try {
-      Overlay.mount(layers.lower(), layers.upper(), layers.work(), target);
+      Overlay.mount(layers.lower(), layers.upper(), layers.work(), target, containerRoot);
     } catch (IOException e) {
       try {
         Mounter.umount(layers.lower());

@@ -62,9 +62,20 @@ public final class MountCalls {
     }
   }
 
+  /** {@code MS_NOSUID}: set-user-ID and set-group-ID bits do nothing on the mount. */
+  public static final long MS_NOSUID = 2;
+
+  /** {@code MS_NODEV}: device nodes on the mount cannot be opened. */
+  public static final long MS_NODEV = 4;
+
   /** {@code mount(source, target, type, 0, data)}. */
   public static Result mount(String source, Path target, String type, String data) {
-    int rc = LIBC.mount(c(source), c(target.toString()), c(type), 0, c(data));
+    return mount(source, target, type, 0, data);
+  }
+
+  /** {@code mount(source, target, type, flags, data)}. */
+  public static Result mount(String source, Path target, String type, long flags, String data) {
+    int rc = LIBC.mount(c(source), c(target.toString()), c(type), flags, c(data));
     return new Result(rc == 0 ? 0 : RUNTIME.getLastError());
   }
 

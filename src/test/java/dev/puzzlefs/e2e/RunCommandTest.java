@@ -454,5 +454,22 @@ class RunCommandTest {
     assertNotEquals(
         "overlay", Files.getFileStore(bundle.resolve("rootfs")).type(), "overlay unmounted");
     cli.assertNothingLeft(bundle);
+    // The rootfs keeps the image's set-user-ID programs for the container: a bundle directory the
+    // command makes is its owner's alone, and one that others may enter gets a warning.
+    assertEquals(
+        java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"),
+        Files.getPosixFilePermissions(bundle));
+    Path open =
+        Files.createDirectory(
+            work.resolve("open-bundle"),
+            java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x")));
+    Processes.Result warned =
+        cli.ok("bundle", "--plain-http", "--cache-dir", warmCache.toString(), ref, open.toString());
+    assertTrue(
+        warned.stderr().contains(open + " is open to every user")
+            && warned.stderr().contains("chmod 700 " + open),
+        warned.stderr());
+    cli.ok("umount", open.resolve("rootfs").toString());
   }
 }

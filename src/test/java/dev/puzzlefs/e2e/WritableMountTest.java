@@ -2,6 +2,7 @@ package dev.puzzlefs.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -92,6 +93,51 @@ class WritableMountTest {
 
     Isolated.assertBlobsIntact(oci);
     assertEquals("from the image\n", Files.readString(src.resolve("motd")));
+  }
+
+  /**
+   * An overlay has no "only the mounting user" rule, so a writable mount is {@code nosuid,nodev} as
+   * the read-only FUSE mount is: a set-user-ID-root program of the image, run by another user
+   * through it, runs as that user, and the image's device nodes cannot be opened.
+   */
+  @Test
+  void writable_isNosuidNodev_anotherUserGetsNoRootFromTheImage() throws Exception {
+    Path tree = Files.createDirectories(tmp.resolve("suid/bin"));
+    Path id = Files.copy(Path.of("/usr/bin/id"), tree.resolve("id"));
+    Processes.run(10, "chmod", "4755", id.toString());
+    Processes.run(10, "mknod", "-m", "666", tree.resolve("zero").toString(), "c", "1", "5");
+    Path suidOci = tmp.resolve("suid-oci");
+    Cli.ok("build", tree.getParent().toString(), suidOci.toString(), "v1");
+    Files.setPosixFilePermissions(
+        tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+
+    cli.ok("mount", "--writable", suidOci.toString(), "v1", mnt.toString());
+
+    String options = null;
+    for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+      String[] f = line.split(" ");
+      if (f[4].equals(mnt.toAbsolutePath().toString())) {
+        options = f[5];
+      }
+    }
+    assertTrue(
+        options != null && options.contains("nosuid") && options.contains("nodev"),
+        "mount options: " + options);
+    Processes.Result r =
+        Processes.exec(
+            30,
+            null,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            mnt.resolve("bin/id").toString(),
+            "-u");
+    assertEquals(0, r.exit(), r.stderr());
+    assertEquals("65534", r.out().strip(), "the set-user-ID bit gave its owner's id");
+    Processes.Result dev =
+        Processes.exec(30, null, "head", "-c", "1", mnt.resolve("bin/zero").toString());
+    assertNotEquals(0, dev.exit(), "a device node of the image opened: " + dev.out());
   }
 
   @Test
