@@ -108,6 +108,10 @@ final class TreeValidator {
   private static void checkInode(Inode inode) throws FormatException {
     switch (inode.kind()) {
       case FILE -> checkChunks(inode);
+      case CHR, BLK -> {
+        checkDeviceNumber(inode, "major", inode.major());
+        checkDeviceNumber(inode, "minor", inode.minor());
+      }
       case LNK -> {
         byte[] target = inode.symlinkTarget();
         if (target == null || target.length == 0) {
@@ -130,6 +134,25 @@ final class TreeValidator {
                   + "', which is empty or holds a NUL");
         }
       }
+    }
+  }
+
+  /**
+   * Refuses a device's major or minor number that does not fit the 32 unsigned bits a {@code dev_t}
+   * keeps of it, which would otherwise wrap to another device.
+   */
+  private static void checkDeviceNumber(Inode device, String part, long value)
+      throws FormatException {
+    if ((value & ~0xffff_ffffL) != 0) {
+      throw new FormatException(
+          (device.kind() == InodeKind.CHR ? "character" : "block")
+              + " device ino "
+              + u(device.ino())
+              + " has "
+              + part
+              + " number "
+              + u(value)
+              + ", which does not fit in 32 bits");
     }
   }
 

@@ -201,6 +201,26 @@ class ImageValidationTest {
   }
 
   @Test
+  void open_deviceNumberPast32Bits_refusedNamingInoAndValue() {
+    Inode chr = new Inode(2, InodeKind.CHR, 0, 0, 0600, 4294967304L, 0, null, null, null, null);
+    Inode blk = new Inode(2, InodeKind.BLK, 0, 0, 0600, 8, 1L << 32 | 1, null, null, null, null);
+    refused(
+        List.of(dir(1, entry("c", 2)), chr),
+        "character device ino 2 has major number 4294967304, which does not fit in 32 bits");
+    refused(
+        List.of(dir(1, entry("b", 2)), blk),
+        "block device ino 2 has minor number 4294967297, which does not fit in 32 bits");
+  }
+
+  @Test
+  void open_deviceNumbersOf32Bits_accepted() throws Exception {
+    Inode chr =
+        new Inode(2, InodeKind.CHR, 0, 0, 0600, 0xffff_ffffL, 0xffff_ffffL, null, null, null, null);
+
+    assertEquals(2, open(dir(1, entry("c", 2)), chr).inodeCount());
+  }
+
+  @Test
   void open_xattrNamedEmptyOrWithNul_refused() {
     for (byte[] key : List.of(new byte[0], new byte[] {'u', 0, 'x'})) {
       Inode root =
