@@ -48,6 +48,13 @@ public class PuzzleFs extends FuseStubFS {
   private static final int O_TRUNC = 01000;
   private static final int W_OK = 2;
   private static final int BLOCK_SIZE = 4096;
+
+  /**
+   * Linux's longest path, its NUL included: the kernel takes a readlink answer of at most this less
+   * one byte, and refuses a longer one, which the caller then sees as EIO.
+   */
+  private static final int PATH_MAX = 4096;
+
   private static final int NAME_MAX = 255;
 
   // Set before the FUSE loop's thread starts (a spare gets it then), so every callback sees it.
@@ -202,9 +209,11 @@ public class PuzzleFs extends FuseStubFS {
             return -ErrorCodes.EINVAL();
           }
           byte[] target = inode.symlinkTarget();
-          int length = (int) Math.min(target.length, size - 1);
-          buf.put(0, target, 0, length);
-          buf.putByte(length, (byte) 0);
+          if (target.length >= Math.min(size, PATH_MAX)) {
+            return -ErrorCodes.ENAMETOOLONG();
+          }
+          buf.put(0, target, 0, target.length);
+          buf.putByte(target.length, (byte) 0);
           return 0;
         });
   }

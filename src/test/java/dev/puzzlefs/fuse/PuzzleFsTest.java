@@ -74,6 +74,9 @@ class PuzzleFsTest {
     file("/two", random(700, 2));
     file("/big", random(2500, 3));
     inos.put("/dangling", fake.symlink("/dangling", utf8("does/not/exist")));
+    fake.symlink("/longest", utf8("l".repeat(4095)));
+    fake.symlink("/path-max", utf8("p".repeat(4096)));
+    fake.symlink("/too-long", utf8("t".repeat(5000)));
     fake.dir("/dir");
     file("/target", utf8("linked\n"));
     fake.hardlink("/dir/hard", inos.get("/target"));
@@ -195,6 +198,25 @@ class PuzzleFsTest {
     assertTrue(ls.out().contains("dangling -> does/not/exist"), ls.out());
     assertEquals(
         14L, Files.readAttributes(link, "unix:size", LinkOption.NOFOLLOW_LINKS).get("size"));
+  }
+
+  @Test
+  void symlink_targetLongerThanLinuxTakes_readlinkSaysNameTooLong() throws Exception {
+    String script =
+        "import errno, os, sys\n"
+            + "for name in sys.argv[1:]:\n"
+            + "    try:\n"
+            + "        print(name, len(os.readlink(name)))\n"
+            + "    except OSError as e:\n"
+            + "        print(name, errno.errorcode[e.errno])\n";
+    String dir = mnt.toString();
+    Result python =
+        run("python3", "-c", script, dir + "/longest", dir + "/path-max", dir + "/too-long");
+
+    assertEquals(
+        List.of(
+            dir + "/longest 4095", dir + "/path-max ENAMETOOLONG", dir + "/too-long ENAMETOOLONG"),
+        python.lines());
   }
 
   @Test
