@@ -327,7 +327,12 @@ public final class RootfsCodec {
       long previous = 0;
       for (index = 0; index < list.size(); index++) {
         Inode inode = decodeInode(list.get(index));
-        if (index > 0 && Long.compareUnsigned(inode.ino(), previous) <= 0) {
+        int cmp = Long.compareUnsigned(inode.ino(), previous);
+        if (index > 0 && cmp == 0) {
+          throw new FormatException(
+              "rootfs layer " + layer + " holds ino " + Long.toUnsignedString(previous) + " twice");
+        }
+        if (index > 0 && cmp < 0) {
           throw new FormatException(
               "rootfs layer "
                   + layer

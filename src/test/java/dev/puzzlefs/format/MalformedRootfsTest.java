@@ -247,7 +247,7 @@ class MalformedRootfsTest {
 
     FormatException e = refused(RootfsCodec.encode(model));
 
-    assertTrue(e.getMessage().contains("ino 2 follows ino 2"), e.getMessage());
+    assertEquals("rootfs layer 0 holds ino 2 twice", e.getMessage());
   }
 
   private static byte[] serialize(MessageBuilder message) throws IOException {
