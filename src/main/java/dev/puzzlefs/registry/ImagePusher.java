@@ -1,6 +1,11 @@
 package dev.puzzlefs.registry;
 
 import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.format.FileChunk;
+import dev.puzzlefs.format.FormatException;
+import dev.puzzlefs.format.Inode;
+import dev.puzzlefs.format.Rootfs;
+import dev.puzzlefs.format.RootfsCodec;
 import dev.puzzlefs.oci.Descriptor;
 import dev.puzzlefs.oci.ImageManifest;
 import dev.puzzlefs.oci.Json;
@@ -9,9 +14,12 @@ import dev.puzzlefs.oci.OciException;
 import dev.puzzlefs.oci.OciLayout;
 import io.vertx.core.Future;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -21,7 +29,8 @@ import org.slf4j.LoggerFactory;
  * Pushes a tagged image from a local OCI layout to a registry: every blob the manifest names
  * (config, rootfs, chunks) that the registry lacks, a few at a time, then the manifest itself, byte
  * for byte, so its digest is the same in both places. Blobs are read and verified off the event
- * loop; a blob the registry already has is not read at all.
+ * loop; a chunk the registry already has is not read at all. The rootfs is read first: an image
+ * whose rootfs reads a chunk its manifest does not list is refused before anything is sent.
  */
 public final class ImagePusher {
   private static final Logger LOG = LoggerFactory.getLogger(ImagePusher.class);
@@ -185,12 +194,68 @@ public final class ImagePusher {
       if (manifest.config() != null) {
         blobs.put(manifest.config().digest(), manifest.config());
       }
+      Set<Digest> layers = new HashSet<>();
+      Descriptor rootfs = null;
       if (manifest.layers() != null) {
         for (Descriptor layer : manifest.layers()) {
           blobs.putIfAbsent(layer.digest(), layer);
+          layers.add(layer.digestValue());
+          if (rootfs == null && MediaTypes.ROOTFS.equals(layer.mediaType())) {
+            rootfs = layer;
+          }
         }
       }
+      if (rootfs != null) {
+        checkChunksListed(layout, tag, rootfs, layers);
+      }
       return new LocalImage(descriptor, bytes, List.copyOf(blobs.values()));
+    }
+
+    /**
+     * Refuses an image whose rootfs reads a chunk the manifest's layers do not list: the registry
+     * would get an image that cannot be read. Names the first such chunk and how many there are. A
+     * rootfs that does not decode is pushed as it is, unchecked, as before.
+     */
+    private static void checkChunksListed(
+        OciLayout layout, String tag, Descriptor rootfsLayer, Set<Digest> layers)
+        throws java.io.IOException {
+      Rootfs rootfs;
+      try {
+        rootfs = RootfsCodec.decode(layout.readBlob(rootfsLayer));
+      } catch (FormatException e) {
+        LOG.warn(
+            "rootfs blob {} of {} does not decode, so its chunks are not checked: {}",
+            rootfsLayer.digest(),
+            tag,
+            e.getMessage());
+        return;
+      }
+      Set<Digest> missing = new LinkedHashSet<>();
+      for (List<Inode> layer : rootfs.layers()) {
+        for (Inode inode : layer) {
+          if (inode.chunks() == null) {
+            continue;
+          }
+          for (FileChunk chunk : inode.chunks()) {
+            if (!layers.contains(chunk.blob())) {
+              missing.add(chunk.blob());
+            }
+          }
+        }
+      }
+      if (!missing.isEmpty()) {
+        throw new OciException(
+            "image "
+                + tag
+                + " in "
+                + layout.root()
+                + " is incomplete: its rootfs uses chunk "
+                + missing.iterator().next()
+                + ", which its manifest does not list ("
+                + missing.size()
+                + (missing.size() == 1 ? " chunk" : " chunks")
+                + " missing in all); nothing was pushed");
+      }
     }
   }
 }

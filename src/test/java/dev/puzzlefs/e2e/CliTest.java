@@ -5,6 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.github.tomakehurst.wiremock.WireMockServer;
+import com.github.tomakehurst.wiremock.core.WireMockConfiguration;
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.oci.Descriptor;
+import dev.puzzlefs.oci.ImageManifest;
+import dev.puzzlefs.oci.Json;
 import dev.puzzlefs.oci.MediaTypes;
 import dev.puzzlefs.oci.OciLayout;
 import dev.puzzlefs.testing.Processes;
@@ -308,6 +314,39 @@ class CliTest {
       String ref = "docker://" + registry.hostPort() + "/cli/tls:v1";
       String err = fail("push", "--retries", "1", oci.toString(), "v1", ref);
       assertTrue(err.contains(registry.hostPort()), err);
+    }
+  }
+
+  @Test
+  void push_rootfsUsingAChunkTheManifestDoesNotList_failsBeforeSendingAnything() throws Exception {
+    OciLayout layout = OciLayout.open(oci);
+    ImageManifest manifest = layout.manifest("v1");
+    List<Descriptor> layers = new ArrayList<>(manifest.layers());
+    Descriptor dropped = layers.remove(layers.size() - 1);
+    assertEquals(MediaTypes.FILEDATA, dropped.mediaType());
+    byte[] rewritten =
+        Json.write(
+            new ImageManifest(
+                manifest.schemaVersion(),
+                manifest.mediaType(),
+                manifest.config(),
+                layers,
+                manifest.annotations()));
+    Digest digest = layout.putBlob(rewritten);
+    layout.tag("v1", Descriptor.of(MediaTypes.MANIFEST, digest, rewritten.length));
+    WireMockServer registry =
+        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
+    registry.start();
+    try {
+      String ref = "docker://127.0.0.1:" + registry.port() + "/cli/incomplete:v1";
+      Processes.Result r = Cli.run("push", "--plain-http", oci.toString(), "v1", ref);
+
+      assertEquals(1, r.exit(), r.stderr());
+      assertTrue(r.stderr().contains("uses chunk " + dropped.digest()), r.stderr());
+      assertTrue(r.stderr().contains("(1 chunk missing in all)"), r.stderr());
+      assertEquals(List.of(), registry.getAllServeEvents(), "nothing sent to the registry");
+    } finally {
+      registry.stop();
     }
   }
 
