@@ -15,7 +15,8 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code puzzlefs bundle IMAGE DIR}: an OCI runtime bundle for the user's own runtime. {@code
+ * {@code puzzlefs bundle IMAGE DIR}, IMAGE being {@code OCI_DIR TAG} (two words), {@code
+ * OCI_DIR:TAG} or a registry reference: an OCI runtime bundle for the user's own runtime. {@code
  * DIR/config.json} is written ({@link RuntimeConfig}, running {@code /bin/sh}), and {@code
  * DIR/rootfs} is a writable mount of the image, exactly as {@code mount --writable} makes one, so
  * {@code puzzlefs umount DIR/rootfs} takes it down.
@@ -32,17 +33,21 @@ import picocli.CommandLine.Spec;
       "Write an OCI runtime bundle of an image for your own runtime: DIR/config.json (runs"
           + " /bin/sh; edit it as you like) and DIR/rootfs, a writable mount of the image (lazy"
           + " from a registry) like mount --writable makes. IMAGE is "
-          + ImageName.FORMS
+          + BundleCommand.FORMS
           + "."
     })
 final class BundleCommand implements Callable<Integer> {
+  /** The forms IMAGE may take here: {@link ImageName#FORMS} and the two words OCI_DIR TAG. */
+  static final String FORMS = "OCI_DIR TAG, " + ImageName.FORMS;
+
   @Spec CommandSpec spec;
 
-  @Parameters(index = "0", paramLabel = "IMAGE", description = ImageName.FORMS)
-  String image;
-
-  @Parameters(index = "1", paramLabel = "DIR", description = "the bundle directory")
-  String dirArg;
+  @Parameters(
+      arity = "2..3",
+      paramLabel = "IMAGE DIR",
+      hideParamSyntax = true,
+      description = "IMAGE DIR: IMAGE is " + FORMS + ", DIR the bundle directory")
+  List<String> args;
 
   @Option(
       names = "--persist",
@@ -60,6 +65,8 @@ final class BundleCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    List<String> image = args.subList(0, args.size() - 1);
+    String dirArg = args.get(args.size() - 1);
     ImageName name;
     try {
       name = ImageName.parse(image);
@@ -144,9 +151,11 @@ final class BundleCommand implements Callable<Integer> {
         child.add(a);
       }
     }
-    // The last two positionals, IMAGE and DIR, become mount's image arguments and the lower dir.
-    child.remove(child.lastIndexOf(dirArg));
-    child.remove(child.lastIndexOf(image));
+    // The positionals, IMAGE (one or two words) and DIR, become mount's image arguments and the
+    // lower dir.
+    for (int i = args.size() - 1; i >= 0; i--) {
+      child.remove(child.lastIndexOf(args.get(i)));
+    }
     child.addAll(name.mountArgs());
     child.add(lower.toString());
     return child;

@@ -31,6 +31,28 @@ record ImageName(String text, Path layout, String tag, ImageReference reference)
         text, Caller.path(text.substring(0, colon)), text.substring(colon + 1), null);
   }
 
+  /**
+   * Parses the IMAGE words of {@code bundle}: one word as {@link #parse(String)} takes it, or two,
+   * {@code OCI_DIR TAG}.
+   *
+   * @throws IllegalArgumentException when they are neither
+   */
+  static ImageName parse(List<String> words) {
+    if (words.size() == 1) {
+      return parse(words.get(0));
+    }
+    String dir = words.get(0);
+    String tag = words.get(1);
+    if (words.size() != 2
+        || dir.isEmpty()
+        || tag.isEmpty()
+        || dir.startsWith(ImageReference.SCHEME)) {
+      throw new IllegalArgumentException(
+          "IMAGE is OCI_DIR TAG or " + FORMS + ", got '" + String.join(" ", words) + "'");
+    }
+    return new ImageName(dir + " " + tag, Caller.path(dir), tag, null);
+  }
+
   boolean remote() {
     return reference != null;
   }

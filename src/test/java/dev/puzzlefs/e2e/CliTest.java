@@ -351,6 +351,24 @@ class CliTest {
   }
 
   @Test
+  void bundle_imageGivenAsOciDirAndTagOrOciDirColonTag_writesConfigAndMountsTheImage()
+      throws Exception {
+    for (List<String> image : List.of(List.of(oci.toString(), "v1"), List.of(oci + ":v1"))) {
+      Path bundle = tmp.resolve("bundle-" + image.size());
+      List<String> args = new ArrayList<>(List.of("bundle"));
+      args.addAll(image);
+      args.add(bundle.toString());
+      Cli.ok(args.toArray(String[]::new));
+      try {
+        assertTrue(Files.isRegularFile(bundle.resolve("config.json")));
+        assertEquals("hello\n", Files.readString(bundle.resolve("rootfs/hello")));
+      } finally {
+        Cli.ok("umount", bundle.resolve("rootfs").toString());
+      }
+    }
+  }
+
+  @Test
   void skopeoCopy_toAnotherLayout_thenMounts() throws Exception {
     Path copy = tmp.resolve("copy");
     Processes.run(120, "skopeo", "copy", "-q", "oci:" + oci + ":v1", "oci:" + copy + ":v1");
