@@ -7,6 +7,7 @@ import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -387,16 +388,27 @@ public final class OciLayout {
     return Optional.ofNullable(before);
   }
 
-  /** Writes {@code data} to {@code target} through a temporary file and a rename. */
+  /**
+   * Writes {@code data} to {@code target} through a temporary file and a rename. A failure (a full
+   * disk, say) names {@code target}: the error of a write names no file.
+   */
   public static void writeAtomically(Path target, byte[] data) throws IOException {
-    Path dir = target.toAbsolutePath().getParent();
-    Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
     try {
-      Files.write(tmp, data);
-      Files.setPosixFilePermissions(tmp, READABLE);
-      move(tmp, target);
-    } finally {
-      Files.deleteIfExists(tmp);
+      Path dir = target.toAbsolutePath().getParent();
+      Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+      try {
+        Files.write(tmp, data);
+        Files.setPosixFilePermissions(tmp, READABLE);
+        move(tmp, target);
+      } finally {
+        Files.deleteIfExists(tmp);
+      }
+    } catch (IOException e) {
+      String reason =
+          e instanceof FileSystemException f && f.getReason() != null
+              ? f.getReason()
+              : e.getMessage();
+      throw new IOException("cannot write " + target + ": " + reason, e);
     }
   }
 
