@@ -2,7 +2,6 @@ package dev.puzzlefs.builder;
 
 import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.format.DirEntry;
-import dev.puzzlefs.format.FileChunk;
 import dev.puzzlefs.format.FormatException;
 import dev.puzzlefs.format.Inode;
 import dev.puzzlefs.format.InodeKind;
@@ -115,23 +114,16 @@ final class BaseImage {
       }
     }
     Map<String, Long> inoByPath = paths(tag, merged);
-    for (List<Inode> layer : rootfs.layers()) {
-      for (Inode inode : layer) {
-        if (inode.chunks() == null) {
-          continue;
-        }
-        for (FileChunk c : inode.chunks()) {
-          if (!chunks.containsKey(c.blob())) {
-            throw new IOException(
-                "base layer '"
-                    + tag
-                    + "': ino "
-                    + inode.ino()
-                    + " uses chunk "
-                    + c.blob()
-                    + " that its manifest does not list");
-          }
-        }
+    for (Rootfs.ChunkUse use : rootfs.chunkUses()) {
+      if (!chunks.containsKey(use.blob())) {
+        throw new IOException(
+            "base layer '"
+                + tag
+                + "': ino "
+                + use.ino()
+                + " uses chunk "
+                + use.blob()
+                + " that its manifest does not list");
       }
     }
     return new BaseImage(tag, rootfs.layers(), rootfs.verity(), chunks, inoByPath, visible, maxIno);

@@ -1,9 +1,7 @@
 package dev.puzzlefs.cli;
 
 import dev.puzzlefs.format.Digest;
-import dev.puzzlefs.format.FileChunk;
 import dev.puzzlefs.format.FsVerity;
-import dev.puzzlefs.format.Inode;
 import dev.puzzlefs.format.Rootfs;
 import dev.puzzlefs.format.RootfsCodec;
 import dev.puzzlefs.format.VerityData;
@@ -201,23 +199,16 @@ final class EnableVerityCommand implements Callable<Integer> {
     for (VerityData v : rootfs.verity()) {
       recorded.add(v.blob());
     }
-    for (List<Inode> layer : rootfs.layers()) {
-      for (Inode inode : layer) {
-        if (inode.chunks() == null) {
-          continue;
-        }
-        for (FileChunk c : inode.chunks()) {
-          if (!recorded.contains(c.blob())) {
-            throw new IOException(
-                "rootfs blob "
-                    + rootfsDesc.digest()
-                    + " records no fs-verity digest for chunk blob "
-                    + c.blob()
-                    + ", which ino "
-                    + inode.ino()
-                    + " uses; fs-verity cannot protect this image");
-          }
-        }
+    for (Rootfs.ChunkUse use : rootfs.chunkUses()) {
+      if (!recorded.contains(use.blob())) {
+        throw new IOException(
+            "rootfs blob "
+                + rootfsDesc.digest()
+                + " records no fs-verity digest for chunk blob "
+                + use.blob()
+                + ", which ino "
+                + use.ino()
+                + " uses; fs-verity cannot protect this image");
       }
     }
   }

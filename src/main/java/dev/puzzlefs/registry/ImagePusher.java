@@ -1,9 +1,7 @@
 package dev.puzzlefs.registry;
 
 import dev.puzzlefs.format.Digest;
-import dev.puzzlefs.format.FileChunk;
 import dev.puzzlefs.format.FormatException;
-import dev.puzzlefs.format.Inode;
 import dev.puzzlefs.format.Rootfs;
 import dev.puzzlefs.format.RootfsCodec;
 import dev.puzzlefs.oci.Descriptor;
@@ -231,16 +229,9 @@ public final class ImagePusher {
         return;
       }
       Set<Digest> missing = new LinkedHashSet<>();
-      for (List<Inode> layer : rootfs.layers()) {
-        for (Inode inode : layer) {
-          if (inode.chunks() == null) {
-            continue;
-          }
-          for (FileChunk chunk : inode.chunks()) {
-            if (!layers.contains(chunk.blob())) {
-              missing.add(chunk.blob());
-            }
-          }
+      for (Rootfs.ChunkUse use : rootfs.chunkUses()) {
+        if (!layers.contains(use.blob())) {
+          missing.add(use.blob());
         }
       }
       if (!missing.isEmpty()) {
