@@ -242,7 +242,14 @@ public final class Mounter {
       }
       String type = MountTable.typeAt(dir);
       if (type != null && type.startsWith("fuse")) {
-        Object devNow = Files.getAttribute(dir, "unix:dev");
+        Object devNow;
+        try {
+          devNow = Files.getAttribute(dir, "unix:dev");
+        } catch (IOException e) {
+          // Mounted, but its session is gone (ENOTCONN): libfuse failed after the kernel mount (an
+          // unknown option) and is taking it down. The loop's end says why, on the next look.
+          devNow = devBefore;
+        }
         if (!devNow.equals(devBefore)) {
           return;
         }
