@@ -4,6 +4,7 @@ import dev.puzzlefs.cache.BlobFetcher;
 import dev.puzzlefs.cache.CachingChunkSource;
 import dev.puzzlefs.cache.FallbackBlobFetcher;
 import dev.puzzlefs.cache.LayoutBlobFetcher;
+import dev.puzzlefs.cache.PackedBlobFetcher;
 import dev.puzzlefs.cache.RegistryBlobFetcher;
 import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.format.FsVerity;
@@ -138,8 +139,14 @@ final class OpenedImage implements AutoCloseable {
       Map<Digest, Long> sizes = layerSizes(pulled.manifest());
       List<BlobFetcher> fetchers = new ArrayList<>();
       for (RegistryClient client : clients) {
+        BlobFetcher blobs =
+            new RegistryBlobFetcher(client, ref.repository(), d -> sizes.getOrDefault(d, -1L));
+        // The registry that had the manifest may also have a chunk pack of the image; looked for
+        // beside the first reads, and used once found.
         fetchers.add(
-            new RegistryBlobFetcher(client, ref.repository(), d -> sizes.getOrDefault(d, -1L)));
+            client == from
+                ? PackedBlobFetcher.find(client, ref.repository(), pulled.digest(), sizes, blobs)
+                : blobs);
       }
       // Start with the registry that had the manifest; the others stay behind it in order.
       int first = clients.indexOf(from);

@@ -12,7 +12,7 @@ import dev.puzzlefs.oci.OciException;
 import dev.puzzlefs.oci.OciLayout;
 import io.vertx.core.Future;
 import java.util.ArrayList;
-import java.util.HashSet;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -39,6 +39,8 @@ public final class ImagePusher {
   private final RegistryClient client;
   private final int parallelism;
   private volatile Listener listener = new Listener() {};
+  private volatile boolean pack;
+  private volatile long segmentBytes = ChunkPack.SEGMENT_BYTES;
 
   /** Told how far a push has come; called on the client's threads, so it must be thread-safe. */
   public interface Listener {
@@ -70,6 +72,28 @@ public final class ImagePusher {
   }
 
   /**
+   * Also pushes a chunk pack of the image (see {@link ChunkPack}) after the image itself, so that
+   * lazy readers fetch runs of chunks with one request; returns this pusher. The pack costs the
+   * registry the space of the image's chunks once more.
+   */
+  public ImagePusher withPack(boolean withPack) {
+    this.pack = withPack;
+    return this;
+  }
+
+  /**
+   * Cuts the chunk pack into segments of at most {@code bytes} (default {@link
+   * ChunkPack#SEGMENT_BYTES}); returns this pusher.
+   */
+  public ImagePusher segmentBytes(long bytes) {
+    if (bytes < 1) {
+      throw new IllegalArgumentException("segment size must be positive, got " + bytes);
+    }
+    this.segmentBytes = bytes;
+    return this;
+  }
+
+  /**
    * Pushes the image tagged {@code tag} in {@code layout} to {@code target}, whose registry must be
    * the client's. Fails with an {@link OciException} if the layout is missing or corrupt, and a
    * {@link RegistryException} if the registry fails.
@@ -83,7 +107,21 @@ public final class ImagePusher {
     return client
         .vertx()
         .executeBlocking(() -> LocalImage.read(layout, tag), false)
-        .compose(image -> pushBlobs(layout, image, target).compose(s -> pushManifest(image, s)));
+        .compose(
+            image ->
+                pushBlobs(layout, image, target)
+                    .compose(s -> pushManifest(image, s))
+                    .compose(
+                        summary ->
+                            pack
+                                ? new PackPusher(client, layout, target.repository())
+                                    .push(
+                                        image.chunksInOrder(),
+                                        summary,
+                                        image.bytes().length,
+                                        segmentBytes)
+                                    .map(summary::withPack)
+                                : Future.succeededFuture(summary)));
   }
 
   private Future<Counts> pushBlobs(OciLayout layout, LocalImage image, ImageReference target) {
@@ -144,7 +182,8 @@ public final class ImagePusher {
                     counts.skipped.get(),
                     counts.bytes.get(),
                     digest,
-                    target));
+                    target,
+                    null));
   }
 
   private static byte[] readBlob(OciLayout layout, Descriptor blob) throws OciException {
@@ -182,7 +221,8 @@ public final class ImagePusher {
   }
 
   /** The manifest behind a tag: its index entry, exact bytes, and the blobs it names. */
-  private record LocalImage(Descriptor descriptor, byte[] bytes, List<Descriptor> blobs) {
+  private record LocalImage(
+      Descriptor descriptor, byte[] bytes, List<Descriptor> blobs, List<Descriptor> chunksInOrder) {
     static LocalImage read(OciLayout layout, String tag) throws java.io.IOException {
       Descriptor descriptor = layout.resolveTag(tag);
       byte[] bytes = layout.readBlob(descriptor);
@@ -192,30 +232,31 @@ public final class ImagePusher {
       if (manifest.config() != null) {
         blobs.put(manifest.config().digest(), manifest.config());
       }
-      Set<Digest> layers = new HashSet<>();
+      Map<Digest, Descriptor> layers = new HashMap<>();
       Descriptor rootfs = null;
       if (manifest.layers() != null) {
         for (Descriptor layer : manifest.layers()) {
           blobs.putIfAbsent(layer.digest(), layer);
-          layers.add(layer.digestValue());
+          layers.putIfAbsent(layer.digestValue(), layer);
           if (rootfs == null && MediaTypes.ROOTFS.equals(layer.mediaType())) {
             rootfs = layer;
           }
         }
       }
-      if (rootfs != null) {
-        checkChunksListed(layout, tag, rootfs, layers);
-      }
-      return new LocalImage(descriptor, bytes, List.copyOf(blobs.values()));
+      List<Descriptor> inOrder =
+          rootfs == null ? List.of() : checkChunksListed(layout, tag, rootfs, layers);
+      return new LocalImage(descriptor, bytes, List.copyOf(blobs.values()), inOrder);
     }
 
     /**
      * Refuses an image whose rootfs reads a chunk the manifest's layers do not list: the registry
      * would get an image that cannot be read. Names the first such chunk and how many there are. A
-     * rootfs that does not decode is pushed as it is, unchecked, as before.
+     * rootfs that does not decode is pushed as it is, unchecked, as before. Returns the chunks in
+     * the order the rootfs first uses them (the order of its data stream), each once; empty when
+     * the rootfs does not decode.
      */
-    private static void checkChunksListed(
-        OciLayout layout, String tag, Descriptor rootfsLayer, Set<Digest> layers)
+    private static List<Descriptor> checkChunksListed(
+        OciLayout layout, String tag, Descriptor rootfsLayer, Map<Digest, Descriptor> layers)
         throws java.io.IOException {
       Rootfs rootfs;
       try {
@@ -226,12 +267,16 @@ public final class ImagePusher {
             rootfsLayer.digest(),
             tag,
             e.getMessage());
-        return;
+        return List.of();
       }
       Set<Digest> missing = new LinkedHashSet<>();
+      Map<Digest, Descriptor> inOrder = new LinkedHashMap<>();
       for (Rootfs.ChunkUse use : rootfs.chunkUses()) {
-        if (!layers.contains(use.blob())) {
+        Descriptor listed = layers.get(use.blob());
+        if (listed == null) {
           missing.add(use.blob());
+        } else {
+          inOrder.putIfAbsent(use.blob(), listed);
         }
       }
       if (!missing.isEmpty()) {
@@ -247,6 +292,7 @@ public final class ImagePusher {
                 + (missing.size() == 1 ? " chunk" : " chunks")
                 + " missing in all); nothing was pushed");
       }
+      return List.copyOf(inOrder.values());
     }
   }
 }

@@ -10,13 +10,31 @@ import dev.puzzlefs.format.Digest;
  * @param bytesUploaded bytes of the blobs sent
  * @param manifestDigest the digest of the pushed manifest
  * @param reference where the manifest now lives
+ * @param pack the chunk pack pushed beside the image; null when none was asked for
  */
 public record PushSummary(
     int uploaded,
     int skipped,
     long bytesUploaded,
     Digest manifestDigest,
-    ImageReference reference) {
+    ImageReference reference,
+    Pack pack) {
+
+  /**
+   * The chunk pack pushed with an image (see {@link ChunkPack}).
+   *
+   * @param manifest the digest of the pack's manifest
+   * @param segments how many segments it has
+   * @param chunks how many chunks it holds
+   * @param bytes the segments' bytes in all
+   * @param uploaded the segments' bytes sent (the registry lacked them)
+   */
+  public record Pack(Digest manifest, int segments, int chunks, long bytes, long uploaded) {}
+
+  /** The same summary with {@code newPack}. */
+  PushSummary withPack(Pack newPack) {
+    return new PushSummary(uploaded, skipped, bytesUploaded, manifestDigest, reference, newPack);
+  }
 
   /** One line for a person: {@code pushed docker://..: 3 blobs uploaded (1.2 MiB), 5 present}. */
   @Override
@@ -32,7 +50,20 @@ public record PushSummary(
         + humanBytes(bytesUploaded)
         + "), "
         + skipped
-        + " already present";
+        + " already present"
+        + (pack == null
+            ? ""
+            : "; chunk pack "
+                + pack.manifest()
+                + ": "
+                + pack.chunks()
+                + " chunks in "
+                + pack.segments()
+                + (pack.segments() == 1 ? " segment (" : " segments (")
+                + humanBytes(pack.bytes())
+                + ", "
+                + humanBytes(pack.uploaded())
+                + " uploaded)");
   }
 
   private static String humanBytes(long bytes) {

@@ -169,6 +169,26 @@ public final class RegistryClient implements AutoCloseable {
   }
 
   /**
+   * Bytes {@code [offset, offset + length)} of blob {@code digest}, with one range request. Not
+   * verified (a part of a blob has no digest of its own): the caller checks what it cuts out of it.
+   * Fails with {@link RangeNotSupportedException}, without retries, when the registry sends
+   * anything but that part.
+   */
+  public Future<byte[]> pullRange(String repository, Digest digest, long offset, int length) {
+    return run(new RangePuller(http, repository, digest, offset, length));
+  }
+
+  /**
+   * The chunk pack that refers to image manifest {@code image} in {@code repository} (see {@link
+   * ChunkPack}), checked against the image's chunk sizes {@code chunkSizes}; null when there is
+   * none. Fails when there is one that cannot be fetched or does not fit the image.
+   */
+  public Future<ChunkPack> findChunkPack(
+      String repository, Digest image, java.util.Map<Digest, Long> chunkSizes) {
+    return new PackFinder(this, repository).find(image, chunkSizes);
+  }
+
+  /**
    * Uploads {@code data} as blob {@code digest} in one request. The bytes are not hashed again here
    * (callers read them from a verifying store, and this may run on an event loop); the registry
    * checks them and a mismatch fails with its DIGEST_INVALID error.

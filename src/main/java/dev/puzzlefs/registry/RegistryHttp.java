@@ -108,6 +108,11 @@ final class RegistryHttp {
    * stop it early (what {@link #request} cannot do once a body codec is set).
    */
   Future<HttpClientResponse> get(String path) {
+    return get(path, null, null);
+  }
+
+  /** The same, with one more request header (none when {@code header} is null). */
+  Future<HttpClientResponse> get(String path, String header, String value) {
     requests.incrementAndGet();
     RequestOptions request =
         new RequestOptions()
@@ -122,6 +127,9 @@ final class RegistryHttp {
             .putHeader("User-Agent", options.userAgent());
     if (authorization != null) {
       request.putHeader("Authorization", authorization);
+    }
+    if (header != null) {
+      request.putHeader(header, value);
     }
     // Paused as soon as it arrives, on the event loop: the caller attaches its body handlers in a
     // later callback (after retries' and limiters' hops), and must then resume() it, so no

@@ -1,0 +1,278 @@
+package dev.puzzlefs.cache;
+
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.registry.ChunkPack;
+import dev.puzzlefs.registry.RangeNotSupportedException;
+import dev.puzzlefs.registry.RegistryClient;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.LongAdder;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Fetches chunks from an image's chunk pack when it has one (see {@link ChunkPack}): the chunks
+ * asked for within a millisecond of each other that lie one after the other in a segment come with
+ * one range request, and each is checked against its own digest before it is handed out. Anything
+ * else goes to {@code blobs}, one request per blob: chunks the pack does not hold, a lone chunk,
+ * every chunk until the pack has been found (the search runs beside the image's first reads), a
+ * chunk whose bytes in the pack are wrong, and every chunk of a range that failed. A registry that
+ * answers a range with anything but that range turns the pack off for good.
+ */
+public final class PackedBlobFetcher implements BlobFetcher {
+  private static final Logger LOG = LoggerFactory.getLogger(PackedBlobFetcher.class);
+
+  /** The most bytes one range request asks for. */
+  static final int MAX_RANGE_BYTES = 4 << 20;
+
+  /** How long requests gather before they go out as ranges. */
+  static final long GATHER_MILLIS = Long.getLong("puzzlefs.packGather", 2);
+
+  /**
+   * The most bytes between two chunks asked for that one range still spans: fetched and dropped,
+   * cheaper than a request of their own (they are mostly chunks already fetched or on their way).
+   */
+  static final long MAX_GAP_BYTES = Long.getLong("puzzlefs.packGap", 512 << 10);
+
+  private final RegistryClient client;
+  private final String repository;
+  private final BlobFetcher blobs;
+  private final CompletableFuture<ChunkPack> pack;
+  private final AtomicBoolean disabled = new AtomicBoolean();
+
+  private final Object lock = new Object();
+  private List<Wanted> gathering = new ArrayList<>();
+  private boolean flushScheduled;
+
+  private final LongAdder ranges = new LongAdder();
+  private final LongAdder rangeChunks = new LongAdder();
+  private final LongAdder fallbacks = new LongAdder();
+
+  private record Wanted(Digest chunk, ChunkPack.Location at, CompletableFuture<byte[]> result) {}
+
+  private PackedBlobFetcher(
+      RegistryClient client,
+      String repository,
+      BlobFetcher blobs,
+      CompletableFuture<ChunkPack> pack) {
+    this.client = client;
+    this.repository = repository;
+    this.blobs = blobs;
+    this.pack = pack;
+  }
+
+  /**
+   * A fetcher that looks for the chunk pack of image manifest {@code image} in {@code repository}
+   * (whose chunks have the sizes {@code chunkSizes}) and, until it has found it or when there is
+   * none, fetches through {@code blobs}. A pack that cannot be fetched or does not fit the image is
+   * reported once as a warning and not used.
+   */
+  public static PackedBlobFetcher find(
+      RegistryClient client,
+      String repository,
+      Digest image,
+      Map<Digest, Long> chunkSizes,
+      BlobFetcher blobs) {
+    CompletableFuture<ChunkPack> pack =
+        client
+            .findChunkPack(repository, image, chunkSizes)
+            .toCompletionStage()
+            .toCompletableFuture()
+            .handle(
+                (found, failure) -> {
+                  if (failure != null) {
+                    LOG.warn(
+                        "not using the chunk pack of {} in {}/{}: {}; fetching its chunks one by"
+                            + " one",
+                        image,
+                        client.registry(),
+                        repository,
+                        failure.getMessage());
+                    return null;
+                  }
+                  if (found != null) {
+                    LOG.debug(
+                        "using chunk pack {} of {} ({} chunks in {} segments)",
+                        found.manifest(),
+                        image,
+                        found.chunks(),
+                        found.segments());
+                  }
+                  return found;
+                });
+    return new PackedBlobFetcher(client, repository, blobs, pack);
+  }
+
+  /** The search for the pack: completes with it, or with null when there is none to use. */
+  public CompletableFuture<ChunkPack> search() {
+    return pack.copy();
+  }
+
+  @Override
+  public CompletableFuture<byte[]> fetch(Digest blob) {
+    ChunkPack found = disabled.get() ? null : pack.getNow(null);
+    ChunkPack.Location at = found == null ? null : found.locate(blob);
+    if (at == null) {
+      return blobs.fetch(blob);
+    }
+    Wanted wanted = new Wanted(blob, at, new CompletableFuture<>());
+    boolean schedule;
+    synchronized (lock) {
+      gathering.add(wanted);
+      schedule = !flushScheduled;
+      flushScheduled = true;
+    }
+    if (schedule) {
+      client.vertx().setTimer(GATHER_MILLIS, id -> flush());
+    }
+    return wanted.result();
+  }
+
+  /** Sends what has gathered: runs of neighbours as ranges, lone chunks as blobs. */
+  private void flush() {
+    List<Wanted> batch;
+    synchronized (lock) {
+      batch = gathering;
+      gathering = new ArrayList<>();
+      flushScheduled = false;
+    }
+    batch.sort(
+        Comparator.comparing((Wanted w) -> w.at().segment().toString())
+            .thenComparingLong(w -> w.at().offset()));
+    List<Wanted> run = new ArrayList<>();
+    long start = 0;
+    long end = 0;
+    for (Wanted w : batch) {
+      boolean joins =
+          !run.isEmpty()
+              && w.at().segment().equals(run.get(0).at().segment())
+              && w.at().offset() <= end + MAX_GAP_BYTES
+              && Math.max(end, w.at().offset() + w.at().length()) - start <= MAX_RANGE_BYTES;
+      if (!joins) {
+        send(run, start, end);
+        run = new ArrayList<>();
+        start = w.at().offset();
+        end = start;
+      }
+      run.add(w);
+      end = Math.max(end, w.at().offset() + w.at().length());
+    }
+    send(run, start, end);
+  }
+
+  private void send(List<Wanted> run, long start, long end) {
+    if (run.isEmpty()) {
+      return;
+    }
+    if (run.size() == 1 || disabled.get()) {
+      for (Wanted w : run) {
+        fromBlob(w);
+      }
+      return;
+    }
+    ranges.increment();
+    Digest segment = run.get(0).at().segment();
+    client
+        .pullRange(repository, segment, start, (int) (end - start))
+        .onComplete(
+            ar -> {
+              if (ar.failed()) {
+                rangeFailed(run, segment, ar.cause());
+                return;
+              }
+              byte[] bytes = ar.result();
+              // Hashing up to a few MiB is no work for an event loop.
+              client
+                  .vertx()
+                  .executeBlocking(
+                      () -> {
+                        cut(run, start, bytes);
+                        return null;
+                      },
+                      false)
+                  .onFailure(
+                      e -> {
+                        for (Wanted w : run) {
+                          if (!w.result().isDone()) {
+                            fromBlob(w);
+                          }
+                        }
+                      });
+            });
+  }
+
+  /** Hands each chunk of a range its bytes, when they hash to its digest; the others as blobs. */
+  private void cut(List<Wanted> run, long start, byte[] range) {
+    for (Wanted w : run) {
+      int from = (int) (w.at().offset() - start);
+      if (Digest.sha256(range, from, w.at().length()).equals(w.chunk())) {
+        rangeChunks.increment();
+        w.result().complete(java.util.Arrays.copyOfRange(range, from, from + w.at().length()));
+      } else {
+        LOG.warn(
+            "chunk {} in pack segment {} of {}/{} is corrupt; fetching the chunk's own blob",
+            w.chunk(),
+            w.at().segment(),
+            client.registry(),
+            repository);
+        fromBlob(w);
+      }
+    }
+  }
+
+  private void rangeFailed(List<Wanted> run, Digest segment, Throwable failure) {
+    if (failure instanceof RangeNotSupportedException && disabled.compareAndSet(false, true)) {
+      LOG.warn(
+          "not using the chunk pack of {}/{} any more: {}; fetching chunks one by one",
+          client.registry(),
+          repository,
+          failure.getMessage());
+    } else {
+      LOG.debug(
+          "range of pack segment {} failed ({}); fetching its {} chunks one by one",
+          segment,
+          failure.getMessage(),
+          run.size());
+    }
+    for (Wanted w : run) {
+      fromBlob(w);
+    }
+  }
+
+  private void fromBlob(Wanted w) {
+    fallbacks.increment();
+    CompletableFuture<byte[]> f;
+    try {
+      f = blobs.fetch(w.chunk());
+    } catch (RuntimeException e) {
+      f = CompletableFuture.failedFuture(e);
+    }
+    f.whenComplete(
+        (bytes, failure) -> {
+          if (failure == null) {
+            w.result().complete(bytes);
+          } else {
+            w.result().completeExceptionally(failure);
+          }
+        });
+  }
+
+  @Override
+  public Map<String, Long> stats() {
+    Map<String, Long> out = new TreeMap<>(blobs.stats());
+    out.put("packRanges", ranges.sum());
+    out.put("packChunks", rangeChunks.sum());
+    out.put("packChunksAsBlobs", fallbacks.sum());
+    return out;
+  }
+
+  @Override
+  public String source() {
+    return blobs.source();
+  }
+}

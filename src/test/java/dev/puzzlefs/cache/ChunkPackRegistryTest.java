@@ -1,0 +1,390 @@
+package dev.puzzlefs.cache;
+
+import static com.github.tomakehurst.wiremock.client.WireMock.aResponse;
+import static com.github.tomakehurst.wiremock.client.WireMock.any;
+import static com.github.tomakehurst.wiremock.client.WireMock.anyUrl;
+import static com.github.tomakehurst.wiremock.client.WireMock.get;
+import static com.github.tomakehurst.wiremock.client.WireMock.matching;
+import static com.github.tomakehurst.wiremock.client.WireMock.urlEqualTo;
+import static dev.puzzlefs.testing.Futures.await;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.github.tomakehurst.wiremock.WireMockServer;
+import com.github.tomakehurst.wiremock.core.WireMockConfiguration;
+import dev.puzzlefs.builder.ImageBuilder;
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.oci.Descriptor;
+import dev.puzzlefs.oci.ImageManifest;
+import dev.puzzlefs.oci.MediaTypes;
+import dev.puzzlefs.oci.OciLayout;
+import dev.puzzlefs.registry.ChunkPack;
+import dev.puzzlefs.registry.ImagePusher;
+import dev.puzzlefs.registry.ImageReference;
+import dev.puzzlefs.registry.PushSummary;
+import dev.puzzlefs.registry.RegistryClient;
+import dev.puzzlefs.registry.RegistryClientOptions;
+import dev.puzzlefs.testing.TestImages;
+import dev.puzzlefs.testing.TestRegistry;
+import io.vertx.core.Vertx;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Chunk packs against a real registry: {@code push --pack} writes a pack the reader finds through
+ * the referrers tag, the reader fetches runs of chunks with range requests, and every way a pack
+ * can let it down (no pack, a corrupt segment, a registry that ignores ranges, a pack of another
+ * image) still gives every chunk's right bytes.
+ */
+class ChunkPackRegistryTest {
+  private static final Duration TIMEOUT = Duration.ofSeconds(5);
+  private static final long SEGMENT_BYTES = 1 << 20;
+
+  private static TestRegistry registry;
+  private static Vertx vertx;
+  @TempDir static Path tmp;
+  private static OciLayout layout;
+  private static ImageManifest manifest;
+  private static Digest manifestDigest;
+  private static Map<Digest, Long> sizes;
+  private static List<Digest> chunks;
+
+  private final List<RegistryClient> clients = new ArrayList<>();
+  private final List<CachingChunkSource> sources = new ArrayList<>();
+
+  @BeforeAll
+  static void buildImage() throws Exception {
+    registry = TestRegistry.launch();
+    vertx = Vertx.vertx();
+    Path src = Files.createDirectories(tmp.resolve("src"));
+    Random random = new Random(7);
+    for (int f = 0; f < 8; f++) {
+      Files.write(
+          src.resolve("f" + f), TestImages.randomBytes(random, 200_000 + random.nextInt(400_000)));
+    }
+    layout = OciLayout.openOrCreate(tmp.resolve("oci"));
+    new ImageBuilder(2).build(src, layout, "v1");
+    Descriptor desc = layout.resolveTag("v1");
+    manifestDigest = desc.digestValue();
+    manifest = layout.manifest("v1");
+    sizes = new HashMap<>();
+    chunks = new ArrayList<>();
+    for (Descriptor layer : manifest.layers()) {
+      sizes.put(layer.digestValue(), layer.size());
+      if (!MediaTypes.ROOTFS.equals(layer.mediaType())) {
+        chunks.add(layer.digestValue());
+      }
+    }
+    assertTrue(chunks.size() > 20, "the image should have many chunks: " + chunks.size());
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    if (vertx != null) {
+      await(vertx.close());
+    }
+    if (registry != null) {
+      registry.close();
+    }
+  }
+
+  @AfterEach
+  void close() {
+    sources.forEach(CachingChunkSource::close);
+    clients.forEach(RegistryClient::close);
+  }
+
+  private RegistryClient client(String hostPort) {
+    RegistryClient c =
+        new RegistryClient(
+            vertx,
+            hostPort,
+            new RegistryClientOptions()
+                .plainHttp(true)
+                .connectTimeout(TIMEOUT)
+                .idleTimeout(TIMEOUT)
+                .requestTimeout(TIMEOUT)
+                .maxAttempts(2)
+                .initialBackoff(Duration.ofMillis(50)));
+    clients.add(c);
+    return c;
+  }
+
+  private PushSummary push(String repo, boolean pack) throws Exception {
+    ImageReference ref =
+        ImageReference.parse("docker://" + registry.hostPort() + "/" + repo + ":v1");
+    return await(
+        new ImagePusher(client(registry.hostPort()))
+            .withPack(pack)
+            .segmentBytes(SEGMENT_BYTES)
+            .push(layout, "v1", ref));
+  }
+
+  private PackedBlobFetcher fetcher(RegistryClient client, String repo) {
+    return PackedBlobFetcher.find(
+        client, repo, manifestDigest, sizes, new RegistryBlobFetcher(client, repo));
+  }
+
+  private CachingChunkSource source(BlobFetcher fetcher) throws Exception {
+    CachingChunkSource source =
+        CachingChunkSource.builder(fetcher).fetchTimeout(Duration.ofSeconds(30)).build();
+    sources.add(source);
+    return source;
+  }
+
+  /** Fetches every chunk at once and checks each against the layout's blob. */
+  private static void fetchAllAndCheck(CachingChunkSource source) throws Exception {
+    List<CompletableFuture<byte[]>> all = new ArrayList<>();
+    for (Digest d : chunks) {
+      all.add(source.fetch(d));
+    }
+    for (int i = 0; i < chunks.size(); i++) {
+      assertArrayEquals(layout.readBlob(chunks.get(i)), await(all.get(i)), "chunk " + i);
+    }
+  }
+
+  private static JsonNode referrers(String repo) throws Exception {
+    java.net.http.HttpResponse<String> r =
+        java.net.http.HttpClient.newHttpClient()
+            .send(
+                java.net.http.HttpRequest.newBuilder(
+                        java.net.URI.create(
+                            registry.url()
+                                + "/v2/"
+                                + repo
+                                + "/manifests/"
+                                + ChunkPack.referrersTag(manifestDigest)))
+                    .header("Accept", MediaTypes.INDEX)
+                    .build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+    assertEquals(200, r.statusCode(), r.body());
+    return new ObjectMapper().readTree(r.body());
+  }
+
+  @Test
+  void pushWithPack_readerFindsIt_andFetchesRunsOfChunksWithFewRequests() throws Exception {
+    PushSummary pushed = push("pack/found", true);
+    assertNotNull(pushed.pack());
+    assertEquals(chunks.size(), pushed.pack().chunks());
+    assertTrue(pushed.pack().segments() > 1, pushed.toString());
+    assertTrue(
+        pushed.toString().contains("chunk pack " + pushed.pack().manifest()), pushed.toString());
+
+    RegistryClient client = client(registry.hostPort());
+    PackedBlobFetcher fetcher = fetcher(client, "pack/found");
+    ChunkPack pack = fetcher.search().get();
+    assertNotNull(pack);
+    assertEquals(chunks.size(), pack.chunks());
+    long before = client.requests();
+    fetchAllAndCheck(source(fetcher));
+    long requests = client.requests() - before;
+    Map<String, Long> stats = fetcher.stats();
+    // Every chunk from a range, but for a chunk alone in its run (one per segment at most).
+    assertEquals(
+        chunks.size(), stats.get("packChunks") + stats.get("packChunksAsBlobs"), stats.toString());
+    assertTrue(stats.get("packChunks") >= chunks.size() - pack.segments(), stats.toString());
+    assertTrue(
+        requests <= pack.segments() + 2,
+        requests
+            + " requests for "
+            + chunks.size()
+            + " chunks in "
+            + pack.segments()
+            + " segments");
+  }
+
+  @Test
+  void pushWithPackAgain_listsOnePackUnderTheReferrersTag_andKeepsOtherReferrers()
+      throws Exception {
+    push("pack/again", true);
+    JsonNode first = referrers("pack/again");
+    assertEquals(1, first.get("manifests").size(), first.toString());
+    assertEquals(
+        ChunkPack.ARTIFACT_TYPE, first.get("manifests").get(0).get("artifactType").asText());
+
+    // another tool's referrer (a signature, say) listed beside the pack
+    RegistryClient client = client(registry.hostPort());
+    String foreign =
+        "{\"manifests\":["
+            + first.get("manifests").get(0)
+            + ",{\"artifactType\":\"application/example.signature\",\"digest\":\""
+            + manifestDigest
+            + "\",\"mediaType\":\""
+            + MediaTypes.MANIFEST
+            + "\",\"size\":1}],\"mediaType\":\""
+            + MediaTypes.INDEX
+            + "\",\"schemaVersion\":2}";
+    await(
+        client.pushManifest(
+            "pack/again",
+            ChunkPack.referrersTag(manifestDigest),
+            foreign.getBytes(StandardCharsets.UTF_8),
+            MediaTypes.INDEX));
+
+    push("pack/again", true);
+    JsonNode second = referrers("pack/again");
+    assertEquals(2, second.get("manifests").size(), second.toString());
+    assertEquals(
+        1,
+        second.findValuesAsText("artifactType").stream()
+            .filter(ChunkPack.ARTIFACT_TYPE::equals)
+            .count(),
+        second.toString());
+    assertTrue(second.toString().contains("application/example.signature"), second.toString());
+  }
+
+  @Test
+  void imageWithoutPack_searchFindsNone_andChunksComeAsBlobs() throws Exception {
+    PushSummary pushed = push("pack/none", false);
+    assertNull(pushed.pack());
+    RegistryClient client = client(registry.hostPort());
+    PackedBlobFetcher fetcher = fetcher(client, "pack/none");
+    assertNull(fetcher.search().get());
+    fetchAllAndCheck(source(fetcher));
+    assertEquals(0L, fetcher.stats().get("packRanges"));
+    assertEquals((long) chunks.size(), client.blobsFetched());
+  }
+
+  @Test
+  void corruptSegment_itsChunksComeFromTheirOwnBlobs_withTheRightBytes() throws Exception {
+    push("pack/corrupt", true);
+    RegistryClient client = client(registry.hostPort());
+    PackedBlobFetcher fetcher = fetcher(client, "pack/corrupt");
+    ChunkPack pack = fetcher.search().get();
+    assertNotNull(pack);
+    // Damage the registry's copy of the first segment, in the middle of its first chunk.
+    ChunkPack.Location first = pack.locate(chunks.get(0));
+    Path data =
+        registry
+            .storage()
+            .resolve("docker/registry/v2/blobs/sha256")
+            .resolve(first.segment().hex().substring(0, 2))
+            .resolve(first.segment().hex())
+            .resolve("data");
+    byte[] bytes = Files.readAllBytes(data);
+    bytes[(int) first.offset() + first.length() / 2] ^= 0x55;
+    Files.write(data, bytes);
+
+    fetchAllAndCheck(source(fetcher));
+    Map<String, Long> stats = fetcher.stats();
+    assertTrue(stats.get("packChunksAsBlobs") >= 1, stats.toString());
+    assertTrue(stats.get("packChunks") >= 1, stats.toString());
+  }
+
+  @Test
+  void registryIgnoringRanges_turnsThePackOff_andEveryChunkStillArrives() throws Exception {
+    push("pack/norange", true);
+    // A proxy in front of the real registry that answers range requests with the whole blob.
+    WireMockServer proxy =
+        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
+    proxy.start();
+    try {
+      proxy.stubFor(
+          any(anyUrl()).atPriority(10).willReturn(aResponse().proxiedFrom(registry.url())));
+      RegistryClient direct = client(registry.hostPort());
+      ChunkPack pack = await(direct.findChunkPack("pack/norange", manifestDigest, sizes));
+      Digest segment = pack.locate(chunks.get(0)).segment();
+      byte[] whole = await(direct.pullBlob("pack/norange", segment));
+      proxy.stubFor(
+          get(urlEqualTo("/v2/pack/norange/blobs/" + segment))
+              .withHeader("Range", matching("bytes=.*"))
+              .atPriority(1)
+              .willReturn(aResponse().withStatus(200).withBody(whole)));
+
+      RegistryClient client = client("127.0.0.1:" + proxy.port());
+      PackedBlobFetcher fetcher = fetcher(client, "pack/norange");
+      assertNotNull(fetcher.search().get());
+      fetchAllAndCheck(source(fetcher));
+      Map<String, Long> stats = fetcher.stats();
+      assertTrue(stats.get("packRanges") >= 1, stats.toString());
+      assertTrue(stats.get("packChunksAsBlobs") >= 1, stats.toString());
+      // Turned off: later chunks go straight to their blobs, without a range.
+      long ranges = stats.get("packRanges");
+      CachingChunkSource fresh = source(fetcher);
+      fetchAllAndCheck(fresh);
+      assertEquals(ranges, fetcher.stats().get("packRanges"));
+    } finally {
+      proxy.stop();
+    }
+  }
+
+  @Test
+  void packOfAnotherImage_isNotUsed() throws Exception {
+    push("pack/other", true);
+    RegistryClient client = client(registry.hostPort());
+    // The same image's referrers tag, but it lists a pack made for another subject.
+    Digest otherImage = Digest.sha256("another image".getBytes(StandardCharsets.UTF_8));
+    JsonNode listed = referrers("pack/other").get("manifests").get(0);
+    byte[] packManifest =
+        await(client.pullManifest("pack/other", listed.get("digest").asText())).bytes();
+    String rewritten =
+        new String(packManifest, StandardCharsets.UTF_8)
+            .replace(manifestDigest.toString(), otherImage.toString());
+    byte[] bytes = rewritten.getBytes(StandardCharsets.UTF_8);
+    Digest rewrittenDigest = Digest.sha256(bytes);
+    await(
+        client.pushManifest("pack/other", rewrittenDigest.toString(), bytes, MediaTypes.MANIFEST));
+    String index =
+        "{\"manifests\":[{\"artifactType\":\""
+            + ChunkPack.ARTIFACT_TYPE
+            + "\",\"digest\":\""
+            + rewrittenDigest
+            + "\",\"mediaType\":\""
+            + MediaTypes.MANIFEST
+            + "\",\"size\":"
+            + bytes.length
+            + "}],\"mediaType\":\""
+            + MediaTypes.INDEX
+            + "\",\"schemaVersion\":2}";
+    await(
+        client.pushManifest(
+            "pack/other",
+            ChunkPack.referrersTag(manifestDigest),
+            index.getBytes(StandardCharsets.UTF_8),
+            MediaTypes.INDEX));
+
+    Exception e =
+        assertThrows(
+            Exception.class,
+            () -> await(client.findChunkPack("pack/other", manifestDigest, sizes)));
+    assertTrue(e.getMessage().contains("not to this image"), e.getMessage());
+    PackedBlobFetcher fetcher = fetcher(client, "pack/other");
+    assertNull(fetcher.search().get());
+    fetchAllAndCheck(source(fetcher));
+    assertEquals(0L, fetcher.stats().get("packRanges"));
+  }
+
+  @Test
+  void pushWithPack_ofAnImageWhoseRootfsDoesNotDecode_failsAfterTheImageIsPushed()
+      throws Exception {
+    TestImages.Image broken = TestImages.create(tmp.resolve("broken"), "b", 3, 1000, 5);
+    ImageReference ref = ImageReference.parse("docker://" + registry.hostPort() + "/pack/broken:b");
+    RegistryClient client = client(registry.hostPort());
+    Exception e =
+        assertThrows(
+            Exception.class,
+            () -> await(new ImagePusher(client).withPack(true).push(broken.layout(), "b", ref)));
+    assertTrue(e.getMessage().contains("cannot make a chunk pack of " + ref), e.getMessage());
+    // The image itself is there, as without --pack.
+    assertNotNull(await(client.pullManifest("pack/broken", "b")));
+  }
+}
