@@ -35,6 +35,7 @@ class PrefetchAndStatsTest {
   private TestRegistry registry;
   private Path src;
   private String ref;
+  private Path oci;
   private final List<Path> mounts = new ArrayList<>();
 
   @BeforeEach
@@ -53,7 +54,7 @@ class PrefetchAndStatsTest {
     byte[] big = new byte[24 << 20];
     random.nextBytes(big);
     Files.write(src.resolve("big"), big);
-    Path oci = tmp.resolve("oci");
+    oci = tmp.resolve("oci");
     Cli.ok("build", src.toString(), oci.toString(), "v1");
     ref = "docker://" + registry.hostPort() + "/prefetch/test:v1";
     Cli.ok("push", "--plain-http", oci.toString(), "v1", ref);
@@ -195,6 +196,25 @@ class PrefetchAndStatsTest {
             m.toString());
     assertNotEquals(0, r.exit());
     assertTrue(r.stderr().contains("--prefetch-list " + tmp.resolve("absent")), r.stderr());
+  }
+
+  @Test
+  void packedImage_lazyReadOfEveryFile_fetchesRunsOfChunksWithRangeRequests() throws Exception {
+    ref = "docker://" + registry.hostPort() + "/prefetch/packed:v1";
+    String pushed = Cli.ok("push", "--plain-http", "--pack", oci.toString(), "v1", ref).stderr();
+    assertTrue(pushed.contains("; chunk pack sha256:"), pushed);
+    Path m = mount("packed");
+    for (String dir : List.of("first", "second")) {
+      for (int f = 0; f < 5; f++) {
+        assertSameFile(m, dir + "/f" + f);
+      }
+    }
+    assertSameFile(m, "big");
+    JsonNode s = stats(m);
+    long fetched = s.get("fetchedBlobs").asLong();
+    assertTrue(s.get("packRanges").asLong() > 0, s.toString());
+    assertTrue(s.get("packChunks").asLong() > fetched / 2, s.toString());
+    assertTrue(s.get("registryRequests").asLong() < fetched / 2, s.toString());
   }
 
   @Test
