@@ -316,7 +316,7 @@ public final class ImageBuilder {
         listener.read(0, n);
       }
     } catch (IOException e) {
-      throw new IOException("cannot read " + file.path + ": " + Problems.describe(e), e);
+      throw Problems.unreadable(file.path, e);
     }
     checkUnchanged(file, total);
     return total;
@@ -333,7 +333,7 @@ public final class ImageBuilder {
           Files.readAttributes(
               file.path, "unix:mode,dev,ino,lastModifiedTime", LinkOption.NOFOLLOW_LINKS);
     } catch (IOException e) {
-      throw new IOException("cannot read " + file.path + ": " + Problems.describe(e), e);
+      throw Problems.unreadable(file.path, e);
     }
     boolean regular = (((Integer) now.get("mode")) & TreeWalker.S_IFMT) == TreeWalker.S_IFREG;
     boolean same =
@@ -343,7 +343,7 @@ public final class ImageBuilder {
             && (read < 0 || read == file.size);
     if (!same) {
       throw new IOException(
-          file.path
+          Problems.path(file.path)
               + " changed while it was read ("
               + (regular
                   ? file.size + " bytes when listed" + (read < 0 ? "" : ", " + read + " read")

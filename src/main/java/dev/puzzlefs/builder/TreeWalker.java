@@ -5,6 +5,7 @@ import dev.puzzlefs.format.InodeKind;
 import dev.puzzlefs.format.Xattr;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
@@ -68,7 +69,8 @@ final class TreeWalker {
     try (DirectoryStream<Path> stream = Files.newDirectoryStream(dir.path)) {
       stream.forEach(children::add);
     } catch (IOException e) {
-      throw new IOException("cannot list directory " + dir.path + ": " + Problems.describe(e), e);
+      throw new IOException(
+          "cannot list directory " + Problems.path(dir.path) + ": " + Problems.describe(e), e);
     }
     List<byte[]> names = new ArrayList<>(children.size());
     Integer[] order = new Integer[children.size()];
@@ -81,7 +83,12 @@ final class TreeWalker {
     List<SourceNode> subdirs = new ArrayList<>();
     for (int i : order) {
       Path child = children.get(i);
-      Map<String, Object> attrs = readAttributes(child);
+      Map<String, Object> attrs;
+      try {
+        attrs = readAttributes(child);
+      } catch (IOException e) {
+        throw Problems.unreadable(child, e);
+      }
       if (attrs == null || (Long) attrs.get("dev") != rootDev) {
         continue; // vanished during the walk, or on another filesystem
       }
@@ -101,7 +108,12 @@ final class TreeWalker {
       } else {
         ino = nodes.size() + 1L;
       }
-      SourceNode node = node(ino, child, attrs);
+      SourceNode node;
+      try {
+        node = node(ino, child, attrs);
+      } catch (FileSystemException e) {
+        throw Problems.unreadable(child, e);
+      }
       node.size = (Long) attrs.get("size");
       node.modified = attrs.get("lastModifiedTime");
       node.fileKey = fileKey(attrs);

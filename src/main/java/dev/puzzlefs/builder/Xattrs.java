@@ -74,7 +74,8 @@ final class Xattrs {
         throw error("list the extended attributes of", path, RUNTIME.getLastError());
       }
     }
-    throw new IOException("extended attributes of " + path + " kept changing while read");
+    throw new IOException(
+        "extended attributes of " + Problems.path(path) + " kept changing while read");
   }
 
   private static byte[] value(byte[] cpath, byte[] key, Path path) throws IOException {
@@ -98,11 +99,12 @@ final class Xattrs {
             "read extended attribute " + new String(key) + " of", path, RUNTIME.getLastError());
       }
     }
-    throw new IOException("extended attribute of " + path + " kept changing while read");
+    throw new IOException(
+        "extended attribute of " + Problems.path(path) + " kept changing while read");
   }
 
   private static IOException error(String what, Path path, int errno) {
     String reason = jnr.constants.platform.Errno.valueOf(errno).description();
-    return new IOException("cannot " + what + " " + path + ": " + reason);
+    return new IOException("cannot " + what + " " + Problems.path(path) + ": " + reason);
   }
 }

@@ -224,10 +224,22 @@ public final class Main {
     }
     String msg = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
     Throwable cause = e.getCause();
-    if (cause != null && cause.getMessage() != null && !msg.contains(cause.getMessage())) {
+    if (cause != null && cause.getMessage() != null && !saysAlready(msg, cause)) {
       msg += ": " + cause.getMessage();
     }
     return msg;
+  }
+
+  /**
+   * Whether {@code msg} already says what {@code cause} does: its whole message, or, for a file
+   * error, its reason (the message of a file error is its path and reason, and a path may be
+   * thousands of bytes long: the message that wraps it names the file its own way).
+   */
+  private static boolean saysAlready(String msg, Throwable cause) {
+    if (cause instanceof java.nio.file.FileSystemException fse && fse.getReason() != null) {
+      return msg.contains(fse.getReason());
+    }
+    return msg.contains(cause.getMessage());
   }
 
   /** {@code --version}: the tool's version, the format version it writes, the Java it runs on. */

@@ -115,6 +115,30 @@ class CliTest {
   }
 
   @Test
+  void build_treeDeeperThanAPathCanBe_failsWithAShortMessageNamingTheDeepPath() throws Exception {
+    // 20 levels of 250-byte names: the deepest path is longer than PATH_MAX (4096 bytes).
+    Path deep = Files.createDirectories(tmp.resolve("deep"));
+    Processes.run(
+        30,
+        "bash",
+        "-c",
+        "cd '" + deep + "' && for i in $(seq 20); do mkdir " + "d".repeat(250) + " && cd d*; done");
+    try {
+      Processes.Result r =
+          Cli.run("build", deep.toString(), tmp.resolve("deep-oci").toString(), "t");
+
+      assertNotEquals(0, r.exit());
+      String err = r.stderr().strip();
+      assertTrue(err.length() < 600, err.length() + " characters: " + err);
+      assertTrue(err.contains(deep.toString()) && err.contains("File name too long"), err);
+      assertTrue(err.contains("bytes"), "says how long the path is: " + err);
+    } finally {
+      // JUnit's cleanup cannot delete paths that long.
+      Processes.run(30, "rm", "-rf", deep.toString());
+    }
+  }
+
+  @Test
   void build_compressionZstd_mountsWithDigestAndReadsTheSameBytes() throws Exception {
     Files.write(src.resolve("dir/text"), TextBytes.of(300_000, 1));
     Path zoci = tmp.resolve("zoci");
