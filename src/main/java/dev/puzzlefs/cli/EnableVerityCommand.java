@@ -7,7 +7,6 @@ import dev.puzzlefs.format.RootfsCodec;
 import dev.puzzlefs.format.VerityData;
 import dev.puzzlefs.oci.Descriptor;
 import dev.puzzlefs.oci.ImageManifest;
-import dev.puzzlefs.oci.Json;
 import dev.puzzlefs.oci.MediaTypes;
 import dev.puzzlefs.oci.OciLayout;
 import java.io.IOException;
@@ -154,7 +153,9 @@ final class EnableVerityCommand implements Callable<Integer> {
     out.add(new Expected("manifest", manifestDesc.digestValue(), manifestVerity));
 
     ImageManifest manifest =
-        Json.read(manifestBytes, ImageManifest.class, "manifest " + manifestDesc.digest());
+        ImageManifest.parse(
+            manifestBytes,
+            "manifest " + manifestDesc.digest() + " (tag " + tag + " of " + ociDir + ")");
     Descriptor rootfsDesc = OpenedImage.rootfsOf(manifest, manifestDesc.digest());
     String annotated = rootfsDesc.annotation(MediaTypes.VERITY_ROOT_HASH);
     if (annotated == null || !annotated.matches("[0-9a-f]{64}")) {

@@ -84,7 +84,8 @@ final class OpenedImage implements AutoCloseable {
     byte[] manifestBytes = layout.readBlob(desc);
     checkManifest(manifestBytes, s, desc.digest() + " (tag " + tag + " of " + dir + ")");
     ImageManifest manifest =
-        dev.puzzlefs.oci.Json.read(manifestBytes, ImageManifest.class, "manifest " + desc.digest());
+        ImageManifest.parse(
+            manifestBytes, "manifest " + desc.digest() + " (tag " + tag + " of " + dir + ")");
     Descriptor rootfsDesc = rootfsOf(manifest, desc.digest());
     Rootfs rootfs = decode(layout.readBlob(rootfsDesc), rootfsDesc, s);
     ExecutorService io = Executors.newFixedThreadPool(4, daemon("puzzlefs-io"));
@@ -237,7 +238,8 @@ final class OpenedImage implements AutoCloseable {
     Descriptor desc = layout.resolveTag(tag);
     byte[] manifestBytes = layout.readBlob(desc);
     ImageManifest manifest =
-        dev.puzzlefs.oci.Json.read(manifestBytes, ImageManifest.class, "manifest " + desc.digest());
+        ImageManifest.parse(
+            manifestBytes, "manifest " + desc.digest() + " (tag " + tag + " of " + dir + ")");
     Descriptor rootfsDesc = rootfsOf(manifest, desc.digest());
     Rootfs rootfs = decode(layout.readBlob(rootfsDesc), rootfsDesc, NO_CHECKS);
     return new Metadata(desc.digest(), manifestBytes.length, manifest, rootfsDesc, rootfs);

@@ -350,7 +350,7 @@ public final class OciLayout {
   public ImageManifest manifest(String tag) throws IOException {
     Descriptor d = resolveTag(tag);
     byte[] bytes = readBlob(d);
-    return Json.read(bytes, ImageManifest.class, "manifest " + d.digest() + " of tag " + tag);
+    return ImageManifest.parse(bytes, "manifest " + d.digest() + " of tag " + tag + " in " + root);
   }
 
   /**

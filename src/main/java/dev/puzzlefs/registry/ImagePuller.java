@@ -112,7 +112,7 @@ public final class ImagePuller {
     if (isIndex(pulled)) {
       throw new OciException(what + " is another index; nested indexes are not supported");
     }
-    ImageManifest manifest = Json.read(pulled.bytes(), ImageManifest.class, what);
+    ImageManifest manifest = ImageManifest.parse(pulled.bytes(), what);
     if (manifest.config() == null || manifest.layers() == null) {
       throw new OciException(what + " is not an image manifest: it lacks config or layers");
     }

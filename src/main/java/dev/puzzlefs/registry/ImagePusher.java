@@ -6,7 +6,6 @@ import dev.puzzlefs.format.Rootfs;
 import dev.puzzlefs.format.RootfsCodec;
 import dev.puzzlefs.oci.Descriptor;
 import dev.puzzlefs.oci.ImageManifest;
-import dev.puzzlefs.oci.Json;
 import dev.puzzlefs.oci.MediaTypes;
 import dev.puzzlefs.oci.OciException;
 import dev.puzzlefs.oci.OciLayout;
@@ -227,7 +226,7 @@ public final class ImagePusher {
       Descriptor descriptor = layout.resolveTag(tag);
       byte[] bytes = layout.readBlob(descriptor);
       ImageManifest manifest =
-          Json.read(bytes, ImageManifest.class, "manifest " + descriptor.digest() + " of " + tag);
+          ImageManifest.parse(bytes, "manifest " + descriptor.digest() + " of " + tag);
       Map<String, Descriptor> blobs = new LinkedHashMap<>();
       if (manifest.config() != null) {
         blobs.put(manifest.config().digest(), manifest.config());

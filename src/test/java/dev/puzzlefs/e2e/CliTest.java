@@ -203,6 +203,34 @@ class CliTest {
   }
 
   @Test
+  void inspectAndMount_manifestWithASecondRootfsLayer_failNamingTheManifest() throws Exception {
+    OciLayout layout = OciLayout.open(oci);
+    ImageManifest manifest = layout.manifest("v1");
+    List<Descriptor> layers = new ArrayList<>(manifest.layers());
+    layers.add(layers.get(0));
+    byte[] crafted =
+        Json.write(
+            new ImageManifest(
+                manifest.schemaVersion(),
+                manifest.mediaType(),
+                manifest.config(),
+                layers,
+                manifest.annotations()));
+    Digest digest = layout.putBlob(crafted);
+    layout.tag("two", Descriptor.of(MediaTypes.MANIFEST, digest, crafted.length));
+
+    for (List<String> args :
+        List.of(
+            List.of("inspect", oci.toString(), "two"),
+            List.of("mount", oci.toString(), "two", mnt.toString()))) {
+      String err = fail(args.toArray(String[]::new));
+      assertTrue(err.contains("manifest " + digest), err);
+      assertTrue(err.contains("2 rootfs layers"), err);
+    }
+    assertFalse(mounted());
+  }
+
+  @Test
   void truncatedRootfsBlob_mountFailsNamingTheBlob() throws Exception {
     var layout = OciLayout.open(oci);
     var rootfs = layout.manifest("v1").layers().get(0);

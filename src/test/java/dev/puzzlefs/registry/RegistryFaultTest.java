@@ -40,6 +40,7 @@ import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
@@ -593,6 +594,40 @@ class RegistryFaultTest {
 
     assertEquals(manifestDigest, pulled.digest());
     assertEquals(2, pulled.manifest().layers().size());
+  }
+
+  @Test
+  void fetchManifest_schemaVersionNot2OrASecondRootfsLayer_isRefusedNamingTheManifest()
+      throws Exception {
+    String good = new String(manifestBytes(3), StandardCharsets.UTF_8);
+    String octets = "\"application/octet-stream\"";
+    String rootfs = "\"" + MediaTypes.ROOTFS + "\"";
+    Map<String, String> crafted =
+        Map.of(
+            "schema1", good.replace("\"schemaVersion\":2", "\"schemaVersion\":1"),
+            "tworootfs", good.replace(octets, rootfs));
+    Map<String, String> expected =
+        Map.of("schema1", "schemaVersion 1", "tworootfs", "3 rootfs layers");
+    for (Map.Entry<String, String> c : crafted.entrySet()) {
+      byte[] body = c.getValue().getBytes(StandardCharsets.UTF_8);
+      server.stubFor(
+          get("/v2/" + REPO + "/manifests/" + c.getKey())
+              .willReturn(
+                  aResponse()
+                      .withStatus(200)
+                      .withHeader("Content-Type", MediaTypes.MANIFEST)
+                      .withBody(body)));
+
+      Throwable e =
+          failure(
+              new ImagePuller(client)
+                  .fetchManifest(
+                      ImageReference.parse(
+                          "docker://127.0.0.1:" + server.port() + "/" + REPO + ":" + c.getKey())));
+
+      assertTrue(e.getMessage().contains("manifest " + Digest.sha256(body)), e.getMessage());
+      assertTrue(e.getMessage().contains(expected.get(c.getKey())), e.getMessage());
+    }
   }
 
   @Test

@@ -1,0 +1,96 @@
+package dev.puzzlefs.oci;
+
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.puzzlefs.format.Digest;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Manifests a layout may hold but no image can be read from: each is refused, naming the file or
+ * blob and the cause, rather than read in one of its possible meanings.
+ */
+class OciLayoutManifestTest {
+  @TempDir Path tmp;
+
+  private static final String EMPTY_CONFIG =
+      "{\"mediaType\":\""
+          + MediaTypes.EMPTY
+          + "\",\"digest\":\""
+          + Digest.sha256("{}".getBytes(StandardCharsets.UTF_8))
+          + "\",\"size\":2}";
+
+  /** A manifest's JSON with {@code schemaVersion} and one layer per media type given. */
+  private static byte[] manifest(int schemaVersion, String... layerTypes) {
+    List<String> layers = new ArrayList<>();
+    for (int i = 0; i < layerTypes.length; i++) {
+      layers.add(
+          "{\"mediaType\":\""
+              + layerTypes[i]
+              + "\",\"digest\":\""
+              + Digest.sha256(new byte[] {(byte) i})
+              + "\",\"size\":1}");
+    }
+    return ("{\"schemaVersion\":"
+            + schemaVersion
+            + ",\"mediaType\":\""
+            + MediaTypes.MANIFEST
+            + "\",\"config\":"
+            + EMPTY_CONFIG
+            + ",\"layers\":["
+            + String.join(",", layers)
+            + "]}")
+        .getBytes(StandardCharsets.UTF_8);
+  }
+
+  private static OciLayout tagged(Path dir, String tag, byte[] manifest) throws Exception {
+    OciLayout layout = OciLayout.openOrCreate(dir);
+    Digest d = layout.putBlob(manifest);
+    layout.tag(tag, Descriptor.of(MediaTypes.MANIFEST, d, manifest.length));
+    return layout;
+  }
+
+  @Test
+  void manifest_schemaVersionOtherThan2_isRefusedNamingTheBlobAndTheVersion() throws Exception {
+    for (int version : new int[] {1, 3}) {
+      byte[] bytes = manifest(version, MediaTypes.ROOTFS, MediaTypes.FILEDATA);
+      OciLayout layout = tagged(tmp.resolve("v" + version), "t", bytes);
+
+      OciException e = assertThrows(OciException.class, () -> layout.manifest("t"));
+
+      assertTrue(e.getMessage().contains("manifest " + Digest.sha256(bytes)), e.getMessage());
+      assertTrue(e.getMessage().contains("schemaVersion " + version), e.getMessage());
+    }
+  }
+
+  @Test
+  void manifest_withoutSchemaVersion_isRefusedSayingSo() throws Exception {
+    byte[] bytes =
+        new String(manifest(2, MediaTypes.ROOTFS), StandardCharsets.UTF_8)
+            .replace("\"schemaVersion\":2,", "")
+            .getBytes(StandardCharsets.UTF_8);
+    OciLayout layout = tagged(tmp.resolve("oci"), "t", bytes);
+
+    OciException e = assertThrows(OciException.class, () -> layout.manifest("t"));
+
+    assertTrue(e.getMessage().contains("has no schemaVersion"), e.getMessage());
+  }
+
+  @Test
+  void manifest_withASecondRootfsLayer_isRefusedNamingBoth() throws Exception {
+    byte[] bytes = manifest(2, MediaTypes.ROOTFS, MediaTypes.FILEDATA, MediaTypes.ROOTFS);
+    OciLayout layout = tagged(tmp.resolve("oci"), "t", bytes);
+
+    OciException e = assertThrows(OciException.class, () -> layout.manifest("t"));
+
+    assertTrue(e.getMessage().contains("manifest " + Digest.sha256(bytes)), e.getMessage());
+    assertTrue(e.getMessage().contains("2 rootfs layers"), e.getMessage());
+    assertTrue(e.getMessage().contains(Digest.sha256(new byte[] {0}).toString()), e.getMessage());
+    assertTrue(e.getMessage().contains(Digest.sha256(new byte[] {2}).toString()), e.getMessage());
+  }
+}
