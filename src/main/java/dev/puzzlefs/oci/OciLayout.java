@@ -313,14 +313,32 @@ public final class OciLayout {
     return index;
   }
 
-  /** The index entry carrying {@code tag}, if any. */
+  /**
+   * The index entry carrying {@code tag}, if any. An index with several entries carrying it is
+   * refused: which image the tag names would be a guess. ({@link #tag} replaces them all.)
+   */
   public Optional<Descriptor> findTag(String tag) throws IOException {
+    List<String> digests = new ArrayList<>();
+    Descriptor found = null;
     for (Descriptor d : index().manifests()) {
       if (tag.equals(d.annotation(MediaTypes.REF_NAME))) {
-        return Optional.of(d);
+        found = found == null ? d : found;
+        digests.add(d.digest());
       }
     }
-    return Optional.empty();
+    if (digests.size() > 1) {
+      throw new OciException(
+          root.resolve("index.json")
+              + " names tag '"
+              + tag
+              + "' "
+              + digests.size()
+              + " times (manifests "
+              + String.join(", ", digests)
+              + "), so which image it means is ambiguous: remove all but one of those entries,"
+              + " or tag the image again (build or skopeo copy) to replace them");
+    }
+    return Optional.ofNullable(found);
   }
 
   /** The manifest descriptor for {@code tag}; a clear error lists the tags that do exist. */

@@ -1,19 +1,22 @@
 package dev.puzzlefs.oci;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.puzzlefs.format.Digest;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Manifests a layout may hold but no image can be read from: each is refused, naming the file or
- * blob and the cause, rather than read in one of its possible meanings.
+ * Manifests and index entries a layout may hold but no image can be read from: each is refused,
+ * naming the file or blob and the cause, rather than read in one of its possible meanings.
  */
 class OciLayoutManifestTest {
   @TempDir Path tmp;
@@ -92,5 +95,55 @@ class OciLayoutManifestTest {
     assertTrue(e.getMessage().contains("2 rootfs layers"), e.getMessage());
     assertTrue(e.getMessage().contains(Digest.sha256(new byte[] {0}).toString()), e.getMessage());
     assertTrue(e.getMessage().contains(Digest.sha256(new byte[] {2}).toString()), e.getMessage());
+  }
+
+  @Test
+  void resolveTag_namedTwiceInTheIndex_isRefusedAsAmbiguousNamingTheTagAndTheFile()
+      throws Exception {
+    byte[] first = manifest(2, MediaTypes.ROOTFS);
+    byte[] second = manifest(2, MediaTypes.ROOTFS, MediaTypes.FILEDATA);
+    OciLayout layout = tagged(tmp.resolve("oci"), "other", first);
+    Descriptor a = descriptor(layout, first, "t");
+    Descriptor b = descriptor(layout, second, "t");
+    writeIndex(layout, a, b, layout.resolveTag("other"));
+
+    OciException e = assertThrows(OciException.class, () -> layout.resolveTag("t"));
+
+    String index = layout.root().resolve("index.json").toString();
+    assertTrue(e.getMessage().contains(index), e.getMessage());
+    assertTrue(e.getMessage().contains("tag 't'"), e.getMessage());
+    assertTrue(e.getMessage().contains("ambiguous"), e.getMessage());
+    assertTrue(e.getMessage().contains(a.digest()) && e.getMessage().contains(b.digest()));
+    assertThrows(OciException.class, () -> layout.manifest("t"));
+    assertEquals(Digest.sha256(first), layout.resolveTag("other").digestValue(), "other tags open");
+  }
+
+  @Test
+  void tag_overAnIndexNamingTheTagTwice_replacesBothEntriesWithOne() throws Exception {
+    byte[] first = manifest(2, MediaTypes.ROOTFS);
+    byte[] second = manifest(2, MediaTypes.ROOTFS, MediaTypes.FILEDATA);
+    OciLayout layout = OciLayout.openOrCreate(tmp.resolve("oci"));
+    writeIndex(layout, descriptor(layout, first, "t"), descriptor(layout, second, "t"));
+    byte[] third = manifest(2, MediaTypes.ROOTFS, MediaTypes.FILEDATA, MediaTypes.FILEDATA);
+    Digest d = layout.putBlob(third);
+
+    layout.tag("t", Descriptor.of(MediaTypes.MANIFEST, d, third.length));
+    layout.tag("t", Descriptor.of(MediaTypes.MANIFEST, d, third.length));
+
+    assertEquals(1, layout.index().manifests().size());
+    assertEquals(d, layout.resolveTag("t").digestValue());
+  }
+
+  private static Descriptor descriptor(OciLayout layout, byte[] manifest, String tag)
+      throws Exception {
+    Digest d = layout.putBlob(manifest);
+    return Descriptor.of(MediaTypes.MANIFEST, d, manifest.length)
+        .withAnnotations(Map.of(MediaTypes.REF_NAME, tag));
+  }
+
+  private static void writeIndex(OciLayout layout, Descriptor... entries) throws Exception {
+    Files.write(
+        layout.root().resolve("index.json"),
+        Json.write(new ImageIndex(2, null, List.of(entries), null)));
   }
 }
