@@ -48,17 +48,32 @@ record ImageArgs(Path layout, String tag, ImageReference reference, List<String>
       }
     }
     if (transport) {
-      String spec = first.substring(OCI.length());
-      int colon = spec.lastIndexOf(':');
-      String dir = colon < 0 ? spec : spec.substring(0, colon);
-      String tag = colon < 0 ? DEFAULT_TAG : spec.substring(colon + 1);
-      if (dir.isEmpty() || tag.isEmpty()) {
-        throw new ParameterException(
-            cmd, "'" + first + "' names no " + (dir.isEmpty() ? "directory" : "tag"));
+      try {
+        ImageArgs local = oci(first);
+        return new ImageArgs(local.layout(), local.tag(), null, rest);
+      } catch (IllegalArgumentException e) {
+        throw new ParameterException(cmd, e.getMessage(), e, null, first);
       }
-      return new ImageArgs(Caller.path(dir), tag, null, rest);
     }
     return new ImageArgs(Caller.path(first), args.get(1), null, rest);
+  }
+
+  /**
+   * The layout and tag {@code oci:DIR[:TAG]} names, the tag {@link #DEFAULT_TAG} when it gives
+   * none.
+   *
+   * @throws IllegalArgumentException when it names no directory or an empty tag
+   */
+  static ImageArgs oci(String text) {
+    String spec = text.substring(OCI.length());
+    int colon = spec.lastIndexOf(':');
+    String dir = colon < 0 ? spec : spec.substring(0, colon);
+    String tag = colon < 0 ? DEFAULT_TAG : spec.substring(colon + 1);
+    if (dir.isEmpty() || tag.isEmpty()) {
+      throw new IllegalArgumentException(
+          "'" + text + "' names no " + (dir.isEmpty() ? "directory" : "tag"));
+    }
+    return new ImageArgs(Caller.path(dir), tag, null, List.of());
   }
 
   /** True for an image in a registry. */

@@ -8,11 +8,12 @@ import java.util.List;
 
 /**
  * The IMAGE argument of {@code run} and {@code bundle}: a registry reference ({@code
- * docker://HOST[:PORT]/REPO[:TAG]}) or a tag of a local layout ({@code OCI_DIR:TAG}).
+ * docker://HOST[:PORT]/REPO[:TAG]}) or a tag of a local layout ({@code oci:OCI_DIR[:TAG]}, as the
+ * other commands take it, or {@code OCI_DIR:TAG}).
  */
 record ImageName(String text, Path layout, String tag, ImageReference reference) {
   /** How the argument is described in help texts and errors. */
-  static final String FORMS = "docker://HOST[:PORT]/REPO[:TAG] or OCI_DIR:TAG";
+  static final String FORMS = "docker://HOST[:PORT]/REPO[:TAG], oci:OCI_DIR[:TAG] or OCI_DIR:TAG";
 
   /**
    * Parses {@code text}.
@@ -22,6 +23,10 @@ record ImageName(String text, Path layout, String tag, ImageReference reference)
   static ImageName parse(String text) {
     if (text.startsWith(ImageReference.SCHEME)) {
       return new ImageName(text, null, null, ImageReference.parse(text));
+    }
+    if (text.startsWith(ImageArgs.OCI)) {
+      ImageArgs local = ImageArgs.oci(text);
+      return new ImageName(text, local.layout(), local.tag(), null);
     }
     int colon = text.lastIndexOf(':');
     if (colon <= 0 || colon == text.length() - 1 || text.substring(colon).contains("/")) {
@@ -46,7 +51,8 @@ record ImageName(String text, Path layout, String tag, ImageReference reference)
     if (words.size() != 2
         || dir.isEmpty()
         || tag.isEmpty()
-        || dir.startsWith(ImageReference.SCHEME)) {
+        || dir.startsWith(ImageReference.SCHEME)
+        || dir.startsWith(ImageArgs.OCI)) {
       throw new IllegalArgumentException(
           "IMAGE is OCI_DIR TAG or " + FORMS + ", got '" + String.join(" ", words) + "'");
     }

@@ -403,10 +403,16 @@ class CliTest {
   }
 
   @Test
-  void bundle_imageGivenAsOciDirAndTagOrOciDirColonTag_writesConfigAndMountsTheImage()
-      throws Exception {
-    for (List<String> image : List.of(List.of(oci.toString(), "v1"), List.of(oci + ":v1"))) {
-      Path bundle = tmp.resolve("bundle-" + image.size());
+  void bundle_imageGivenInEachLocalForm_writesConfigAndMountsTheImage() throws Exception {
+    OciLayout.open(oci).tag("latest", OciLayout.open(oci).resolveTag("v1"));
+    List<List<String>> forms =
+        List.of(
+            List.of(oci.toString(), "v1"),
+            List.of(oci + ":v1"),
+            List.of("oci:" + oci + ":v1"),
+            List.of("oci:" + oci));
+    for (List<String> image : forms) {
+      Path bundle = tmp.resolve("bundle-" + forms.indexOf(image));
       List<String> args = new ArrayList<>(List.of("bundle"));
       args.addAll(image);
       args.add(bundle.toString());
@@ -418,6 +424,9 @@ class CliTest {
         Cli.ok("umount", bundle.resolve("rootfs").toString());
       }
     }
+    Processes.Result noTag = Cli.run("bundle", "oci:" + oci + ":", tmp.resolve("b").toString());
+    assertEquals(2, noTag.exit(), noTag.stderr());
+    assertTrue(noTag.stderr().contains("names no tag"), noTag.stderr());
   }
 
   @Test
