@@ -46,7 +46,7 @@ echo "== images: puzzlefs (build + push) and tar layers (umoci insert + skopeo c
 for name in minbase plus; do
   tree=$minbase; [ $name = plus ] && tree=$plus
   $pfs build "$tree" "$out/oci-pfs" $name >/dev/null
-  $pfs push --plain-http "$out/oci-pfs" $name "docker://$reg/pfs/$name:t"
+  $pfs push --plain-http --pack "$out/oci-pfs" $name "docker://$reg/pfs/$name:t"
   [ -d "$out/oci-tar" ] || umoci init --layout "$out/oci-tar"
   umoci new --image "$out/oci-tar:$name"
   umoci insert --image "$out/oci-tar:$name" "$tree" /
