@@ -27,6 +27,11 @@ public interface BlobFetcher {
     return false;
   }
 
+  /** As {@link dev.puzzlefs.reader.ChunkSource#fetchesRunsCheaply}. */
+  default boolean fetchesRunsCheaply() {
+    return false;
+  }
+
   /** Counters of the fetcher's own (requests, retries, errors), named for the mount's stats. */
   default java.util.Map<String, Long> stats() {
     return java.util.Map.of();

@@ -124,6 +124,11 @@ public final class CachingChunkSource implements ChunkSource {
     return new Builder(fetcher);
   }
 
+  @Override
+  public boolean fetchesRunsCheaply() {
+    return fetcher.fetchesRunsCheaply();
+  }
+
   /**
    * The verified bytes of {@code blob}. Fails with {@link ChunkVerificationException} when what the
    * fetcher delivered is corrupt, {@link ChunkTimeoutException} past the deadline, or the fetcher's

@@ -77,6 +77,12 @@ public final class FallbackBlobFetcher implements BlobFetcher {
     return t;
   }
 
+  /** As the first fetcher: the one that provides every blob unless it fails. */
+  @Override
+  public boolean fetchesRunsCheaply() {
+    return fetchers.get(0).fetchesRunsCheaply();
+  }
+
   /** The fetchers' counters, summed, and how many blobs a later fetcher had to provide. */
   @Override
   public java.util.Map<String, Long> stats() {

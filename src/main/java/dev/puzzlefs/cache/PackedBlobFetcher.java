@@ -262,6 +262,12 @@ public final class PackedBlobFetcher implements BlobFetcher {
         });
   }
 
+  /** True once the pack has been found, until the registry turns out to ignore ranges. */
+  @Override
+  public boolean fetchesRunsCheaply() {
+    return !disabled.get() && pack.getNow(null) != null;
+  }
+
   @Override
   public Map<String, Long> stats() {
     Map<String, Long> out = new TreeMap<>(blobs.stats());

@@ -21,6 +21,15 @@ public interface ChunkSource extends AutoCloseable {
     return java.util.Map.of();
   }
 
+  /**
+   * True when a run of chunks that neighbour each other in the data stream, asked for together,
+   * costs about one request (a registry image with a chunk pack): readers may then fetch further
+   * ahead. May change while the source is in use.
+   */
+  default boolean fetchesRunsCheaply() {
+    return false;
+  }
+
   @Override
   default void close() {}
 }

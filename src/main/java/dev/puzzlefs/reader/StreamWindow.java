@@ -28,8 +28,20 @@ final class StreamWindow {
   }
 
   /** The window for a stall on {@code stalledOn}. */
-  synchronized int after(Digest stalledOn) {
-    window = asked.contains(stalledOn) ? Math.min(max, window * 2) : Math.max(initial, window / 2);
+  int after(Digest stalledOn) {
+    return after(stalledOn, max);
+  }
+
+  /**
+   * The window for a stall on {@code stalledOn}, growing up to {@code most} this time (at least the
+   * first window) instead of the usual most: for a source whose most can change.
+   */
+  synchronized int after(Digest stalledOn, int most) {
+    int limit = Math.max(initial, most);
+    window =
+        asked.contains(stalledOn)
+            ? Math.min(limit, window * 2)
+            : Math.min(limit, Math.max(initial, window / 2));
     return window;
   }
 

@@ -9,6 +9,7 @@ import static com.github.tomakehurst.wiremock.client.WireMock.urlEqualTo;
 import static dev.puzzlefs.testing.Futures.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -194,6 +195,7 @@ class ChunkPackRegistryTest {
     ChunkPack pack = fetcher.search().get();
     assertNotNull(pack);
     assertEquals(chunks.size(), pack.chunks());
+    assertTrue(source(fetcher).fetchesRunsCheaply(), "readers may fetch further ahead");
     long before = client.requests();
     fetchAllAndCheck(source(fetcher));
     long requests = client.requests() - before;
@@ -259,6 +261,7 @@ class ChunkPackRegistryTest {
     RegistryClient client = client(registry.hostPort());
     PackedBlobFetcher fetcher = fetcher(client, "pack/none");
     assertNull(fetcher.search().get());
+    assertFalse(fetcher.fetchesRunsCheaply());
     fetchAllAndCheck(source(fetcher));
     assertEquals(0L, fetcher.stats().get("packRanges"));
     assertEquals((long) chunks.size(), client.blobsFetched());
@@ -318,6 +321,7 @@ class ChunkPackRegistryTest {
       assertTrue(stats.get("packRanges") >= 1, stats.toString());
       assertTrue(stats.get("packChunksAsBlobs") >= 1, stats.toString());
       // Turned off: later chunks go straight to their blobs, without a range.
+      assertFalse(fetcher.fetchesRunsCheaply());
       long ranges = stats.get("packRanges");
       CachingChunkSource fresh = source(fetcher);
       fetchAllAndCheck(fresh);

@@ -451,8 +451,27 @@ class ImageTest {
    */
   @Test
   void read_walkThatKeepsStalling_widensTheStreamWindow() throws Exception {
+    int furthest = walkFurthestAhead(120, false);
+    assertTrue(
+        furthest > Image.STREAM_AHEAD_CHUNKS, "fetched at most " + furthest + " files ahead");
+    assertTrue(furthest <= Image.MAX_STREAM_AHEAD_CHUNKS, "fetched " + furthest + " files ahead");
+  }
+
+  @Test
+  void read_walkFromASourceThatFetchesRunsCheaply_widensTheStreamWindowFurther() throws Exception {
+    int furthest = walkFurthestAhead(400, true);
+    assertTrue(
+        furthest > Image.MAX_STREAM_AHEAD_CHUNKS, "fetched at most " + furthest + " files ahead");
+    assertTrue(
+        furthest <= Image.MAX_STREAM_AHEAD_RUN_CHUNKS, "fetched " + furthest + " files ahead");
+  }
+
+  /**
+   * Reads {@code files} one-chunk files in stream order from a source that answers 20 ms late
+   * (fetching runs cheaply or not); how many files ahead of the one being read it was asked for.
+   */
+  private static int walkFurthestAhead(int files, boolean cheapRuns) throws Exception {
     FakeImage fake = new FakeImage(3_000); // files of one chunk each, in stream order
-    int files = 120;
     long[] inos = new long[files];
     byte[][] contents = new byte[files][];
     for (int i = 0; i < files; i++) {
@@ -471,13 +490,20 @@ class ImageTest {
         new java.util.concurrent.atomic.AtomicInteger();
     java.util.concurrent.Executor later =
         CompletableFuture.delayedExecutor(20, java.util.concurrent.TimeUnit.MILLISECONDS);
-    Image image =
-        fake.open(
-            d -> {
-              furthest.accumulateAndGet(fileOf.get(d) - reading.get(), Math::max);
-              return CompletableFuture.supplyAsync(() -> blobs.get(d), later);
-            },
-            Duration.ofSeconds(5));
+    ChunkSource slow =
+        new ChunkSource() {
+          @Override
+          public CompletableFuture<byte[]> fetch(Digest d) {
+            furthest.accumulateAndGet(fileOf.get(d) - reading.get(), Math::max);
+            return CompletableFuture.supplyAsync(() -> blobs.get(d), later);
+          }
+
+          @Override
+          public boolean fetchesRunsCheaply() {
+            return cheapRuns;
+          }
+        };
+    Image image = fake.open(slow, Duration.ofSeconds(5));
 
     for (int i = 0; i < files; i++) {
       reading.set(i);
@@ -485,13 +511,7 @@ class ImageTest {
       assertEquals(3_000, image.read(inos[i], 0, buf, 0, buf.length));
       assertArrayEquals(contents[i], buf, "file " + i);
     }
-
-    assertTrue(
-        furthest.get() > Image.STREAM_AHEAD_CHUNKS,
-        "fetched at most " + furthest.get() + " files ahead");
-    assertTrue(
-        furthest.get() <= Image.MAX_STREAM_AHEAD_CHUNKS,
-        "fetched " + furthest.get() + " files ahead");
+    return furthest.get();
   }
 
   /** A chunk source that records what it is asked for and answers {@code slow} 50 ms late. */

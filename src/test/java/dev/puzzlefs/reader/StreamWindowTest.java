@@ -37,6 +37,20 @@ class StreamWindowTest {
   }
 
   @Test
+  void aMostGivenPerStall_letsTheWindowGrowFurther_andCutsItBackWhenItIsSmallerAgain() {
+    StreamWindow w = new StreamWindow(8, 32);
+    List<Digest> run = chunks("r", 200);
+    w.asked(run);
+    assertEquals(16, w.after(run.get(0), 128));
+    assertEquals(32, w.after(run.get(0), 128));
+    assertEquals(64, w.after(run.get(0), 128));
+    assertEquals(128, w.after(run.get(0), 128));
+    assertEquals(128, w.after(run.get(0), 128), "never past the most given");
+    assertEquals(32, w.after(run.get(0), 32), "a smaller most cuts the window back at once");
+    assertEquals(8, w.after(run.get(0), 4), "never below the first window");
+  }
+
+  @Test
   void rejectsWindowsThatCannotWork() {
     assertThrows(IllegalArgumentException.class, () -> new StreamWindow(0, 8));
     assertThrows(IllegalArgumentException.class, () -> new StreamWindow(8, 4));
