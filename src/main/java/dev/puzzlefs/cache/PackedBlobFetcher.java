@@ -30,14 +30,19 @@ public final class PackedBlobFetcher implements BlobFetcher {
   /** The most bytes one range request asks for. */
   static final int MAX_RANGE_BYTES = 4 << 20;
 
-  /** How long requests gather before they go out as ranges. */
-  static final long GATHER_MILLIS = Long.getLong("puzzlefs.packGather", 2);
+  /**
+   * How long requests gather before they go out as ranges: a reader's requests reach the fetcher
+   * one by one from the cache's threads, spread over a millisecond or so. By hand, a lazy walk of
+   * minbase made a third fewer requests with 2 or 3 ms than with 1, and sending a chunk alone at
+   * once when nothing was on its way made more requests and no faster walk.
+   */
+  static final long GATHER_MILLIS = 2;
 
   /**
    * The most bytes between two chunks asked for that one range still spans: fetched and dropped,
    * cheaper than a request of their own (they are mostly chunks already fetched or on their way).
    */
-  static final long MAX_GAP_BYTES = Long.getLong("puzzlefs.packGap", 512 << 10);
+  static final long MAX_GAP_BYTES = 512 << 10;
 
   private final RegistryClient client;
   private final String repository;
