@@ -9,6 +9,7 @@ import dev.puzzlefs.format.Inode;
 import dev.puzzlefs.format.InodeKind;
 import dev.puzzlefs.reader.ChunkSource;
 import dev.puzzlefs.reader.Image;
+import dev.puzzlefs.registry.ChunkPack;
 import dev.puzzlefs.registry.ImageReference;
 import dev.puzzlefs.registry.RegistryClient;
 import java.io.IOException;
@@ -110,6 +111,7 @@ final class InspectCommand implements Callable<Integer> {
           other = OpenedImage.remoteMetadata(otherRef, client);
         }
         report = report(image.display(), meta, other);
+        report.put("chunkPack", packReport(client, ref, meta));
       }
     } else {
       OpenedImage.Metadata meta = OpenedImage.localMetadata(image.layout(), image.tag());
@@ -201,6 +203,35 @@ final class InspectCommand implements Callable<Integer> {
     return r;
   }
 
+  /**
+   * The image's chunk pack in its registry: its manifest, segments and chunks; {@code "none"}; or
+   * why it cannot be used.
+   */
+  private static Object packReport(
+      RegistryClient client, ImageReference ref, OpenedImage.Metadata meta)
+      throws InterruptedException {
+    ChunkPack pack;
+    try {
+      pack =
+          Futures.await(
+              client.findChunkPack(
+                  ref.repository(),
+                  Digest.parse(meta.manifestDigest()),
+                  OpenedImage.layerSizes(meta.manifest())),
+              "search for the chunk pack of " + ref);
+    } catch (IOException e) {
+      return "unusable: " + e.getMessage();
+    }
+    if (pack == null) {
+      return "none";
+    }
+    Map<String, Object> out = new LinkedHashMap<>();
+    out.put("manifest", pack.manifest().toString());
+    out.put("segments", pack.segments());
+    out.put("chunks", pack.chunks());
+    return out;
+  }
+
   /** Each chunk an inode of any layer uses, with its uncompressed length as the inodes see it. */
   private static Map<Digest, Long> chunkLengths(OpenedImage.Metadata meta) {
     Map<Digest, Long> out = new HashMap<>();
@@ -278,6 +309,14 @@ final class InspectCommand implements Callable<Integer> {
         Progress.bytes((Long) chunks.get("storedBytes")),
         Progress.bytes((Long) chunks.get("uncompressedBytes")),
         chunks.get("compressionRatio"));
+    Object pack = r.get("chunkPack");
+    if (pack instanceof Map<?, ?> p) {
+      out.printf(
+          "chunk pack:   %s, %s chunks in %s segment(s)%n",
+          p.get("manifest"), p.get("chunks"), p.get("segments"));
+    } else if (pack != null) {
+      out.printf("chunk pack:   %s%n", pack);
+    }
     Map<String, Object> shared = (Map<String, Object>) r.get("shared");
     if (shared != null) {
       out.printf(

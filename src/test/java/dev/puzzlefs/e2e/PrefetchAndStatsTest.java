@@ -200,9 +200,16 @@ class PrefetchAndStatsTest {
 
   @Test
   void packedImage_lazyReadOfEveryFile_fetchesRunsOfChunksWithRangeRequests() throws Exception {
+    String unpacked = ref;
+    assertTrue(
+        Cli.ok("inspect", "--plain-http", unpacked).out().contains("\nchunk pack:   none\n"));
     ref = "docker://" + registry.hostPort() + "/prefetch/packed:v1";
     String pushed = Cli.ok("push", "--plain-http", "--pack", oci.toString(), "v1", ref).stderr();
     assertTrue(pushed.contains("; chunk pack sha256:"), pushed);
+    String inspected = Cli.ok("inspect", "--plain-http", ref).out();
+    assertTrue(
+        inspected.matches("(?s).*\nchunk pack:   sha256:[0-9a-f]{64}, \\d+ chunks in .*"),
+        inspected);
     Path m = mount("packed");
     for (String dir : List.of("first", "second")) {
       for (int f = 0; f < 5; f++) {
