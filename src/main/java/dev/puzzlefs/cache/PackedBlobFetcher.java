@@ -133,7 +133,11 @@ public final class PackedBlobFetcher implements BlobFetcher {
       flushScheduled = true;
     }
     if (schedule) {
-      client.vertx().setTimer(GATHER_MILLIS, id -> flush());
+      try {
+        client.vertx().setTimer(GATHER_MILLIS, id -> flush());
+      } catch (RuntimeException e) { // Vert.x closed: no timer will ever fire
+        flush();
+      }
     }
     return wanted.result();
   }
@@ -191,7 +195,7 @@ public final class PackedBlobFetcher implements BlobFetcher {
                 return;
               }
               byte[] bytes = ar.result();
-              // Hashing up to a few MiB is no work for an event loop.
+              // Hashing a few MiB would hold up the event loop: on a worker.
               client
                   .vertx()
                   .executeBlocking(
