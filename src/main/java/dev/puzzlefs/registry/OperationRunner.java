@@ -21,7 +21,8 @@ import org.slf4j.LoggerFactory;
  * <p>Each attempt waits for a slot under the concurrency bound and has its own deadline. A 401 or
  * 403 goes to the {@link RegistryAuthenticator}: a first challenge is answered, and a refused
  * header is replaced once, without counting as an attempt. Connection failures, timeouts, 5xx, 429
- * and failures the operation calls retryable (a corrupted body) are retried with jittered
+ * and failures the operation calls retryable (a corrupted body) are retried (unless the operation
+ * takes no retries at all, as a pack range whose chunks also come as blobs) with jittered
  * exponential backoff, never sooner than a {@code Retry-After} asks, within {@link
  * RegistryClientOptions#maxAttempts()} attempts and {@link RegistryClientOptions#maxRetryTime()} in
  * all. Anything else (404, other 4xx, a body too large) fails at once: asking again would get the
@@ -133,7 +134,9 @@ final class OperationRunner {
       boolean patient =
           RegistryClient.refused(cause)
               && nanoTime.getAsLong() - startNanos < options.refusedPatience().toNanos();
-      if (!retryable(operation, cause) || (attempts >= options.maxAttempts() && !patient)) {
+      if (!operation.retries()
+          || !retryable(operation, cause)
+          || (attempts >= options.maxAttempts() && !patient)) {
         result.fail(translate(operation, cause, attemptsText()));
         return;
       }

@@ -11,7 +11,8 @@ import io.vertx.core.http.HttpClientResponse;
  * {@code length} bytes from {@code offset}. The answer must be 206 with a matching {@code
  * Content-Range}; a 200 (the registry ignores ranges) is cut off at once and fails with {@link
  * RangeNotSupportedException}, as does a part of another length. The bytes are not verified here:
- * the part is not a blob of its own, so its caller checks what it cuts out of it.
+ * the part is not a blob of its own, so its caller checks what it cuts out of it. Never retried:
+ * its caller fetches the chunks as blobs instead, which are.
  */
 final class RangePuller implements RegistryOperation<byte[]> {
   private static final int MAX_ERROR_BYTES = 64 << 10;
@@ -135,6 +136,11 @@ final class RangePuller implements RegistryOperation<byte[]> {
     }
     String expected = "bytes " + offset + "-" + (offset + length - 1) + "/";
     return header.trim().startsWith(expected);
+  }
+
+  @Override
+  public boolean retries() {
+    return false;
   }
 
   @Override

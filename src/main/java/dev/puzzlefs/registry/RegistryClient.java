@@ -171,8 +171,10 @@ public final class RegistryClient implements AutoCloseable {
   /**
    * Bytes {@code [offset, offset + length)} of blob {@code digest}, with one range request. Not
    * verified (a part of a blob has no digest of its own): the caller checks what it cuts out of it.
-   * Fails with {@link RangeNotSupportedException}, without retries, when the registry sends
-   * anything but that part.
+   * Fails with {@link RangeNotSupportedException} when the registry sends anything but that part.
+   * Never retried (a time-out, a 5xx, a dropped connection fail at once): the caller fetches the
+   * part's chunks as blobs instead, and a stalled range retried would use up the time a read has
+   * for that.
    */
   public Future<byte[]> pullRange(String repository, Digest digest, long offset, int length) {
     return run(new RangePuller(http, repository, digest, offset, length));

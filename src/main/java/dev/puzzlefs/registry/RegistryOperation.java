@@ -38,6 +38,15 @@ interface RegistryOperation<T> {
     return false;
   }
 
+  /**
+   * Whether any failure of this operation is tried again at all. An operation whose caller has a
+   * fallback (a range of a chunk pack, whose chunks also come as blobs) says no: its retries, each
+   * as long as a request may take, would use up the time its caller has for the fallback.
+   */
+  default boolean retries() {
+    return true;
+  }
+
   /** The scope for reading {@code repository}. */
   static String pullScope(String repository) {
     return "repository:" + repository + ":pull";

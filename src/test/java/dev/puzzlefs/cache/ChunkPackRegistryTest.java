@@ -332,6 +332,39 @@ class ChunkPackRegistryTest {
   }
 
   @Test
+  void registryStallingRanges_chunksComeFromTheirBlobs_beforeTheReadTimesOut() throws Exception {
+    push("pack/stall", true);
+    // A proxy in front of the real registry whose range requests never complete within the
+    // client's request timeout; whole blobs it passes through.
+    WireMockServer proxy =
+        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
+    proxy.start();
+    try {
+      proxy.stubFor(
+          any(anyUrl()).atPriority(10).willReturn(aResponse().proxiedFrom(registry.url())));
+      proxy.stubFor(
+          get(anyUrl())
+              .withHeader("Range", matching("bytes=.*"))
+              .atPriority(1)
+              .willReturn(aResponse().withStatus(206).withFixedDelay(60_000)));
+      RegistryClient client = client("127.0.0.1:" + proxy.port());
+      PackedBlobFetcher fetcher = fetcher(client, "pack/stall");
+      assertNotNull(fetcher.search().get());
+      // One request time-out (5 s) for the range, then the chunks' own blobs: well within the
+      // read's 8 s. Retrying the range (twice 5 s) would use it all up before the first blob.
+      CachingChunkSource source =
+          CachingChunkSource.builder(fetcher).fetchTimeout(Duration.ofSeconds(8)).build();
+      sources.add(source);
+      fetchAllAndCheck(source);
+      Map<String, Long> stats = fetcher.stats();
+      assertTrue(stats.get("packRanges") >= 1, stats.toString());
+      assertEquals(0L, stats.get("packChunks"), stats.toString());
+    } finally {
+      proxy.stop();
+    }
+  }
+
+  @Test
   void packOfAnotherImage_isNotUsed() throws Exception {
     push("pack/other", true);
     RegistryClient client = client(registry.hostPort());
