@@ -4,6 +4,7 @@ import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.registry.ChunkPack;
 import dev.puzzlefs.registry.RangeNotSupportedException;
 import dev.puzzlefs.registry.RegistryClient;
+import dev.puzzlefs.registry.RegistryUnreachableException;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -22,7 +23,8 @@ import org.slf4j.LoggerFactory;
  * else goes to {@code blobs}, one request per blob: chunks the pack does not hold, a lone chunk,
  * every chunk until the pack has been found (the search runs beside the image's first reads), a
  * chunk whose bytes in the pack are wrong, and every chunk of a range that failed. A registry that
- * answers a range with anything but that range turns the pack off for good.
+ * answers a range with anything but that range, or does not answer it in time (it stalls, or drops
+ * the connection), turns the pack off for good.
  */
 public final class PackedBlobFetcher implements BlobFetcher {
   private static final Logger LOG = LoggerFactory.getLogger(PackedBlobFetcher.class);
@@ -235,7 +237,11 @@ public final class PackedBlobFetcher implements BlobFetcher {
   }
 
   private void rangeFailed(List<Wanted> run, Digest segment, Throwable failure) {
-    if (failure instanceof RangeNotSupportedException && disabled.compareAndSet(false, true)) {
+    // A range the registry answers wrongly, or never answers in time (it stalls, or drops the
+    // connection), would cost every later run the same: its chunks come as blobs from now on.
+    if ((failure instanceof RangeNotSupportedException
+            || failure instanceof RegistryUnreachableException)
+        && disabled.compareAndSet(false, true)) {
       LOG.warn(
           "not using the chunk pack of {}/{} any more: {}; fetching chunks one by one",
           client.registry(),

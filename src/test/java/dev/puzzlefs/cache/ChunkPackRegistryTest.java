@@ -359,6 +359,13 @@ class ChunkPackRegistryTest {
       Map<String, Long> stats = fetcher.stats();
       assertTrue(stats.get("packRanges") >= 1, stats.toString());
       assertEquals(0L, stats.get("packChunks"), stats.toString());
+      // Turned off: later runs of chunks go straight to their blobs instead of each waiting out
+      // a stalled range first.
+      long ranges = stats.get("packRanges");
+      long start = System.nanoTime();
+      fetchAllAndCheck(source(fetcher));
+      assertEquals(ranges, fetcher.stats().get("packRanges"));
+      assertTrue(System.nanoTime() - start < 4_000_000_000L, "took " + (System.nanoTime() - start));
     } finally {
       proxy.stop();
     }
