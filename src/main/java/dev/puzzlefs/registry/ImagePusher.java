@@ -219,7 +219,10 @@ public final class ImagePusher {
     }
   }
 
-  /** The manifest behind a tag: its index entry, exact bytes, and the blobs it names. */
+  /**
+   * The manifest behind a tag: its index entry, exact bytes, the blobs it names, and the chunks its
+   * rootfs reads in order (null when it has no rootfs, or one that does not decode).
+   */
   private record LocalImage(
       Descriptor descriptor, byte[] bytes, List<Descriptor> blobs, List<Descriptor> chunksInOrder) {
     static LocalImage read(OciLayout layout, String tag) throws java.io.IOException {
@@ -243,7 +246,7 @@ public final class ImagePusher {
         }
       }
       List<Descriptor> inOrder =
-          rootfs == null ? List.of() : checkChunksListed(layout, tag, rootfs, layers);
+          rootfs == null ? null : checkChunksListed(layout, tag, rootfs, layers);
       return new LocalImage(descriptor, bytes, List.copyOf(blobs.values()), inOrder);
     }
 
@@ -251,8 +254,8 @@ public final class ImagePusher {
      * Refuses an image whose rootfs reads a chunk the manifest's layers do not list: the registry
      * would get an image that cannot be read. Names the first such chunk and how many there are. A
      * rootfs that does not decode is pushed as it is, unchecked, as before. Returns the chunks in
-     * the order the rootfs first uses them (the order of its data stream), each once; empty when
-     * the rootfs does not decode.
+     * the order the rootfs first uses them (the order of its data stream), each once; null when the
+     * rootfs does not decode.
      */
     private static List<Descriptor> checkChunksListed(
         OciLayout layout, String tag, Descriptor rootfsLayer, Map<Digest, Descriptor> layers)
@@ -266,7 +269,7 @@ public final class ImagePusher {
             rootfsLayer.digest(),
             tag,
             e.getMessage());
-        return List.of();
+        return null;
       }
       Set<Digest> missing = new LinkedHashSet<>();
       Map<Digest, Descriptor> inOrder = new LinkedHashMap<>();

@@ -38,16 +38,20 @@ final class PackPusher {
 
   /**
    * Packs {@code chunks} (in order) for the image {@code image} just pushed, whose manifest is
-   * {@code manifestSize} bytes, in segments of at most {@code segmentBytes}.
+   * {@code manifestSize} bytes, in segments of at most {@code segmentBytes}. Fails, saying that the
+   * image was pushed, when {@code chunks} is empty or null (its rootfs does not decode).
    */
   Future<PushSummary.Pack> push(
       List<Descriptor> chunks, PushSummary image, long manifestSize, long segmentBytes) {
-    if (chunks.isEmpty()) {
+    if (chunks == null || chunks.isEmpty()) {
       return Future.failedFuture(
           new OciException(
               "cannot make a chunk pack of "
                   + image.reference()
-                  + ": its rootfs reads no chunk, or does not decode"));
+                  + (chunks == null
+                      ? ": its rootfs does not decode"
+                      : ": it has no file data (its rootfs reads no chunk)")
+                  + "; the image itself was pushed, without a pack"));
     }
     List<List<Descriptor>> plan = ChunkPack.plan(chunks, segmentBytes);
     ConcurrencyLimiter limiter = new ConcurrencyLimiter(SEGMENTS_AT_ONCE);

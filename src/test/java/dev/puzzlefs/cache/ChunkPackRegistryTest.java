@@ -428,7 +428,26 @@ class ChunkPackRegistryTest {
             Exception.class,
             () -> await(new ImagePusher(client).withPack(true).push(broken.layout(), "b", ref)));
     assertTrue(e.getMessage().contains("cannot make a chunk pack of " + ref), e.getMessage());
+    assertTrue(e.getMessage().contains("its rootfs does not decode"), e.getMessage());
+    assertTrue(e.getMessage().contains("the image itself was pushed"), e.getMessage());
     // The image itself is there, as without --pack.
     assertNotNull(await(client.pullManifest("pack/broken", "b")));
+  }
+
+  @Test
+  void pushWithPack_ofAnImageWithoutFileData_saysSoAndThatTheImageIsPushed() throws Exception {
+    Path src = Files.createDirectories(tmp.resolve("nodata/src/dir"));
+    Files.write(src.resolveSibling("empty"), new byte[0]);
+    OciLayout nodata = OciLayout.openOrCreate(tmp.resolve("nodata/oci"));
+    new ImageBuilder(1).build(src.getParent(), nodata, "n");
+    ImageReference ref = ImageReference.parse("docker://" + registry.hostPort() + "/pack/nodata:n");
+    RegistryClient client = client(registry.hostPort());
+    Exception e =
+        assertThrows(
+            Exception.class,
+            () -> await(new ImagePusher(client).withPack(true).push(nodata, "n", ref)));
+    assertTrue(e.getMessage().contains("it has no file data"), e.getMessage());
+    assertTrue(e.getMessage().contains("the image itself was pushed"), e.getMessage());
+    assertNotNull(await(client.pullManifest("pack/nodata", "n")));
   }
 }
