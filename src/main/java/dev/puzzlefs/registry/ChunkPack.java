@@ -142,6 +142,12 @@ public final class ChunkPack {
     Map<Digest, Location> locations = new HashMap<>();
     for (int i = 0; i < segments.size(); i++) {
       Descriptor segment = layers.get(i + 1);
+      if (segment == null) {
+        throw new OciException(what + ": layer " + (i + 1) + " is null");
+      }
+      if (segments.get(i) == null) {
+        throw new OciException(what + ": segment " + (i + 1) + " of its index is null");
+      }
       if (!SEGMENT_MEDIA_TYPE.equals(segment.mediaType())) {
         throw new OciException(
             what + ": layer " + (i + 1) + " has media type " + segment.mediaType());

@@ -116,6 +116,7 @@ final class PackFinder {
     }
     if (manifest.layers() == null
         || manifest.layers().isEmpty()
+        || manifest.layers().get(0) == null
         || !ChunkPack.INDEX_MEDIA_TYPE.equals(manifest.layers().get(0).mediaType())) {
       throw new OciException(what + ": its first layer is not the pack's index");
     }

@@ -126,6 +126,19 @@ class ChunkPackTest {
     assertTrue(
         refused(manifest(30), "{\"segments\":".getBytes(StandardCharsets.UTF_8), 10, 20)
             .contains("is not a valid Index"));
+    // Nulls a hostile index or manifest may hold are refused by name, not with a
+    // NullPointerException's message.
+    assertTrue(
+        refused(
+                manifest(30),
+                "{\"segments\":[null],\"version\":1}".getBytes(StandardCharsets.UTF_8),
+                10,
+                20)
+            .contains("segment 1 of its index is null"));
+    ChunkPack.PackManifest nullLayer = manifest(30);
+    nullLayer.layers().set(1, null);
+    assertTrue(
+        refused(nullLayer, index(1, List.of(List.of(0, 1))), 10, 20).contains("layer 1 is null"));
   }
 
   @Test
