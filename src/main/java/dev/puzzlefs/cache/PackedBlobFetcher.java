@@ -1,6 +1,7 @@
 package dev.puzzlefs.cache;
 
 import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.registry.BlobNotFoundException;
 import dev.puzzlefs.registry.ChunkPack;
 import dev.puzzlefs.registry.RangeNotSupportedException;
 import dev.puzzlefs.registry.RegistryClient;
@@ -29,6 +30,9 @@ import org.slf4j.LoggerFactory;
 public final class PackedBlobFetcher implements BlobFetcher {
   private static final Logger LOG = LoggerFactory.getLogger(PackedBlobFetcher.class);
 
+  /** Ranges failing one after the other (5xx, say) that turn the pack off. */
+  static final int MAX_FAILED_RANGES_IN_A_ROW = 3;
+
   /** The most bytes one range request asks for. */
   static final int MAX_RANGE_BYTES = 4 << 20;
 
@@ -55,6 +59,10 @@ public final class PackedBlobFetcher implements BlobFetcher {
   private final Object lock = new Object();
   private List<Wanted> gathering = new ArrayList<>();
   private boolean flushScheduled;
+
+  /** Ranges that failed since the last one that did not. */
+  private final java.util.concurrent.atomic.AtomicInteger failedRanges =
+      new java.util.concurrent.atomic.AtomicInteger();
 
   private final LongAdder ranges = new LongAdder();
   private final LongAdder rangeChunks = new LongAdder();
@@ -196,6 +204,7 @@ public final class PackedBlobFetcher implements BlobFetcher {
                 rangeFailed(run, segment, ar.cause());
                 return;
               }
+              failedRanges.set(0);
               byte[] bytes = ar.result();
               // Hashing a few MiB would hold up the event loop: on a worker.
               client
@@ -237,11 +246,15 @@ public final class PackedBlobFetcher implements BlobFetcher {
   }
 
   private void rangeFailed(List<Wanted> run, Digest segment, Throwable failure) {
-    // A range the registry answers wrongly, or never answers in time (it stalls, or drops the
-    // connection), would cost every later run the same: its chunks come as blobs from now on.
-    if ((failure instanceof RangeNotSupportedException
-            || failure instanceof RegistryUnreachableException)
-        && disabled.compareAndSet(false, true)) {
+    // A range the registry answers wrongly, never answers in time (it stalls, or drops the
+    // connection), or a segment it does not have would cost every later run the same: its chunks
+    // come as blobs from now on. So they do after a few failures in a row of any other kind.
+    boolean lasting =
+        failure instanceof RangeNotSupportedException
+            || failure instanceof RegistryUnreachableException
+            || failure instanceof BlobNotFoundException
+            || failedRanges.incrementAndGet() >= MAX_FAILED_RANGES_IN_A_ROW;
+    if (lasting && disabled.compareAndSet(false, true)) {
       LOG.warn(
           "not using the chunk pack of {}/{} any more: {}; fetching chunks one by one",
           client.registry(),

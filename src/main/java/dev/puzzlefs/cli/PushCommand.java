@@ -27,7 +27,8 @@ import picocli.CommandLine.Spec;
     footerHeading = "%nExamples:%n",
     footer = {
       "  puzzlefs push --plain-http images/ v1 docker://127.0.0.1:5000/app:v1",
-      "  puzzlefs push oci:images/:v1 docker://registry.example/team/app:v1"
+      "  puzzlefs push oci:images/:v1 docker://registry.example/team/app:v1",
+      "  puzzlefs push --pack images/ v1 docker://registry.example/team/app:v1"
     })
 final class PushCommand implements Callable<Integer> {
   @Spec CommandSpec spec;

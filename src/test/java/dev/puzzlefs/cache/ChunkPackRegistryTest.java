@@ -372,6 +372,41 @@ class ChunkPackRegistryTest {
   }
 
   @Test
+  void rangesFailingAgainAndAgain_turnThePackOff_andEveryChunkStillArrives() throws Exception {
+    push("pack/failing", true);
+    // A proxy in front of the real registry that answers every range with a server error.
+    WireMockServer proxy =
+        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
+    proxy.start();
+    try {
+      proxy.stubFor(
+          any(anyUrl()).atPriority(10).willReturn(aResponse().proxiedFrom(registry.url())));
+      proxy.stubFor(
+          get(anyUrl())
+              .withHeader("Range", matching("bytes=.*"))
+              .atPriority(1)
+              .willReturn(aResponse().withStatus(500)));
+      RegistryClient client = client("127.0.0.1:" + proxy.port());
+      PackedBlobFetcher fetcher = fetcher(client, "pack/failing");
+      ChunkPack pack = fetcher.search().get();
+      assertNotNull(pack);
+      assertTrue(pack.segments() >= PackedBlobFetcher.MAX_FAILED_RANGES_IN_A_ROW);
+      fetchAllAndCheck(source(fetcher));
+      Map<String, Long> stats = fetcher.stats();
+      assertTrue(
+          stats.get("packRanges") >= PackedBlobFetcher.MAX_FAILED_RANGES_IN_A_ROW,
+          stats.toString());
+      assertEquals(0L, stats.get("packChunks"), stats.toString());
+      assertFalse(fetcher.fetchesRunsCheaply());
+      long ranges = stats.get("packRanges");
+      fetchAllAndCheck(source(fetcher));
+      assertEquals(ranges, fetcher.stats().get("packRanges"), "no range after the pack is off");
+    } finally {
+      proxy.stop();
+    }
+  }
+
+  @Test
   void packOfAnotherImage_isNotUsed() throws Exception {
     push("pack/other", true);
     RegistryClient client = client(registry.hostPort());
