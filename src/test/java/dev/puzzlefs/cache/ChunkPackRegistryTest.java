@@ -18,7 +18,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.github.tomakehurst.wiremock.WireMockServer;
+import com.github.tomakehurst.wiremock.client.ResponseDefinitionBuilder;
 import com.github.tomakehurst.wiremock.core.WireMockConfiguration;
+import com.github.tomakehurst.wiremock.matching.UrlPattern;
 import dev.puzzlefs.builder.ImageBuilder;
 import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.oci.Descriptor;
@@ -71,6 +73,7 @@ class ChunkPackRegistryTest {
 
   private final List<RegistryClient> clients = new ArrayList<>();
   private final List<CachingChunkSource> sources = new ArrayList<>();
+  private final List<WireMockServer> proxies = new ArrayList<>();
 
   @BeforeAll
   static void buildImage() throws Exception {
@@ -112,6 +115,7 @@ class ChunkPackRegistryTest {
   void close() {
     sources.forEach(CachingChunkSource::close);
     clients.forEach(RegistryClient::close);
+    proxies.forEach(WireMockServer::stop);
   }
 
   private RegistryClient client(String hostPort) {
@@ -293,117 +297,92 @@ class ChunkPackRegistryTest {
     assertTrue(stats.get("packChunks") >= 1, stats.toString());
   }
 
-  @Test
-  void registryIgnoringRanges_turnsThePackOff_andEveryChunkStillArrives() throws Exception {
-    push("pack/norange", true);
-    // A proxy in front of the real registry that answers range requests with the whole blob.
+  /**
+   * A client of a WireMock proxy in front of the real registry (stopped after the test) that
+   * answers the range requests of GETs matching {@code url} with {@code rangeAnswer}; everything
+   * else it passes through.
+   */
+  private RegistryClient throughProxy(UrlPattern url, ResponseDefinitionBuilder rangeAnswer) {
     WireMockServer proxy =
         new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
     proxy.start();
-    try {
-      proxy.stubFor(
-          any(anyUrl()).atPriority(10).willReturn(aResponse().proxiedFrom(registry.url())));
-      RegistryClient direct = client(registry.hostPort());
-      ChunkPack pack = await(direct.findChunkPack("pack/norange", manifestDigest, sizes));
-      Digest segment = pack.locate(chunks.get(0)).segment();
-      byte[] whole = await(direct.pullBlob("pack/norange", segment));
-      proxy.stubFor(
-          get(urlEqualTo("/v2/pack/norange/blobs/" + segment))
-              .withHeader("Range", matching("bytes=.*"))
-              .atPriority(1)
-              .willReturn(aResponse().withStatus(200).withBody(whole)));
+    proxies.add(proxy);
+    proxy.stubFor(any(anyUrl()).atPriority(10).willReturn(aResponse().proxiedFrom(registry.url())));
+    proxy.stubFor(
+        get(url).withHeader("Range", matching("bytes=.*")).atPriority(1).willReturn(rangeAnswer));
+    return client("127.0.0.1:" + proxy.port());
+  }
 
-      RegistryClient client = client("127.0.0.1:" + proxy.port());
-      PackedBlobFetcher fetcher = fetcher(client, "pack/norange");
-      assertNotNull(fetcher.search().get());
-      fetchAllAndCheck(source(fetcher));
-      Map<String, Long> stats = fetcher.stats();
-      assertTrue(stats.get("packRanges") >= 1, stats.toString());
-      assertTrue(stats.get("packChunksAsBlobs") >= 1, stats.toString());
-      // Turned off: later chunks go straight to their blobs, without a range.
-      assertFalse(fetcher.fetchesRunsCheaply());
-      long ranges = stats.get("packRanges");
-      CachingChunkSource fresh = source(fetcher);
-      fetchAllAndCheck(fresh);
-      assertEquals(ranges, fetcher.stats().get("packRanges"));
-    } finally {
-      proxy.stop();
-    }
+  /**
+   * Checks that after the ranges {@code fetcher} has sent, the pack is off: another fetch of every
+   * chunk sends no range, and is done within {@code withinNanos}.
+   */
+  private void assertPackTurnedOff(PackedBlobFetcher fetcher, long withinNanos) throws Exception {
+    assertFalse(fetcher.fetchesRunsCheaply());
+    long ranges = fetcher.stats().get("packRanges");
+    long start = System.nanoTime();
+    fetchAllAndCheck(source(fetcher));
+    long took = System.nanoTime() - start;
+    assertEquals(ranges, fetcher.stats().get("packRanges"), "no range after the pack is off");
+    assertTrue(took < withinNanos, "took " + took + " ns");
+  }
+
+  @Test
+  void registryIgnoringRanges_turnsThePackOff_andEveryChunkStillArrives() throws Exception {
+    push("pack/norange", true);
+    RegistryClient direct = client(registry.hostPort());
+    ChunkPack found = await(direct.findChunkPack("pack/norange", manifestDigest, sizes));
+    Digest segment = found.locate(chunks.get(0)).segment();
+    byte[] whole = await(direct.pullBlob("pack/norange", segment));
+    // Range requests of that segment answered with the whole blob.
+    RegistryClient client =
+        throughProxy(
+            urlEqualTo("/v2/pack/norange/blobs/" + segment),
+            aResponse().withStatus(200).withBody(whole));
+    PackedBlobFetcher fetcher = fetcher(client, "pack/norange");
+    assertNotNull(fetcher.search().get());
+    fetchAllAndCheck(source(fetcher));
+    Map<String, Long> stats = fetcher.stats();
+    assertTrue(stats.get("packRanges") >= 1, stats.toString());
+    assertTrue(stats.get("packChunksAsBlobs") >= 1, stats.toString());
+    assertPackTurnedOff(fetcher, 30_000_000_000L);
   }
 
   @Test
   void registryStallingRanges_chunksComeFromTheirBlobs_beforeTheReadTimesOut() throws Exception {
     push("pack/stall", true);
-    // A proxy in front of the real registry whose range requests never complete within the
-    // client's request timeout; whole blobs it passes through.
-    WireMockServer proxy =
-        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
-    proxy.start();
-    try {
-      proxy.stubFor(
-          any(anyUrl()).atPriority(10).willReturn(aResponse().proxiedFrom(registry.url())));
-      proxy.stubFor(
-          get(anyUrl())
-              .withHeader("Range", matching("bytes=.*"))
-              .atPriority(1)
-              .willReturn(aResponse().withStatus(206).withFixedDelay(60_000)));
-      RegistryClient client = client("127.0.0.1:" + proxy.port());
-      PackedBlobFetcher fetcher = fetcher(client, "pack/stall");
-      assertNotNull(fetcher.search().get());
-      // One request time-out (5 s) for the range, then the chunks' own blobs: well within the
-      // read's 8 s. Retrying the range (twice 5 s) would use it all up before the first blob.
-      CachingChunkSource source =
-          CachingChunkSource.builder(fetcher).fetchTimeout(Duration.ofSeconds(8)).build();
-      sources.add(source);
-      fetchAllAndCheck(source);
-      Map<String, Long> stats = fetcher.stats();
-      assertTrue(stats.get("packRanges") >= 1, stats.toString());
-      assertEquals(0L, stats.get("packChunks"), stats.toString());
-      // Turned off: later runs of chunks go straight to their blobs instead of each waiting out
-      // a stalled range first.
-      long ranges = stats.get("packRanges");
-      long start = System.nanoTime();
-      fetchAllAndCheck(source(fetcher));
-      assertEquals(ranges, fetcher.stats().get("packRanges"));
-      assertTrue(System.nanoTime() - start < 4_000_000_000L, "took " + (System.nanoTime() - start));
-    } finally {
-      proxy.stop();
-    }
+    // Range requests that never complete within the client's request timeout.
+    RegistryClient client =
+        throughProxy(anyUrl(), aResponse().withStatus(206).withFixedDelay(60_000));
+    PackedBlobFetcher fetcher = fetcher(client, "pack/stall");
+    assertNotNull(fetcher.search().get());
+    // One request time-out (5 s) for the range, then the chunks' own blobs: well within the
+    // read's 8 s. Retrying the range (twice 5 s) would use it all up before the first blob.
+    CachingChunkSource source =
+        CachingChunkSource.builder(fetcher).fetchTimeout(Duration.ofSeconds(8)).build();
+    sources.add(source);
+    fetchAllAndCheck(source);
+    Map<String, Long> stats = fetcher.stats();
+    assertTrue(stats.get("packRanges") >= 1, stats.toString());
+    assertEquals(0L, stats.get("packChunks"), stats.toString());
+    // Later runs of chunks go straight to their blobs instead of each waiting out a stalled range.
+    assertPackTurnedOff(fetcher, 4_000_000_000L);
   }
 
   @Test
   void rangesFailingAgainAndAgain_turnThePackOff_andEveryChunkStillArrives() throws Exception {
     push("pack/failing", true);
-    // A proxy in front of the real registry that answers every range with a server error.
-    WireMockServer proxy =
-        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
-    proxy.start();
-    try {
-      proxy.stubFor(
-          any(anyUrl()).atPriority(10).willReturn(aResponse().proxiedFrom(registry.url())));
-      proxy.stubFor(
-          get(anyUrl())
-              .withHeader("Range", matching("bytes=.*"))
-              .atPriority(1)
-              .willReturn(aResponse().withStatus(500)));
-      RegistryClient client = client("127.0.0.1:" + proxy.port());
-      PackedBlobFetcher fetcher = fetcher(client, "pack/failing");
-      ChunkPack pack = fetcher.search().get();
-      assertNotNull(pack);
-      assertTrue(pack.segments() >= PackedBlobFetcher.MAX_FAILED_RANGES_IN_A_ROW);
-      fetchAllAndCheck(source(fetcher));
-      Map<String, Long> stats = fetcher.stats();
-      assertTrue(
-          stats.get("packRanges") >= PackedBlobFetcher.MAX_FAILED_RANGES_IN_A_ROW,
-          stats.toString());
-      assertEquals(0L, stats.get("packChunks"), stats.toString());
-      assertFalse(fetcher.fetchesRunsCheaply());
-      long ranges = stats.get("packRanges");
-      fetchAllAndCheck(source(fetcher));
-      assertEquals(ranges, fetcher.stats().get("packRanges"), "no range after the pack is off");
-    } finally {
-      proxy.stop();
-    }
+    RegistryClient client = throughProxy(anyUrl(), aResponse().withStatus(500));
+    PackedBlobFetcher fetcher = fetcher(client, "pack/failing");
+    ChunkPack pack = fetcher.search().get();
+    assertNotNull(pack);
+    assertTrue(pack.segments() >= PackedBlobFetcher.MAX_FAILED_RANGES_IN_A_ROW);
+    fetchAllAndCheck(source(fetcher));
+    Map<String, Long> stats = fetcher.stats();
+    assertTrue(
+        stats.get("packRanges") >= PackedBlobFetcher.MAX_FAILED_RANGES_IN_A_ROW, stats.toString());
+    assertEquals(0L, stats.get("packChunks"), stats.toString());
+    assertPackTurnedOff(fetcher, 30_000_000_000L);
   }
 
   @Test

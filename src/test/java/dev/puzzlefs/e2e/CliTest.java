@@ -208,16 +208,7 @@ class CliTest {
     ImageManifest manifest = layout.manifest("v1");
     List<Descriptor> layers = new ArrayList<>(manifest.layers());
     layers.add(layers.get(0));
-    byte[] crafted =
-        Json.write(
-            new ImageManifest(
-                manifest.schemaVersion(),
-                manifest.mediaType(),
-                manifest.config(),
-                layers,
-                manifest.annotations()));
-    Digest digest = layout.putBlob(crafted);
-    layout.tag("two", Descriptor.of(MediaTypes.MANIFEST, digest, crafted.length));
+    Digest digest = tagWithLayers(layout, "two", manifest, layers);
 
     for (List<String> args :
         List.of(
@@ -376,16 +367,7 @@ class CliTest {
     List<Descriptor> layers = new ArrayList<>(manifest.layers());
     Descriptor dropped = layers.remove(layers.size() - 1);
     assertEquals(MediaTypes.FILEDATA, dropped.mediaType());
-    byte[] rewritten =
-        Json.write(
-            new ImageManifest(
-                manifest.schemaVersion(),
-                manifest.mediaType(),
-                manifest.config(),
-                layers,
-                manifest.annotations()));
-    Digest digest = layout.putBlob(rewritten);
-    layout.tag("v1", Descriptor.of(MediaTypes.MANIFEST, digest, rewritten.length));
+    tagWithLayers(layout, "v1", manifest, layers);
     WireMockServer registry =
         new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
     registry.start();
@@ -614,5 +596,25 @@ class CliTest {
     }
     assertTrue(
         new String(out.getBytes(StandardCharsets.UTF_8), StandardCharsets.UTF_8).length() > 0);
+  }
+
+  /**
+   * Tags {@code tag} with a copy of {@code manifest} whose layers are {@code layers}; the copy's
+   * digest.
+   */
+  private static Digest tagWithLayers(
+      OciLayout layout, String tag, ImageManifest manifest, List<Descriptor> layers)
+      throws java.io.IOException {
+    byte[] bytes =
+        Json.write(
+            new ImageManifest(
+                manifest.schemaVersion(),
+                manifest.mediaType(),
+                manifest.config(),
+                layers,
+                manifest.annotations()));
+    Digest digest = layout.putBlob(bytes);
+    layout.tag(tag, Descriptor.of(MediaTypes.MANIFEST, digest, bytes.length));
+    return digest;
   }
 }
