@@ -43,15 +43,16 @@ final class PackPusher {
    */
   Future<PushSummary.Pack> push(
       List<Descriptor> chunks, PushSummary image, long manifestSize, long segmentBytes) {
-    if (chunks == null || chunks.isEmpty()) {
+    if (chunks == null) {
       return Future.failedFuture(
           new OciException(
               "cannot make a chunk pack of "
                   + image.reference()
-                  + (chunks == null
-                      ? ": its rootfs does not decode"
-                      : ": it has no file data (its rootfs reads no chunk)")
-                  + "; the image itself was pushed, without a pack"));
+                  + ": its rootfs does not decode; the image itself was pushed, without a pack"));
+    }
+    if (chunks.isEmpty()) {
+      // Nothing to fetch, so nothing to pack: the push did what was asked.
+      return Future.succeededFuture(PushSummary.Pack.NOT_NEEDED);
     }
     List<List<Descriptor>> plan = ChunkPack.plan(chunks, segmentBytes);
     ConcurrencyLimiter limiter = new ConcurrencyLimiter(SEGMENTS_AT_ONCE);

@@ -29,7 +29,10 @@ public record PushSummary(
    * @param bytes the segments' bytes in all
    * @param uploaded the segments' bytes sent (the registry lacked them)
    */
-  public record Pack(Digest manifest, int segments, int chunks, long bytes, long uploaded) {}
+  public record Pack(Digest manifest, int segments, int chunks, long bytes, long uploaded) {
+    /** No pack was made: the image has no file data, so a reader fetches no chunk at all. */
+    public static final Pack NOT_NEEDED = new Pack(null, 0, 0, 0, 0);
+  }
 
   /** The same summary with {@code newPack}. */
   PushSummary withPack(Pack newPack) {
@@ -53,17 +56,19 @@ public record PushSummary(
         + " already present"
         + (pack == null
             ? ""
-            : "; chunk pack "
-                + pack.manifest()
-                + ": "
-                + pack.chunks()
-                + " chunks in "
-                + pack.segments()
-                + (pack.segments() == 1 ? " segment (" : " segments (")
-                + humanBytes(pack.bytes())
-                + ", "
-                + humanBytes(pack.uploaded())
-                + " uploaded)");
+            : pack.manifest() == null
+                ? "; no chunk pack (the image has no file data)"
+                : "; chunk pack "
+                    + pack.manifest()
+                    + ": "
+                    + pack.chunks()
+                    + " chunks in "
+                    + pack.segments()
+                    + (pack.segments() == 1 ? " segment (" : " segments (")
+                    + humanBytes(pack.bytes())
+                    + ", "
+                    + humanBytes(pack.uploaded())
+                    + " uploaded)");
   }
 
   private static String humanBytes(long bytes) {
