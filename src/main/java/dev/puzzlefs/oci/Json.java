@@ -29,6 +29,13 @@ public final class Json {
     }
   }
 
+  /** {@code text} with each control character (a NUL, a newline, an escape) shown as '?'. */
+  private static String printable(String text) {
+    StringBuilder out = new StringBuilder(text.length());
+    text.codePoints().forEach(c -> out.appendCodePoint(Character.isISOControl(c) ? '?' : c));
+    return out.toString();
+  }
+
   /**
    * Parses {@code bytes} as a {@code type}; {@code what} names the source in the error, for example
    * the file path.
@@ -49,7 +56,7 @@ public final class Json {
               + " ("
               + e.getOriginalMessage()
               + "; starts with: "
-              + head.replace('\n', ' ')
+              + printable(head)
               + ")",
           e);
     } catch (IOException e) {

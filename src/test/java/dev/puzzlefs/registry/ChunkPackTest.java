@@ -142,6 +142,13 @@ class ChunkPackTest {
   }
 
   @Test
+  void parse_ofGarbage_quotesItsStartWithoutControlCharacters() {
+    byte[] garbage = "\u0000\u001b[2J{\n oops".getBytes(StandardCharsets.UTF_8);
+    String message = refused(manifest(30), garbage, 10, 20);
+    assertTrue(message.contains("starts with: ??[2J{? oops"), message);
+  }
+
+  @Test
   void referrersTag_isTheDistributionSpecsFallbackTag() {
     assertEquals("sha256-" + IMAGE.hex(), ChunkPack.referrersTag(IMAGE));
   }
