@@ -2,6 +2,7 @@ package dev.puzzlefs.cli;
 
 import dev.puzzlefs.registry.ImageReference;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -26,7 +27,10 @@ record ImageName(String text, Path layout, String tag, ImageReference reference)
     }
     if (text.startsWith(ImageArgs.OCI)) {
       ImageArgs local = ImageArgs.oci(text);
-      return new ImageName(text, local.layout(), local.tag(), null);
+      ImageName inDirNamedOci = inDirNamedOci(text, local);
+      return inDirNamedOci != null
+          ? inDirNamedOci
+          : new ImageName(text, local.layout(), local.tag(), null);
     }
     int colon = text.lastIndexOf(':');
     if (colon <= 0 || colon == text.length() - 1 || text.substring(colon).contains("/")) {
@@ -34,6 +38,23 @@ record ImageName(String text, Path layout, String tag, ImageReference reference)
     }
     return new ImageName(
         text, Caller.path(text.substring(0, colon)), text.substring(colon + 1), null);
+  }
+
+  /**
+   * {@code oci:TAG} read the older way, as OCI_DIR:TAG of a layout directory named {@code oci}:
+   * when there is such a directory and none named TAG (which the {@code oci:OCI_DIR} form would
+   * mean); null otherwise.
+   */
+  private static ImageName inDirNamedOci(String text, ImageArgs asOciForm) {
+    String tag = text.substring(ImageArgs.OCI.length());
+    if (tag.isEmpty() || tag.contains(":") || tag.contains("/")) {
+      return null;
+    }
+    Path dir = Caller.path("oci");
+    if (!Files.isDirectory(dir) || Files.isDirectory(asOciForm.layout())) {
+      return null;
+    }
+    return new ImageName(text, dir, tag, null);
   }
 
   /**
