@@ -418,10 +418,12 @@ class RunCommandTest {
             <= dev.puzzlefs.reader.Image.READAHEAD_CHUNKS
                 + dev.puzzlefs.reader.Image.STREAM_AHEAD_CHUNKS,
         "all but readahead from the shared cache: " + stats);
-    // Most of what it reads is disk hits: the command reads some 90 chunks, and at most the 16 of
-    // readahead above are fetched (the earlier runs' readahead decides how many, by timing).
+    // Most of what it reads is disk hits: the command reads some 70 distinct chunks, and at most
+    // the 16 of readahead above are fetched (the earlier runs' readahead decides how many, by
+    // timing). With all 16 fetched, the disk gave the other 55 or so (a CI run: 55 disk hits, 10
+    // memory hits of chunks read twice, 16 fetched), so three times the fetches is the bound.
     assertTrue(
-        stats.get("diskHits").asLong() > 4 * stats.get("fetchedBlobs").asLong(), stats.toString());
+        stats.get("diskHits").asLong() > 3 * stats.get("fetchedBlobs").asLong(), stats.toString());
     cli.assertNothingLeft();
   }
 
