@@ -40,10 +40,23 @@ final class ManifestPuller implements RegistryOperation<PulledManifest> {
   private final String reference;
   private final String where;
 
+  private final boolean mayBeMissing;
+
   ManifestPuller(RegistryHttp http, String repository, String reference) {
+    this(http, repository, reference, false);
+  }
+
+  /** With {@code mayBeMissing}, a 404 is not counted as the client's failure. */
+  ManifestPuller(RegistryHttp http, String repository, String reference, boolean mayBeMissing) {
     this.repository = repository;
     this.reference = reference;
     this.where = http.where(repository);
+    this.mayBeMissing = mayBeMissing;
+  }
+
+  @Override
+  public boolean notFoundIsAnAnswer() {
+    return mayBeMissing;
   }
 
   @Override

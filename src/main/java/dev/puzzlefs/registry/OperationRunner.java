@@ -69,7 +69,14 @@ final class OperationRunner {
   /** Runs {@code operation}; the future fails only with a RegistryException. */
   <T> Future<T> run(RegistryOperation<T> operation) {
     Run<T> run = new Run<>(operation);
-    run.result.future().onFailure(e -> failures.increment());
+    run.result
+        .future()
+        .onFailure(
+            e -> {
+              if (!(e instanceof ManifestNotFoundException && operation.notFoundIsAnAnswer())) {
+                failures.increment();
+              }
+            });
     if (operation.scope() == null) {
       run.attempt(null, true);
     } else {

@@ -25,7 +25,7 @@ final class PackFinder {
   Future<ChunkPack> find(Digest image, Map<Digest, Long> chunkSizes) {
     String tag = ChunkPack.referrersTag(image);
     return client
-        .pullManifest(repository, tag)
+        .pullManifestIfAny(repository, tag)
         .map(pulled -> (PulledManifest) pulled)
         .recover(
             failure ->

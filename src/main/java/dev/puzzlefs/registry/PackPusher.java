@@ -182,7 +182,7 @@ final class PackPusher {
   private Future<Descriptor> pushReferrer(Digest image, Descriptor pack) {
     String tag = ChunkPack.referrersTag(image);
     return client
-        .pullManifest(repository, tag)
+        .pullManifestIfAny(repository, tag)
         .map(
             pulled -> {
               try {

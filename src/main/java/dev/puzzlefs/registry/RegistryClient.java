@@ -208,6 +208,14 @@ public final class RegistryClient implements AutoCloseable {
     return run(new ManifestPuller(http, repository, reference));
   }
 
+  /**
+   * Like {@link #pullManifest} for a manifest that is often not there (a referrers tag): its 404
+   * fails the future as usual but is not counted in {@link #failures()}.
+   */
+  Future<PulledManifest> pullManifestIfAny(String repository, String reference) {
+    return run(new ManifestPuller(http, repository, reference, true));
+  }
+
   /** Stores {@code manifest} under {@code reference}; completes with its digest. */
   public Future<Digest> pushManifest(
       String repository, String reference, byte[] manifest, String mediaType) {

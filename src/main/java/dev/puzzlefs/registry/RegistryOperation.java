@@ -47,6 +47,14 @@ interface RegistryOperation<T> {
     return true;
   }
 
+  /**
+   * Whether a 404 is an answer rather than a failure (a look for something that is often not there,
+   * such as an image's referrers): it is then not counted among the client's failures.
+   */
+  default boolean notFoundIsAnAnswer() {
+    return false;
+  }
+
   /** The scope for reading {@code repository}. */
   static String pullScope(String repository) {
     return "repository:" + repository + ":pull";

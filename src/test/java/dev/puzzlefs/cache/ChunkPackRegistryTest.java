@@ -265,6 +265,7 @@ class ChunkPackRegistryTest {
     RegistryClient client = client(registry.hostPort());
     PackedBlobFetcher fetcher = fetcher(client, "pack/none");
     assertNull(fetcher.search().get());
+    assertEquals(0, client.failures(), "a missing referrers tag is no registry failure");
     assertFalse(fetcher.fetchesRunsCheaply());
     fetchAllAndCheck(source(fetcher));
     assertEquals(0L, fetcher.stats().get("packRanges"));
