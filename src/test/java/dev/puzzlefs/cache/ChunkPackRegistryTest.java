@@ -185,6 +185,19 @@ class ChunkPackRegistryTest {
     return new ObjectMapper().readTree(r.body());
   }
 
+  /**
+   * Stores {@code index} (an OCI index, as JSON) under the image's referrers tag in {@code repo}.
+   */
+  private static void listUnderReferrersTag(RegistryClient client, String repo, String index)
+      throws Exception {
+    await(
+        client.pushManifest(
+            repo,
+            ChunkPack.referrersTag(manifestDigest),
+            index.getBytes(StandardCharsets.UTF_8),
+            MediaTypes.INDEX));
+  }
+
   @Test
   void pushWithPack_readerFindsIt_andFetchesRunsOfChunksWithFewRequests() throws Exception {
     PushSummary pushed = push("pack/found", true);
@@ -239,12 +252,7 @@ class ChunkPackRegistryTest {
             + "\",\"size\":1}],\"mediaType\":\""
             + MediaTypes.INDEX
             + "\",\"schemaVersion\":2}";
-    await(
-        client.pushManifest(
-            "pack/again",
-            ChunkPack.referrersTag(manifestDigest),
-            foreign.getBytes(StandardCharsets.UTF_8),
-            MediaTypes.INDEX));
+    listUnderReferrersTag(client, "pack/again", foreign);
 
     push("pack/again", true);
     JsonNode second = referrers("pack/again");
@@ -414,12 +422,7 @@ class ChunkPackRegistryTest {
             + "}],\"mediaType\":\""
             + MediaTypes.INDEX
             + "\",\"schemaVersion\":2}";
-    await(
-        client.pushManifest(
-            "pack/other",
-            ChunkPack.referrersTag(manifestDigest),
-            index.getBytes(StandardCharsets.UTF_8),
-            MediaTypes.INDEX));
+    listUnderReferrersTag(client, "pack/other", index);
 
     Exception e =
         assertThrows(
