@@ -2,7 +2,9 @@ package dev.puzzlefs.cache;
 
 import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.registry.BlobNotFoundException;
+import dev.puzzlefs.registry.ByteRanges;
 import dev.puzzlefs.registry.ChunkPack;
+import dev.puzzlefs.registry.MultiRangeNotSupportedException;
 import dev.puzzlefs.registry.RangeNotSupportedException;
 import dev.puzzlefs.registry.RegistryClient;
 import dev.puzzlefs.registry.RegistryUnreachableException;
@@ -19,13 +21,15 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Fetches chunks from an image's chunk pack when it has one (see {@link ChunkPack}): the chunks
- * asked for within a millisecond of each other that lie one after the other in a segment come with
- * one range request, and each is checked against its own digest before it is handed out. Anything
- * else goes to {@code blobs}, one request per blob: chunks the pack does not hold, a lone chunk,
- * every chunk until the pack has been found (the search runs beside the image's first reads), a
- * chunk whose bytes in the pack are wrong, and every chunk of a range that failed. A registry that
- * answers a range with anything but that range, or does not answer it in time (it stalls, or drops
- * the connection), turns the pack off for good.
+ * asked for within a few milliseconds of each other that lie in one segment come with one range
+ * request, neighbours as one part of it and the others as parts of their own, and each is checked
+ * against its own digest before it is handed out. Anything else goes to {@code blobs}, one request
+ * per blob: chunks the pack does not hold, a chunk alone in its segment, every chunk until the pack
+ * has been found (the search runs beside the image's first reads), a chunk whose bytes in the pack
+ * are wrong, and every chunk of a request that failed. A registry that does not send several parts
+ * in one answer is asked for one part per request from then on; one that answers a range with
+ * anything but that range, or does not answer it in time (it stalls, or drops the connection),
+ * turns the pack off for good.
  */
 public final class PackedBlobFetcher implements BlobFetcher {
   private static final Logger LOG = LoggerFactory.getLogger(PackedBlobFetcher.class);
@@ -33,7 +37,7 @@ public final class PackedBlobFetcher implements BlobFetcher {
   /** Ranges failing one after the other (5xx, say) that turn the pack off. */
   static final int MAX_FAILED_RANGES_IN_A_ROW = 3;
 
-  /** The most bytes one range request asks for. */
+  /** The most bytes one range request asks for, all its parts together. */
   static final int MAX_RANGE_BYTES = 4 << 20;
 
   /**
@@ -45,8 +49,9 @@ public final class PackedBlobFetcher implements BlobFetcher {
   static final long GATHER_MILLIS = 2;
 
   /**
-   * The most bytes between two chunks asked for that one range still spans: fetched and dropped,
-   * cheaper than a request of their own (they are mostly chunks already fetched or on their way).
+   * When the registry sends one part per request: the most bytes between two chunks asked for that
+   * one part still spans, fetched and dropped, cheaper than a request of their own (they are mostly
+   * chunks already fetched or on their way). With several parts per request, a gap costs nothing.
    */
   static final long MAX_GAP_BYTES = 512 << 10;
 
@@ -55,6 +60,9 @@ public final class PackedBlobFetcher implements BlobFetcher {
   private final BlobFetcher blobs;
   private final CompletableFuture<ChunkPack> pack;
   private final AtomicBoolean disabled = new AtomicBoolean();
+
+  /** Whether a request asks for several parts; off once the registry fails to answer that. */
+  private volatile boolean multiRange = true;
 
   private final Object lock = new Object();
   private List<Wanted> gathering = new ArrayList<>();
@@ -152,7 +160,11 @@ public final class PackedBlobFetcher implements BlobFetcher {
     return wanted.result();
   }
 
-  /** Sends what has gathered: runs of neighbours as ranges, lone chunks as blobs. */
+  /**
+   * Sends what has gathered: for each segment, the chunks asked for as parts of as few range
+   * requests as the limits allow (neighbours joined into one part), and a chunk alone in its
+   * segment as a blob.
+   */
   private void flush() {
     List<Wanted> batch;
     synchronized (lock) {
@@ -163,112 +175,163 @@ public final class PackedBlobFetcher implements BlobFetcher {
     batch.sort(
         Comparator.comparing((Wanted w) -> w.at().segment().toString())
             .thenComparingLong(w -> w.at().offset()));
-    List<Wanted> run = new ArrayList<>();
-    long start = 0;
-    long end = 0;
+    boolean several = multiRange;
+    long gap = several ? 0 : MAX_GAP_BYTES;
+    int mostParts = several ? RegistryClient.maxRangesPerRequest() : 1;
+    List<Part> request = new ArrayList<>();
+    long bytes = 0;
+    Part part = null;
     for (Wanted w : batch) {
-      boolean joins =
-          !run.isEmpty()
-              && w.at().segment().equals(run.get(0).at().segment())
-              && w.at().offset() <= end + MAX_GAP_BYTES
-              && Math.max(end, w.at().offset() + w.at().length()) - start <= MAX_RANGE_BYTES;
-      if (!joins) {
-        send(run, start, end);
-        run = new ArrayList<>();
-        start = w.at().offset();
-        end = start;
+      long from = w.at().offset();
+      long to = from + w.at().length();
+      boolean sameSegment =
+          part != null && w.at().segment().equals(part.chunks.get(0).at().segment());
+      if (sameSegment
+          && from <= part.end + gap
+          && Math.max(part.end, to) - part.start + bytes <= MAX_RANGE_BYTES) {
+        part.chunks.add(w);
+        part.end = Math.max(part.end, to);
+        continue;
       }
-      run.add(w);
-      end = Math.max(end, w.at().offset() + w.at().length());
+      if (part != null) {
+        bytes += part.end - part.start;
+        request.add(part);
+      }
+      if (!sameSegment || request.size() >= mostParts || bytes + (to - from) > MAX_RANGE_BYTES) {
+        send(request);
+        request = new ArrayList<>();
+        bytes = 0;
+      }
+      part = new Part(from, to, new ArrayList<>(List.of(w)));
     }
-    send(run, start, end);
+    if (part != null) {
+      request.add(part);
+    }
+    send(request);
   }
 
-  private void send(List<Wanted> run, long start, long end) {
-    if (run.isEmpty()) {
+  /** Chunks that lie together in a segment, fetched as one part {@code [start, end)} of it. */
+  private static final class Part {
+    final long start;
+    long end;
+    final List<Wanted> chunks;
+
+    Part(long start, long end, List<Wanted> chunks) {
+      this.start = start;
+      this.end = end;
+      this.chunks = chunks;
+    }
+  }
+
+  /** Fetches parts of one segment with one request; a single chunk as a blob. */
+  private void send(List<Part> request) {
+    if (request.isEmpty()) {
       return;
     }
-    if (run.size() == 1 || disabled.get()) {
-      for (Wanted w : run) {
-        fromBlob(w);
+    if ((request.size() == 1 && request.get(0).chunks.size() == 1) || disabled.get()) {
+      for (Part p : request) {
+        p.chunks.forEach(this::fromBlob);
       }
       return;
     }
     ranges.increment();
-    Digest segment = run.get(0).at().segment();
+    Digest segment = request.get(0).chunks.get(0).at().segment();
+    List<ByteRanges.Range> asked = new ArrayList<>(request.size());
+    for (Part p : request) {
+      asked.add(new ByteRanges.Range(p.start, (int) (p.end - p.start)));
+    }
     client
-        .pullRange(repository, segment, start, (int) (end - start))
+        .pullRanges(repository, segment, asked)
         .onComplete(
             ar -> {
               if (ar.failed()) {
-                rangeFailed(run, segment, ar.cause());
+                rangeFailed(request, segment, ar.cause());
                 return;
               }
               failedRanges.set(0);
-              byte[] bytes = ar.result();
+              ByteRanges got = ar.result();
               // Hashing a few MiB would hold up the event loop: on a worker.
               client
                   .vertx()
                   .executeBlocking(
                       () -> {
-                        cut(run, start, bytes);
+                        cut(request, got);
                         return null;
                       },
                       false)
                   .onFailure(
                       e -> {
-                        for (Wanted w : run) {
-                          if (!w.result().isDone()) {
-                            fromBlob(w);
+                        for (Part p : request) {
+                          for (Wanted w : p.chunks) {
+                            if (!w.result().isDone()) {
+                              fromBlob(w);
+                            }
                           }
                         }
                       });
             });
   }
 
-  /** Hands each chunk of a range its bytes, when they hash to its digest; the others as blobs. */
-  private void cut(List<Wanted> run, long start, byte[] range) {
-    for (Wanted w : run) {
-      int from = (int) (w.at().offset() - start);
-      if (Digest.sha256(range, from, w.at().length()).equals(w.chunk())) {
-        rangeChunks.increment();
-        w.result().complete(java.util.Arrays.copyOfRange(range, from, from + w.at().length()));
-      } else {
-        LOG.warn(
-            "chunk {} in pack segment {} of {}/{} is corrupt; fetching the chunk's own blob",
-            w.chunk(),
-            w.at().segment(),
-            client.registry(),
-            repository);
-        fromBlob(w);
+  /**
+   * Hands each chunk its bytes from the parts, when they hash to its digest; the others as blobs.
+   */
+  private void cut(List<Part> request, ByteRanges got) {
+    byte[] bytes = got.bytes();
+    for (int i = 0; i < request.size(); i++) {
+      Part p = request.get(i);
+      for (Wanted w : p.chunks) {
+        int from = got.at(i) + (int) (w.at().offset() - p.start);
+        if (Digest.sha256(bytes, from, w.at().length()).equals(w.chunk())) {
+          rangeChunks.increment();
+          w.result().complete(java.util.Arrays.copyOfRange(bytes, from, from + w.at().length()));
+        } else {
+          LOG.warn(
+              "chunk {} in pack segment {} of {}/{} is corrupt; fetching the chunk's own blob",
+              w.chunk(),
+              w.at().segment(),
+              client.registry(),
+              repository);
+          fromBlob(w);
+        }
       }
     }
   }
 
-  private void rangeFailed(List<Wanted> run, Digest segment, Throwable failure) {
-    // A range the registry answers wrongly, never answers in time (it stalls, or drops the
-    // connection), or a segment it does not have would cost every later run the same: its chunks
-    // come as blobs from now on. So they do after a few failures in a row of any other kind.
-    boolean lasting =
-        failure instanceof RangeNotSupportedException
-            || failure instanceof RegistryUnreachableException
-            || failure instanceof BlobNotFoundException
-            || failedRanges.incrementAndGet() >= MAX_FAILED_RANGES_IN_A_ROW;
-    if (lasting && disabled.compareAndSet(false, true)) {
-      LOG.warn(
-          "not using the chunk pack of {}/{} any more: {}; fetching chunks one by one",
-          client.registry(),
-          repository,
-          failure.getMessage());
+  private void rangeFailed(List<Part> request, Digest segment, Throwable failure) {
+    if (failure instanceof MultiRangeNotSupportedException) {
+      // Several parts in one answer are beyond this registry; one part per request may not be.
+      if (multiRange) {
+        multiRange = false;
+        LOG.info(
+            "{} does not send several parts of a blob in one answer ({}); asking for one at a time",
+            client.registry(),
+            failure.getMessage());
+      }
     } else {
-      LOG.debug(
-          "range of pack segment {} failed ({}); fetching its {} chunks one by one",
-          segment,
-          failure.getMessage(),
-          run.size());
+      // A range the registry answers wrongly, never answers in time (it stalls, or drops the
+      // connection), or a segment it does not have would cost every later run the same: its
+      // chunks come as blobs from now on. So they do after a few failures in a row of any other
+      // kind.
+      boolean lasting =
+          failure instanceof RangeNotSupportedException
+              || failure instanceof RegistryUnreachableException
+              || failure instanceof BlobNotFoundException
+              || failedRanges.incrementAndGet() >= MAX_FAILED_RANGES_IN_A_ROW;
+      if (lasting && disabled.compareAndSet(false, true)) {
+        LOG.warn(
+            "not using the chunk pack of {}/{} any more: {}; fetching chunks one by one",
+            client.registry(),
+            repository,
+            failure.getMessage());
+      } else {
+        LOG.debug(
+            "range request of pack segment {} failed ({}); fetching its chunks one by one",
+            segment,
+            failure.getMessage());
+      }
     }
-    for (Wanted w : run) {
-      fromBlob(w);
+    for (Part p : request) {
+      p.chunks.forEach(this::fromBlob);
     }
   }
 

@@ -169,15 +169,22 @@ public final class RegistryClient implements AutoCloseable {
   }
 
   /**
-   * Bytes {@code [offset, offset + length)} of blob {@code digest}, with one range request. Not
-   * verified (a part of a blob has no digest of its own): the caller checks what it cuts out of it.
-   * Fails with {@link RangeNotSupportedException} when the registry sends anything but that part.
-   * Never retried (a time-out, a 5xx, a dropped connection fail at once): the caller fetches the
-   * part's chunks as blobs instead, and a stalled range retried would use up the time a read has
-   * for that.
+   * Parts {@code ranges} of blob {@code digest} (in order, not overlapping, at most {@link
+   * RangePuller#MAX_RANGES}), with one range request. Not verified (a part of a blob has no digest
+   * of its own): the caller checks what it cuts out of them. Fails with {@link
+   * RangeNotSupportedException} when the registry sends anything but those parts, a {@link
+   * MultiRangeNotSupportedException} when several were asked for. Never retried (a time-out, a 5xx,
+   * a dropped connection fail at once): the caller fetches the parts' chunks as blobs instead, and
+   * a stalled range retried would use up the time a read has for that.
    */
-  public Future<byte[]> pullRange(String repository, Digest digest, long offset, int length) {
-    return run(new RangePuller(http, repository, digest, offset, length));
+  public Future<ByteRanges> pullRanges(
+      String repository, Digest digest, java.util.List<ByteRanges.Range> ranges) {
+    return run(new RangePuller(http, repository, digest, ranges));
+  }
+
+  /** The most parts {@link #pullRanges} asks for in one request. */
+  public static int maxRangesPerRequest() {
+    return RangePuller.MAX_RANGES;
   }
 
   /**

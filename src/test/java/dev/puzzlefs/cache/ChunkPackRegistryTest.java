@@ -135,12 +135,16 @@ class ChunkPackRegistryTest {
   }
 
   private PushSummary push(String repo, boolean pack) throws Exception {
+    return push(repo, pack, SEGMENT_BYTES);
+  }
+
+  private PushSummary push(String repo, boolean pack, long segmentBytes) throws Exception {
     ImageReference ref =
         ImageReference.parse("docker://" + registry.hostPort() + "/" + repo + ":v1");
     return await(
         new ImagePusher(client(registry.hostPort()))
             .withPack(pack)
-            .segmentBytes(SEGMENT_BYTES)
+            .segmentBytes(segmentBytes)
             .push(layout, "v1", ref));
   }
 
@@ -312,15 +316,147 @@ class ChunkPackRegistryTest {
    * else it passes through.
    */
   private RegistryClient throughProxy(UrlPattern url, ResponseDefinitionBuilder rangeAnswer) {
+    return throughProxy(url, "bytes=.*", rangeAnswer);
+  }
+
+  /** As above, for the GETs whose {@code Range} header matches {@code range} (a regex). */
+  private RegistryClient throughProxy(
+      UrlPattern url, String range, ResponseDefinitionBuilder rangeAnswer) {
     WireMockServer proxy =
         new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
     proxy.start();
     proxies.add(proxy);
     proxy.stubFor(any(anyUrl()).atPriority(10).willReturn(aResponse().proxiedFrom(registry.url())));
     proxy.stubFor(
-        get(url).withHeader("Range", matching("bytes=.*")).atPriority(1).willReturn(rangeAnswer));
+        get(url).withHeader("Range", matching(range)).atPriority(1).willReturn(rangeAnswer));
     return client("127.0.0.1:" + proxy.port());
   }
+
+  /**
+   * Chunks of the image pushed with its pack in one segment, far enough apart that no two could
+   * share one part of a range: one per 600 KB of the segment.
+   */
+  private static List<Digest> scattered(ChunkPack pack) {
+    List<Digest> inOrder = new ArrayList<>(chunks);
+    inOrder.sort(java.util.Comparator.comparingLong(d -> pack.locate(d).offset()));
+    List<Digest> picked = new ArrayList<>();
+    long next = 0;
+    for (Digest d : inOrder) {
+      if (pack.locate(d).offset() >= next) {
+        picked.add(d);
+        next = pack.locate(d).offset() + pack.locate(d).length() + 600_000;
+      }
+    }
+    assertTrue(picked.size() >= 3, "scattered chunks: " + picked.size());
+    return picked;
+  }
+
+  /** Fetches {@code wanted} at once and checks each against the layout's blob. */
+  private static void fetchAndCheck(CachingChunkSource source, List<Digest> wanted)
+      throws Exception {
+    List<CompletableFuture<byte[]>> all = new ArrayList<>();
+    for (Digest d : wanted) {
+      all.add(source.fetch(d));
+    }
+    for (int i = 0; i < wanted.size(); i++) {
+      assertArrayEquals(layout.readBlob(wanted.get(i)), await(all.get(i)), "chunk " + i);
+    }
+  }
+
+  @Test
+  void scatteredChunksOfOneSegment_comeAsPartsOfOneRequest_withoutTheBytesBetween()
+      throws Exception {
+    push("pack/scattered", true, 64 << 20);
+    RegistryClient client = client(registry.hostPort());
+    PackedBlobFetcher fetcher = fetcher(client, "pack/scattered");
+    ChunkPack pack = fetcher.search().get();
+    assertEquals(1, pack.segments());
+    List<Digest> wanted = scattered(pack);
+    long wantedBytes = 0;
+    for (Digest d : wanted) {
+      wantedBytes += pack.locate(d).length();
+    }
+    long requests = client.requests();
+    long bytes = client.bytesFetched();
+
+    fetchAndCheck(source(fetcher), wanted);
+
+    Map<String, Long> stats = fetcher.stats();
+    assertEquals(1, client.requests() - requests, stats.toString());
+    assertEquals(1L, stats.get("packRanges"), stats.toString());
+    assertEquals((long) wanted.size(), stats.get("packChunks"), stats.toString());
+    long received = client.bytesFetched() - bytes;
+    assertTrue(
+        received >= wantedBytes && received < wantedBytes + 200L * wanted.size() + 200,
+        received + " bytes received for " + wantedBytes + " bytes of chunks");
+  }
+
+  /**
+   * Checks that {@code client} (through a proxy that answers requests for several parts wrongly)
+   * gets scattered chunks right, then asks for one part per request only: the pack stays on for
+   * runs of neighbours.
+   */
+  private void assertSeveralPartsTurnedOff(RegistryClient client, String repo) throws Exception {
+    PackedBlobFetcher fetcher = fetcher(client, repo);
+    ChunkPack pack = fetcher.search().get();
+    List<Digest> wanted = scattered(pack);
+    fetchAndCheck(source(fetcher), wanted);
+    Map<String, Long> stats = fetcher.stats();
+    assertEquals(1L, stats.get("packRanges"), stats.toString());
+    assertEquals((long) wanted.size(), stats.get("packChunksAsBlobs"), stats.toString());
+
+    // Again, with an empty cache: each chunk alone as a blob, no request for several parts.
+    fetchAndCheck(source(fetcher), wanted);
+    assertEquals(1L, fetcher.stats().get("packRanges"), fetcher.stats().toString());
+    WireMockServer proxy = proxies.get(proxies.size() - 1);
+    assertEquals(
+        1,
+        proxy
+            .findAll(
+                com.github.tomakehurst.wiremock.client.WireMock.getRequestedFor(anyUrl())
+                    .withHeader("Range", matching(".*,.*")))
+            .size());
+    // The pack is still used, one part per request: every chunk right, most from ranges.
+    assertTrue(fetcher.fetchesRunsCheaply());
+    fetchAllAndCheck(source(fetcher));
+    stats = fetcher.stats();
+    assertTrue(stats.get("packRanges") >= 2, stats.toString());
+    assertTrue(stats.get("packChunks") >= chunks.size() / 2, stats.toString());
+  }
+
+  @Test
+  void registryAnsweringSeveralPartsWithTheWholeBlob_getsOnePartPerRequestFromThenOn()
+      throws Exception {
+    push("pack/onepart", true, 64 << 20);
+    RegistryClient direct = client(registry.hostPort());
+    ChunkPack found = await(direct.findChunkPack("pack/onepart", manifestDigest, sizes));
+    byte[] whole = await(direct.pullBlob("pack/onepart", found.locate(chunks.get(0)).segment()));
+    RegistryClient client =
+        throughProxy(anyUrl(), "bytes=.*,.*", aResponse().withStatus(200).withBody(whole));
+    assertSeveralPartsTurnedOff(client, "pack/onepart");
+  }
+
+  @Test
+  void registrySendingMalformedParts_getsOnePartPerRequestFromThenOn() throws Exception {
+    push("pack/malformed", true, 64 << 20);
+    // A multipart body whose part claims more bytes than it holds.
+    RegistryClient client =
+        throughProxy(
+            anyUrl(),
+            "bytes=.*,.*",
+            aResponse()
+                .withStatus(206)
+                .withHeader("Content-Type", "multipart/byteranges; boundary=b0undary")
+                .withBody(
+                    "--b0undary\r\nContent-Range: bytes 0-99999/9999999\r\n\r\nshort"
+                        + "\r\n--b0undary--\r\n"));
+    assertSeveralPartsTurnedOff(client, "pack/malformed");
+  }
+
+  /**
+   * Checks that after the ranges {@code fetcher} has sent, the pack is off: another fetch of every
+   * chunk sends no range, and is done within {@code withinNanos}.
+   */
 
   /**
    * Checks that after the ranges {@code fetcher} has sent, the pack is off: another fetch of every
