@@ -101,6 +101,7 @@ public final class PackedBlobFetcher implements BlobFetcher {
       Digest image,
       Map<Digest, Long> chunkSizes,
       BlobFetcher blobs) {
+    long started = System.nanoTime();
     CompletableFuture<ChunkPack> pack =
         client
             .findChunkPack(repository, image, chunkSizes)
@@ -120,11 +121,12 @@ public final class PackedBlobFetcher implements BlobFetcher {
                   }
                   if (found != null) {
                     LOG.debug(
-                        "using chunk pack {} of {} ({} chunks in {} segments)",
+                        "using chunk pack {} of {} ({} chunks in {} segments), found in {} ms",
                         found.manifest(),
                         image,
                         found.chunks(),
-                        found.segments());
+                        found.segments(),
+                        (System.nanoTime() - started) / 1_000_000);
                   }
                   return found;
                 });

@@ -43,6 +43,13 @@ import java.util.concurrent.Executors;
 final class OpenedImage implements AutoCloseable {
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(OpenedImage.class);
 
+  /**
+   * How long a recorded list's early fetch waits for the search for the image's chunk pack before
+   * it fetches chunk by chunk: about as long as the rootfs blob takes to arrive and be decoded,
+   * which the reads of those chunks wait for anyway.
+   */
+  static final long PACK_SEARCH_WAIT_MILLIS = 150;
+
   private final Image image;
   private final AutoCloseable[] resources;
 
@@ -139,15 +146,18 @@ final class OpenedImage implements AutoCloseable {
       Descriptor rootfsDesc = rootfsOf(pulled.manifest(), pulled.digest().toString());
       Map<Digest, Long> sizes = layerSizes(pulled.manifest());
       List<BlobFetcher> fetchers = new ArrayList<>();
+      PackedBlobFetcher packed = null;
       for (RegistryClient client : clients) {
         BlobFetcher blobs =
             new RegistryBlobFetcher(client, ref.repository(), d -> sizes.getOrDefault(d, -1L));
         // The registry that had the manifest may also have a chunk pack of the image; looked for
         // beside the first reads, and used once found.
-        fetchers.add(
-            client == from
-                ? PackedBlobFetcher.find(client, ref.repository(), pulled.digest(), sizes, blobs)
-                : blobs);
+        if (client == from) {
+          packed = PackedBlobFetcher.find(client, ref.repository(), pulled.digest(), sizes, blobs);
+          fetchers.add(packed);
+        } else {
+          fetchers.add(blobs);
+        }
       }
       // Start with the registry that had the manifest; the others stay behind it in order.
       int first = clients.indexOf(from);
@@ -155,7 +165,7 @@ final class OpenedImage implements AutoCloseable {
       // The rootfs first: the client runs a bounded number of requests at once, and the early
       // chunks must not queue the blob everything else waits for behind them.
       CompletableFuture<byte[]> rootfsFetch = fetcher.fetch(rootfsDesc.digestValue());
-      early = startEarly(fetcher, sizes, rootfsDesc.digestValue(), s);
+      early = startEarly(fetcher, packed.search(), sizes, rootfsDesc.digestValue(), s);
       byte[] blob = Futures.await(rootfsFetch, "fetch of the rootfs blob of " + ref);
       Rootfs rootfs = decode(blob, rootfsDesc, s);
       CachingChunkSource source =
@@ -189,7 +199,11 @@ final class OpenedImage implements AutoCloseable {
    * digests that only the rootfs blob holds.
    */
   private static Early startEarly(
-      BlobFetcher fetcher, Map<Digest, Long> inManifest, Digest rootfs, Settings s)
+      BlobFetcher fetcher,
+      CompletableFuture<?> packSearch,
+      Map<Digest, Long> inManifest,
+      Digest rootfs,
+      Settings s)
       throws IOException {
     if (s.earlyChunks().isEmpty() || s.expectedManifestVerity() != null) {
       return null;
@@ -213,7 +227,13 @@ final class OpenedImage implements AutoCloseable {
     }
     CachingChunkSource source = cache(fetcher, null, s, s.cacheDir() != null);
     return new Early(
-        source, EarlyFetch.start(source, List.copyOf(wanted), Prefetcher.LIST_IN_FLIGHT));
+        source,
+        EarlyFetch.start(
+            source,
+            List.copyOf(wanted),
+            Prefetcher.LIST_IN_FLIGHT,
+            packSearch,
+            PACK_SEARCH_WAIT_MILLIS));
   }
 
   /**

@@ -22,9 +22,9 @@ public interface ChunkSource extends AutoCloseable {
   }
 
   /**
-   * True when a run of chunks that neighbour each other in the data stream, asked for together,
-   * costs about one request (a registry image with a chunk pack): readers may then fetch further
-   * ahead. May change while the source is in use.
+   * True when many chunks asked for together cost about one request (a registry image with a chunk
+   * pack): readers may then fetch further ahead, and ask for many at once. May change while the
+   * source is in use.
    */
   default boolean fetchesRunsCheaply() {
     return false;

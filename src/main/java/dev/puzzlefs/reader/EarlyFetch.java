@@ -15,32 +15,67 @@ import org.slf4j.LoggerFactory;
  * planned from the same list later finds its chunks fetched or under way. Each chunk is verified by
  * its source like any other. A digest the image no longer has is the caller's to leave out (the
  * manifest lists every chunk); one that fails is counted and left to the reads.
+ *
+ * <p>A source that fetches many chunks with one request ({@link ChunkSource#fetchesRunsCheaply}, a
+ * registry image with a chunk pack) is given them all at once, so that it can join them; the fetch
+ * may wait a little for the source to know whether it does (the search for the pack runs beside the
+ * rootfs blob's fetch, which the chunks' reads wait for anyway).
  */
 public final class EarlyFetch implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(EarlyFetch.class);
 
+  /** Fetches in flight when the source joins many chunks into one request: all of them. */
+  static final int CHEAP_IN_FLIGHT = 1024;
+
   private final ChunkSource source;
   private final List<Digest> chunks;
   private final Semaphore inFlight;
+  private final int maxInFlight;
+  private final java.util.concurrent.CompletableFuture<?> ready;
+  private final long readyWaitMillis;
+  private boolean widened;
   private final LongAdder fetched = new LongAdder();
   private final LongAdder failed = new LongAdder();
   private final Thread thread;
   private volatile boolean stopped;
 
-  private EarlyFetch(ChunkSource source, List<Digest> chunks, int maxInFlight) {
+  private EarlyFetch(
+      ChunkSource source,
+      List<Digest> chunks,
+      int maxInFlight,
+      java.util.concurrent.CompletableFuture<?> ready,
+      long readyWaitMillis) {
     this.source = source;
     this.chunks = List.copyOf(chunks);
+    this.maxInFlight = maxInFlight;
     this.inFlight = new Semaphore(maxInFlight);
+    this.ready = ready;
+    this.readyWaitMillis = readyWaitMillis;
     this.thread = new Thread(this::run, "puzzlefs-early-fetch");
     this.thread.setDaemon(true);
   }
 
   /** Starts fetching {@code chunks} in order from {@code source}, {@code maxInFlight} at a time. */
   public static EarlyFetch start(ChunkSource source, List<Digest> chunks, int maxInFlight) {
+    return start(source, chunks, maxInFlight, null, 0);
+  }
+
+  /**
+   * As {@link #start(ChunkSource, List, int)}, but first waits up to {@code readyWaitMillis} for
+   * {@code ready} (the source's search for a way to fetch many chunks at once), and fetches all the
+   * chunks at once when the source then {@linkplain ChunkSource#fetchesRunsCheaply fetches many
+   * cheaply}, or as soon as it does.
+   */
+  public static EarlyFetch start(
+      ChunkSource source,
+      List<Digest> chunks,
+      int maxInFlight,
+      java.util.concurrent.CompletableFuture<?> ready,
+      long readyWaitMillis) {
     if (maxInFlight < 1) {
       throw new IllegalArgumentException("maxInFlight must be positive: " + maxInFlight);
     }
-    EarlyFetch f = new EarlyFetch(source, chunks, maxInFlight);
+    EarlyFetch f = new EarlyFetch(source, chunks, maxInFlight, ready, readyWaitMillis);
     if (!f.chunks.isEmpty()) {
       f.thread.start();
     }
@@ -49,7 +84,22 @@ public final class EarlyFetch implements AutoCloseable {
 
   private void run() {
     long started = System.nanoTime();
+    if (ready != null) {
+      try {
+        ready.get(readyWaitMillis, java.util.concurrent.TimeUnit.MILLISECONDS);
+      } catch (InterruptedException e) {
+        return;
+      } catch (java.util.concurrent.ExecutionException
+          | java.util.concurrent.TimeoutException
+          | java.util.concurrent.CancellationException e) {
+        // fetched as the source fetches without it
+      }
+    }
     for (Digest d : chunks) {
+      if (!widened && source.fetchesRunsCheaply()) {
+        widened = true;
+        inFlight.release(CHEAP_IN_FLIGHT - maxInFlight);
+      }
       try {
         inFlight.acquire();
       } catch (InterruptedException e) {

@@ -31,9 +31,15 @@ class EarlyFetchTest {
     final AtomicInteger inFlight = new AtomicInteger();
     final AtomicInteger most = new AtomicInteger();
     final Digest failing;
+    volatile boolean cheap;
 
     SlowSource(Digest failing) {
       this.failing = failing;
+    }
+
+    @Override
+    public boolean fetchesRunsCheaply() {
+      return cheap;
     }
 
     @Override
@@ -76,6 +82,37 @@ class EarlyFetchTest {
     assertEquals(
         Map.of("earlyChunksPlanned", 40L, "earlyChunksFetched", 39L, "earlyChunksFailed", 1L),
         f.stats());
+  }
+
+  @Test
+  void start_sourceThatFetchesManyCheaplyOnceReady_getsEveryChunkAtOnce() throws Exception {
+    List<Digest> chunks = digests(60);
+    SlowSource source = new SlowSource(null);
+    CompletableFuture<Void> ready = new CompletableFuture<>();
+
+    EarlyFetch f = EarlyFetch.start(source, chunks, 3, ready, 10_000);
+    Thread.sleep(50);
+    assertEquals(0, source.asked.size(), "nothing asked before the source is ready");
+    source.cheap = true;
+    ready.complete(null);
+    awaitSettled(f, 60);
+
+    assertEquals(chunks, source.asked);
+    assertTrue(source.most.get() > 3, "more than 3 in flight, saw " + source.most.get());
+  }
+
+  @Test
+  void start_sourceNeverReady_fetchesAtMostNAtATimeAfterTheWait() throws Exception {
+    List<Digest> chunks = digests(30);
+    SlowSource source = new SlowSource(null);
+
+    long start = System.nanoTime();
+    EarlyFetch f = EarlyFetch.start(source, chunks, 2, new CompletableFuture<>(), 40);
+    awaitSettled(f, 30);
+
+    assertEquals(chunks, source.asked);
+    assertTrue(System.nanoTime() - start >= 40_000_000L, "waited for the source");
+    assertTrue(source.most.get() <= 2, "at most 2 in flight, saw " + source.most.get());
   }
 
   @Test
