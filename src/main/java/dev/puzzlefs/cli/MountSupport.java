@@ -219,6 +219,11 @@ public final class MountSupport {
       dir = Files.createTempDirectory("puzzlefs-mount-");
       Path fifo = makeFifo(dir.resolve("ready"));
       CompletableFuture<Integer> word = readOneByte(fifo);
+      // The first background mount on a machine makes the log directory (~/.cache/puzzlefs/logs).
+      Path logDir = logFile.toAbsolutePath().getParent();
+      if (logDir != null) {
+        Files.createDirectories(logDir);
+      }
       long logStart = Files.exists(logFile) ? Files.size(logFile) : 0;
       child = start(mainClass, childArgs, fifo, logFile, env);
       // Ctrl-C or SIGTERM before the child reported: take the half-started mount down with us.

@@ -84,6 +84,18 @@ class MountSupportTest {
   }
 
   @Test
+  void spawnBackground_logInADirectoryNotYetThere_makesIt() throws Exception {
+    Path inNewDir = tmp.resolve("cache/puzzlefs/logs/mount.log");
+    int status =
+        MountSupport.spawnBackground(
+            FAKE_MAIN, List.of(mnt.toString()), inNewDir, Duration.ofSeconds(60), err);
+
+    assertEquals(0, status, errText());
+    assertEquals("hello from the child\n", Files.readString(mnt.resolve("hello")));
+    assertTrue(Files.isRegularFile(inNewDir), "the child's log");
+  }
+
+  @Test
   void spawnBackground_sigtermToChild_unmountsCleanly() throws Exception {
     Path pidFile = tmp.resolve("pid");
     int status =
