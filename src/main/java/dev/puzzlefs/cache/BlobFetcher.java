@@ -5,7 +5,8 @@ import java.util.concurrent.CompletableFuture;
 
 /**
  * Where a {@link CachingChunkSource} gets the blobs it does not have. The bytes may be unverified:
- * the cache checks them before keeping or returning them.
+ * the cache checks them before keeping or returning them, unless the fetcher {@linkplain
+ * #verifiesDigests has checked them already}.
  */
 public interface BlobFetcher {
   /**
@@ -24,6 +25,16 @@ public interface BlobFetcher {
    * its executor first.
    */
   default boolean completesOnWorkerThread() {
+    return false;
+  }
+
+  /**
+   * True when every array {@link #fetch} completes with has been checked to hash to the digest
+   * asked for (a registry fetcher hashes each body as it arrives, to ask again when it does not):
+   * the cache then does not hash it a second time. It still checks fs-verity digests. False (the
+   * default): the cache checks the sha256 itself.
+   */
+  default boolean verifiesDigests() {
     return false;
   }
 

@@ -35,10 +35,11 @@ import org.slf4j.LoggerFactory;
  * per digest however many readers want it at once. The load reads {@code <cacheDir>/sha256/<hex>}
  * on the executor; an entry that does not hash to its name (or fails the fs-verity check) is
  * deleted, never served. On a miss it asks the fetcher, with a deadline, then verifies on the
- * executor (never on the fetcher's thread, which may be an event loop, unless the fetcher says its
- * threads are workers: {@link BlobFetcher#completesOnWorkerThread}), writes the disk entry, and
- * only then puts the bytes in memory and completes the readers' future. A failed load leaves
- * nothing behind, so the next read tries again.
+ * executor (the sha256 once: not again when the fetcher has checked it, {@link
+ * BlobFetcher#verifiesDigests}; never on the fetcher's thread, which may be an event loop, unless
+ * the fetcher says its threads are workers: {@link BlobFetcher#completesOnWorkerThread}), writes
+ * the disk entry, and only then puts the bytes in memory and completes the readers' future. A
+ * failed load leaves nothing behind, so the next read tries again.
  *
  * <p>Why not Caffeine's {@code AsyncCache}, which also shares in-flight loads: it logs every failed
  * load at WARNING with a stack trace (through {@code System.Logger}, bypassing SLF4J), which turns
@@ -308,7 +309,7 @@ public final class CachingChunkSource implements ChunkSource {
       return null;
     }
     try {
-      verify(blob, bytes, "cache entry " + disk.path(blob));
+      verify(blob, bytes, "cache entry " + disk.path(blob), true);
     } catch (ChunkVerificationException e) {
       corruptDiskEntries.increment();
       LOG.warn("deleting corrupt cache entry: {}", e.getMessage());
@@ -349,7 +350,7 @@ public final class CachingChunkSource implements ChunkSource {
       throw new CompletionException(describe(blob, unwrap(failure)));
     }
     try {
-      verify(blob, bytes, "chunk from " + fetcher.source());
+      verify(blob, bytes, "chunk from " + fetcher.source(), !fetcher.verifiesDigests());
     } catch (ChunkVerificationException e) {
       fetchErrors.increment();
       throw new CompletionException(e);
@@ -386,8 +387,13 @@ public final class CachingChunkSource implements ChunkSource {
     }
   }
 
-  private void verify(Digest blob, byte[] bytes, String what) throws ChunkVerificationException {
-    Digest actual = Digest.sha256(bytes);
+  /**
+   * Checks that {@code bytes} hash to {@code blob} (unless {@code sha256} is false: the fetcher has
+   * checked that already) and match the blob's fs-verity digest when one is expected.
+   */
+  private void verify(Digest blob, byte[] bytes, String what, boolean sha256)
+      throws ChunkVerificationException {
+    Digest actual = sha256 ? Digest.sha256(bytes) : blob;
     if (!actual.equals(blob)) {
       throw new ChunkVerificationException(
           what + " is corrupt: expected " + blob + " but its bytes hash to " + actual, blob);

@@ -79,6 +79,11 @@ public final class FallbackBlobFetcher implements BlobFetcher {
 
   /** As the first fetcher: the one that provides every blob unless it fails. */
   @Override
+  public boolean verifiesDigests() {
+    return fetchers.stream().allMatch(BlobFetcher::verifiesDigests);
+  }
+
+  @Override
   public boolean fetchesRunsCheaply() {
     return fetchers.get(0).fetchesRunsCheaply();
   }

@@ -355,6 +355,12 @@ public final class PackedBlobFetcher implements BlobFetcher {
         });
   }
 
+  /** True when the blobs' fetcher verifies: each chunk cut from a range is hashed before. */
+  @Override
+  public boolean verifiesDigests() {
+    return blobs.verifiesDigests();
+  }
+
   /** True once the pack has been found, until the registry turns out to ignore ranges. */
   @Override
   public boolean fetchesRunsCheaply() {

@@ -47,6 +47,12 @@ public final class RegistryBlobFetcher implements BlobFetcher {
         "registryFailures", client.failures());
   }
 
+  /** True: the registry client hands out only bodies that hash to the blob's digest. */
+  @Override
+  public boolean verifiesDigests() {
+    return true;
+  }
+
   @Override
   public String source() {
     return client.registry() + "/" + repository;

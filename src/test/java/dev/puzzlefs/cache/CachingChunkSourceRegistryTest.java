@@ -5,6 +5,7 @@ import static dev.puzzlefs.testing.Futures.failure;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.puzzlefs.format.Digest;
@@ -119,6 +120,33 @@ class CachingChunkSourceRegistryTest {
     assertEquals(image.blobs().get(chunk).length, source.bytesFetched());
     assertEquals(1, client.blobsFetched());
     assertArrayEquals(image.blobs().get(chunk), Files.readAllBytes(diskEntry(chunk)));
+  }
+
+  @Test
+  void fetch_blobCorruptInTheRegistry_failsNamingTheMismatch_andKeepsNothing() throws Exception {
+    // The registry fetcher checks each body's digest, so the cache does not hash it again: a
+    // corrupt blob must still never be served or kept.
+    Digest chunk = image.chunks().get(1);
+    Path data =
+        registry
+            .storage()
+            .resolve("docker/registry/v2/blobs/sha256")
+            .resolve(chunk.hex().substring(0, 2))
+            .resolve(chunk.hex())
+            .resolve("data");
+    byte[] good = Files.readAllBytes(data);
+    byte[] bad = good.clone();
+    bad[bad.length / 2] ^= 0x20;
+    Files.write(data, bad);
+    try {
+      CachingChunkSource source = newSource();
+      Exception e = assertThrows(Exception.class, () -> await(source.fetch(chunk)));
+      assertTrue(e.getMessage().contains("hash to"), e.getMessage());
+      assertTrue(Files.notExists(diskEntry(chunk)), "no cache entry of a corrupt blob");
+      assertEquals(0, source.bytesFetched());
+    } finally {
+      Files.write(data, good);
+    }
   }
 
   @Test

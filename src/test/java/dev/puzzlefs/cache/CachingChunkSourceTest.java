@@ -440,6 +440,43 @@ class CachingChunkSourceTest {
   }
 
   @Test
+  void fetch_fromAFetcherThatVerifiesDigests_stillChecksVerity() throws Exception {
+    Digest d = chunk(5);
+    Function<byte[], byte[]> verityOf = b -> Digest.sha256(reversed(b)).bytes();
+    BlobFetcher verifying =
+        new BlobFetcher() {
+          @Override
+          public CompletableFuture<byte[]> fetch(Digest blob) {
+            return CompletableFuture.completedFuture(bytes(blob));
+          }
+
+          @Override
+          public String source() {
+            return "verifying";
+          }
+
+          @Override
+          public boolean verifiesDigests() {
+            return true;
+          }
+        };
+    CachingChunkSource source =
+        CachingChunkSource.builder(verifying)
+            .diskCache(cacheDir(), 1 << 20)
+            .executor(io)
+            .verity(Map.of(d, new byte[32])::get, verityOf)
+            .build();
+    sources.add(source);
+
+    Throwable e = failure(source.fetch(d));
+
+    assertInstanceOf(ChunkVerificationException.class, e);
+    assertTrue(e.getMessage().contains("fs-verity"), e.getMessage());
+    assertTrue(Files.notExists(diskEntry(d)));
+    assertArrayEquals(bytes(chunk(0)), await(source.fetch(chunk(0))));
+  }
+
+  @Test
   void fetch_verityMatch_servesChunk() throws Exception {
     Digest d = chunk(5);
     Function<byte[], byte[]> verityOf = b -> Digest.sha256(reversed(b)).bytes();
