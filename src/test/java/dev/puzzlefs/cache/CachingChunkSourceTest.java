@@ -419,31 +419,12 @@ class CachingChunkSourceTest {
 
   @Test
   void fetch_verityMismatch_failsAndKeepsNothing() throws Exception {
-    Digest d = chunk(5);
-    Function<byte[], byte[]> verityOf = b -> Digest.sha256(reversed(b)).bytes();
-    Map<Digest, byte[]> expected = Map.of(d, new byte[32]);
-    CachingChunkSource source =
-        CachingChunkSource.builder(new LayoutBlobFetcher(image.layout(), io))
-            .diskCache(cacheDir(), 1 << 20)
-            .executor(io)
-            .verity(expected::get, verityOf)
-            .build();
-    sources.add(source);
-
-    Throwable e = failure(source.fetch(d));
-
-    assertInstanceOf(ChunkVerificationException.class, e);
-    assertTrue(e.getMessage().contains("fs-verity"), e.getMessage());
-    assertTrue(Files.notExists(diskEntry(d)));
-    // A chunk without a recorded verity digest is checked by sha256 alone.
-    assertArrayEquals(bytes(chunk(0)), await(source.fetch(chunk(0))));
+    assertVerityMismatchRefused(new LayoutBlobFetcher(image.layout(), io));
   }
 
   @Test
   void fetch_fromAFetcherThatVerifiesDigests_stillChecksVerity() throws Exception {
-    Digest d = chunk(5);
-    Function<byte[], byte[]> verityOf = b -> Digest.sha256(reversed(b)).bytes();
-    BlobFetcher verifying =
+    assertVerityMismatchRefused(
         new BlobFetcher() {
           @Override
           public CompletableFuture<byte[]> fetch(Digest blob) {
@@ -459,12 +440,22 @@ class CachingChunkSourceTest {
           public boolean verifiesDigests() {
             return true;
           }
-        };
+        });
+  }
+
+  /**
+   * Checks that a chunk from {@code fetcher} whose fs-verity digest is not the one expected is
+   * refused and not kept, and that a chunk without an expected verity digest is served.
+   */
+  private void assertVerityMismatchRefused(BlobFetcher fetcher) throws Exception {
+    Digest d = chunk(5);
+    Function<byte[], byte[]> verityOf = b -> Digest.sha256(reversed(b)).bytes();
+    Map<Digest, byte[]> expected = Map.of(d, new byte[32]);
     CachingChunkSource source =
-        CachingChunkSource.builder(verifying)
+        CachingChunkSource.builder(fetcher)
             .diskCache(cacheDir(), 1 << 20)
             .executor(io)
-            .verity(Map.of(d, new byte[32])::get, verityOf)
+            .verity(expected::get, verityOf)
             .build();
     sources.add(source);
 
@@ -473,6 +464,7 @@ class CachingChunkSourceTest {
     assertInstanceOf(ChunkVerificationException.class, e);
     assertTrue(e.getMessage().contains("fs-verity"), e.getMessage());
     assertTrue(Files.notExists(diskEntry(d)));
+    // A chunk without a recorded verity digest is checked by sha256 alone.
     assertArrayEquals(bytes(chunk(0)), await(source.fetch(chunk(0))));
   }
 
