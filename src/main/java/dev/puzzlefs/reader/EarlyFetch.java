@@ -3,7 +3,12 @@ package dev.puzzlefs.reader;
 import dev.puzzlefs.format.Digest;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,7 +36,7 @@ public final class EarlyFetch implements AutoCloseable {
   private final List<Digest> chunks;
   private final Semaphore inFlight;
   private final int maxInFlight;
-  private final java.util.concurrent.CompletableFuture<?> ready;
+  private final CompletableFuture<?> ready;
   private final long readyWaitMillis;
   private boolean widened;
   private final LongAdder fetched = new LongAdder();
@@ -43,7 +48,7 @@ public final class EarlyFetch implements AutoCloseable {
       ChunkSource source,
       List<Digest> chunks,
       int maxInFlight,
-      java.util.concurrent.CompletableFuture<?> ready,
+      CompletableFuture<?> ready,
       long readyWaitMillis) {
     this.source = source;
     this.chunks = List.copyOf(chunks);
@@ -70,7 +75,7 @@ public final class EarlyFetch implements AutoCloseable {
       ChunkSource source,
       List<Digest> chunks,
       int maxInFlight,
-      java.util.concurrent.CompletableFuture<?> ready,
+      CompletableFuture<?> ready,
       long readyWaitMillis) {
     if (maxInFlight < 1) {
       throw new IllegalArgumentException("maxInFlight must be positive: " + maxInFlight);
@@ -86,19 +91,17 @@ public final class EarlyFetch implements AutoCloseable {
     long started = System.nanoTime();
     if (ready != null) {
       try {
-        ready.get(readyWaitMillis, java.util.concurrent.TimeUnit.MILLISECONDS);
+        ready.get(readyWaitMillis, TimeUnit.MILLISECONDS);
       } catch (InterruptedException e) {
         return;
-      } catch (java.util.concurrent.ExecutionException
-          | java.util.concurrent.TimeoutException
-          | java.util.concurrent.CancellationException e) {
+      } catch (ExecutionException | TimeoutException | CancellationException e) {
         // fetched as the source fetches without it
       }
     }
     for (Digest d : chunks) {
       if (!widened && source.fetchesRunsCheaply()) {
         widened = true;
-        inFlight.release(CHEAP_IN_FLIGHT - maxInFlight);
+        inFlight.release(Math.max(0, CHEAP_IN_FLIGHT - maxInFlight));
       }
       try {
         inFlight.acquire();
@@ -109,7 +112,7 @@ public final class EarlyFetch implements AutoCloseable {
         inFlight.release();
         return;
       }
-      java.util.concurrent.CompletableFuture<byte[]> f;
+      CompletableFuture<byte[]> f;
       try {
         f = source.fetch(d);
       } catch (RuntimeException e) { // the source was closed under us: the mount is going away
