@@ -289,7 +289,8 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
     try {
       long from = Long.parseLong(h.substring(6, dash).trim());
       long to = Long.parseLong(h.substring(dash + 1, slash).trim());
-      return from < 0 || to < from ? null : new long[] {from, to + 1};
+      // to + 1 must not overflow into a negative end.
+      return from < 0 || to < from || to == Long.MAX_VALUE ? null : new long[] {from, to + 1};
     } catch (NumberFormatException e) {
       return null;
     }

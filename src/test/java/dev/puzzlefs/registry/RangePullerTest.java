@@ -34,6 +34,25 @@ class RangePullerTest {
   }
 
   @Test
+  void contentRange_refusesAnEndPastTheLargestOffset() {
+    // B + 1 would overflow to a negative end.
+    assertNull(RangePuller.parseContentRange("bytes 0-9223372036854775807/*"));
+    assertNull(RangePuller.parseContentRange("bytes 5-9223372036854775807/*"));
+    assertArrayEquals(
+        new long[] {0, Long.MAX_VALUE},
+        RangePuller.parseContentRange("bytes 0-9223372036854775806/*"));
+  }
+
+  @Test
+  void multipart_refusesAPartWhoseEndOverflows() {
+    String body = "--B\r\nContent-Range: bytes 0-9223372036854775807/*\r\n\r\n\r\n--B--\r\n";
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class, () -> RangePuller.parseMultipart(bytes(body), "B"));
+    assertTrue(e.getMessage().contains("Content-Range"), e.getMessage());
+  }
+
+  @Test
   void boundary_isTakenFromMultipartByterangesOnly() {
     assertEquals("abc", RangePuller.multipartBoundary("multipart/byteranges; boundary=abc"));
     assertEquals(
