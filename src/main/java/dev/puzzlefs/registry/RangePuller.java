@@ -101,6 +101,8 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
   }
 
   private Future<ByteRanges> refuse(HttpClientResponse response, String what) {
+    // Set before the reset: without a handler Vert.x logs the reset stream at ERROR.
+    response.exceptionHandler(e -> {});
     response.handler(null);
     response.request().reset();
     return Future.failedFuture(unsupported(what));

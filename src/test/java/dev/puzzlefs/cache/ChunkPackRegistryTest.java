@@ -494,6 +494,43 @@ class ChunkPackRegistryTest {
   }
 
   @Test
+  void rangeAnsweredWithTheWholeBlob_isCutOffWithoutAnErrorInTheLog() throws Exception {
+    push("pack/nolog", true);
+    RegistryClient direct = client(registry.hostPort());
+    ChunkPack found = await(direct.findChunkPack("pack/nolog", manifestDigest, sizes));
+    Digest segment = found.locate(chunks.get(0)).segment();
+    byte[] whole = await(direct.pullBlob("pack/nolog", segment));
+    RegistryClient client =
+        throughProxy(
+            urlEqualTo("/v2/pack/nolog/blobs/" + segment),
+            aResponse().withStatus(200).withBody(whole));
+    ch.qos.logback.classic.Logger root =
+        (ch.qos.logback.classic.Logger)
+            org.slf4j.LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
+    ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> captured =
+        new ch.qos.logback.core.read.ListAppender<>();
+    captured.start();
+    root.addAppender(captured);
+    try {
+      PackedBlobFetcher fetcher = fetcher(client, "pack/nolog");
+      assertNotNull(fetcher.search().get());
+      fetchAllAndCheck(source(fetcher));
+      assertTrue(fetcher.stats().get("packRanges") >= 1, fetcher.stats().toString());
+      Thread.sleep(200); // a reset stream is reported after the request has failed
+    } finally {
+      root.detachAppender(captured);
+    }
+    // The whole blob is refused and the request reset on purpose: that is no error of Vert.x's.
+    List<String> errors = new ArrayList<>();
+    for (ch.qos.logback.classic.spi.ILoggingEvent e : captured.list) {
+      if (e.getLevel().isGreaterOrEqual(ch.qos.logback.classic.Level.ERROR)) {
+        errors.add(e.getLoggerName() + ": " + e.getFormattedMessage());
+      }
+    }
+    assertEquals(List.of(), errors);
+  }
+
+  @Test
   void registryStallingRanges_chunksComeFromTheirBlobs_beforeTheReadTimesOut() throws Exception {
     push("pack/stall", true);
     // Range requests that never complete within the client's request timeout.
