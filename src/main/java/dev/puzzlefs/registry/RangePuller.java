@@ -27,6 +27,9 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
   /** The most parts one request asks for (a header of about 1.5 KB; servers cap their count). */
   static final int MAX_RANGES = 64;
 
+  /** The longest body received: it goes into one array. */
+  static final int MAX_BODY_BYTES = Integer.MAX_VALUE - 8;
+
   /** What a multipart body may hold beyond its parts, per part: its delimiter and headers. */
   static final int MULTIPART_BYTES_PER_PART = 1024;
 
@@ -119,7 +122,8 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
     String boundary =
         ranges.size() > 1 ? multipartBoundary(response.getHeader("Content-Type")) : null;
     if (boundary != null) {
-      long most = sum() + (long) MULTIPART_BYTES_PER_PART * (ranges.size() + 1);
+      long most =
+          Math.min(MAX_BODY_BYTES, sum() + (long) MULTIPART_BYTES_PER_PART * (ranges.size() + 1));
       long announced = contentLength(response);
       if (announced > most) {
         return refuse(
@@ -133,7 +137,8 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
     if (part == null
         || part[0] > ranges.get(0).offset()
         || part[1] < last().end()
-        || part[1] - part[0] > last().end() - ranges.get(0).offset()) {
+        || part[1] - part[0] > last().end() - ranges.get(0).offset()
+        || part[1] - part[0] > MAX_BODY_BYTES) {
       return refuse(
           response, "the registry sent another part (Content-Range: " + contentRange + ")");
     }

@@ -15,6 +15,7 @@ import static dev.puzzlefs.testing.Futures.failure;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.github.tomakehurst.wiremock.WireMockServer;
@@ -108,6 +109,27 @@ class RegistryFaultTest {
 
   private int blobGets() {
     return server.findAll(getRequestedFor(urlEqualTo(blobPath))).size();
+  }
+
+  @Test
+  void pullRanges_onePartCoveringMoreThanAnArrayHolds_isRefusedAsSeveralPartsUnsupported() {
+    // Two parts 3 GB apart, answered with one part covering both: more than one array can hold.
+    server.stubFor(
+        get(blobPath)
+            .willReturn(
+                aResponse()
+                    .withStatus(206)
+                    .withHeader("Content-Range", "bytes 0-3000000009/4000000000")
+                    .withBody(new byte[16])));
+    List<ByteRanges.Range> asked =
+        List.of(new ByteRanges.Range(0, 10), new ByteRanges.Range(3_000_000_000L, 10));
+
+    Exception e =
+        assertThrows(Exception.class, () -> await(client.pullRanges(REPO, digest, asked)));
+
+    assertInstanceOf(MultiRangeNotSupportedException.class, e, e.toString());
+    assertTrue(e.getMessage().contains("another part"), e.getMessage());
+    assertEquals(1, blobGets(), "never retried");
   }
 
   @Test
