@@ -111,10 +111,10 @@ final class OperationRunner {
       if (counts) {
         attempts++;
       }
-      RegistryHttp h = authorization == null ? http : http.withAuthorization(authorization);
+      RegistryHttp h = http.forAttempt(authorization);
       long deadline = Math.max(1, Math.min(options.requestTimeout().toMillis(), remainingMillis()));
       limiter
-          .run(() -> withDeadline(operation.attempt(h), deadline))
+          .run(() -> withDeadline(operation.attempt(h), deadline, h::abandon))
           .onComplete(ar -> handle(ar, authorization));
     }
 
@@ -251,15 +251,21 @@ final class OperationRunner {
     }
   }
 
-  /** Fails the attempt when it has not completed within {@code millis}. */
-  private <T> Future<T> withDeadline(Future<T> attempt, long millis) {
+  /**
+   * Fails the attempt when it has not completed within {@code millis}, and then abandons the
+   * requests it streams ({@code abandon}).
+   */
+  private <T> Future<T> withDeadline(Future<T> attempt, long millis, Runnable abandon) {
     Promise<T> bounded = Promise.promise();
     long timer =
         vertx.setTimer(
             millis,
-            id ->
-                bounded.tryFail(
-                    new TimeoutException("no complete response within " + millis + " ms")));
+            id -> {
+              if (bounded.tryFail(
+                  new TimeoutException("no complete response within " + millis + " ms"))) {
+                abandon.run();
+              }
+            });
     attempt.onComplete(
         ar -> {
           vertx.cancelTimer(timer);

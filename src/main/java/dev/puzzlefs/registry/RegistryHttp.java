@@ -3,6 +3,7 @@ package dev.puzzlefs.registry;
 import io.vertx.core.Future;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientRequest;
 import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.RequestOptions;
@@ -35,6 +36,9 @@ final class RegistryHttp {
   private final RegistryClientOptions options;
   private final String authorization;
 
+  /** The streamed requests of one attempt, for {@link #abandon}; null outside an attempt. */
+  private final java.util.List<HttpClientRequest> opened;
+
   RegistryHttp(
       WebClient client,
       HttpClient httpClient,
@@ -51,6 +55,7 @@ final class RegistryHttp {
     this.ssl = ssl;
     this.options = options;
     this.authorization = null;
+    this.opened = null;
     this.requests = new AtomicLong();
     this.bytesFetched = new AtomicLong();
     this.blobsFetched = new AtomicLong();
@@ -58,7 +63,8 @@ final class RegistryHttp {
     this.blobsPushed = new AtomicLong();
   }
 
-  private RegistryHttp(RegistryHttp base, String authorization) {
+  private RegistryHttp(
+      RegistryHttp base, String authorization, java.util.List<HttpClientRequest> opened) {
     this.client = base.client;
     this.httpClient = base.httpClient;
     this.registry = base.registry;
@@ -67,6 +73,7 @@ final class RegistryHttp {
     this.ssl = base.ssl;
     this.options = base.options;
     this.authorization = authorization;
+    this.opened = opened;
     this.requests = base.requests;
     this.bytesFetched = base.bytesFetched;
     this.blobsFetched = base.blobsFetched;
@@ -76,7 +83,35 @@ final class RegistryHttp {
 
   /** The same, sending {@code authorization} (null: none) to the registry. */
   RegistryHttp withAuthorization(String authorization) {
-    return new RegistryHttp(this, authorization);
+    return new RegistryHttp(this, authorization, opened);
+  }
+
+  /**
+   * The same for one attempt of an operation, sending {@code authorization} (null: none): it keeps
+   * the requests whose bodies it streams ({@link #get}), so that an attempt past its deadline can
+   * {@link #abandon} them.
+   */
+  RegistryHttp forAttempt(String authorization) {
+    return new RegistryHttp(
+        this, authorization, java.util.Collections.synchronizedList(new java.util.ArrayList<>()));
+  }
+
+  /**
+   * Resets the requests this attempt streams: an attempt past its deadline must not keep its
+   * connection busy, which a registry sending a trickle of bytes (never idle long enough for the
+   * idle timeout) would otherwise do until the whole body had come, long after nobody wants it.
+   */
+  void abandon() {
+    if (opened == null) {
+      return;
+    }
+    java.util.List<HttpClientRequest> all;
+    synchronized (opened) {
+      all = java.util.List.copyOf(opened);
+    }
+    for (HttpClientRequest request : all) {
+      request.reset();
+    }
   }
 
   /**
@@ -137,13 +172,17 @@ final class RegistryHttp {
     return httpClient
         .request(request)
         .compose(
-            req ->
-                req.send()
-                    .map(
-                        response -> {
-                          response.pause();
-                          return response;
-                        }));
+            req -> {
+              if (opened != null) {
+                opened.add(req);
+              }
+              return req.send()
+                  .map(
+                      response -> {
+                        response.pause();
+                        return response;
+                      });
+            });
   }
 
   /** {@code http[s]://host:port}, the base that relative Location headers resolve against. */

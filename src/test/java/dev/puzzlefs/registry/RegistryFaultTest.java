@@ -218,6 +218,27 @@ class RegistryFaultTest {
   }
 
   @Test
+  void pullBlob_trickledPastTheDeadline_failsAndStopsReceiving() throws Exception {
+    // Never idle for long (a chunk every 50 ms), but far slower than the request's deadline.
+    server.stubFor(
+        get(blobPath)
+            .willReturn(
+                aResponse().withStatus(200).withBody(blob).withChunkedDribbleDelay(200, 10_000)));
+    RegistryClientOptions impatient =
+        options(Duration.ofSeconds(5)).requestTimeout(Duration.ofMillis(600)).maxAttempts(2);
+    try (RegistryClient c = new RegistryClient(vertx, "127.0.0.1:" + server.port(), impatient)) {
+      Throwable e = failure(c.pullBlob(REPO, digest));
+
+      assertInstanceOf(RegistryUnreachableException.class, e);
+      assertTrue(e.getMessage().contains("no complete response within"), e.getMessage());
+      // The attempts past their deadline were reset: nothing more arrives on their connections.
+      long received = c.bytesFetched();
+      Thread.sleep(1000);
+      assertEquals(received, c.bytesFetched(), "bytes still arriving after the operation failed");
+    }
+  }
+
+  @Test
   void pullBlob_connectionNeverAccepted_failsAfterTheConnectTimeout() throws Exception {
     List<Socket> fillers = new ArrayList<>();
     try (ServerSocket full = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
