@@ -46,7 +46,7 @@ final class BlobPuller implements RegistryOperation<byte[]> {
   private Future<byte[]> receive(RegistryHttp http, HttpClientResponse response) {
     boolean ok = response.statusCode() == 200;
     long max = ok ? limit : MAX_ERROR_BYTES;
-    long announced = contentLength(response);
+    long announced = RegistryHttp.contentLength(response);
     DigestingSink sink = new DigestingSink(max, ok ? announced : -1);
     Promise<Void> body = Promise.promise();
     // Set before any reset: without a handler Vert.x logs the reset stream at ERROR.
@@ -114,19 +114,6 @@ final class BlobPuller implements RegistryOperation<byte[]> {
             limit));
     response.handler(null);
     response.request().reset();
-  }
-
-  /** The Content-Length header, or -1 when absent or unreadable. */
-  private static long contentLength(HttpClientResponse response) {
-    String header = response.getHeader("Content-Length");
-    if (header == null) {
-      return -1;
-    }
-    try {
-      return Long.parseLong(header.trim());
-    } catch (NumberFormatException e) {
-      return -1;
-    }
   }
 
   /** Bytes that hash to something else may have been damaged on the way: ask again. */

@@ -124,7 +124,7 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
     if (boundary != null) {
       long most =
           Math.min(MAX_BODY_BYTES, sum() + (long) MULTIPART_BYTES_PER_PART * (ranges.size() + 1));
-      long announced = contentLength(response);
+      long announced = RegistryHttp.contentLength(response);
       if (announced > most) {
         return refuse(
             response, "the registry announced " + announced + " bytes for " + sum() + " asked for");
@@ -242,18 +242,6 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
       }
     }
     return Future.succeededFuture(new ByteRanges(body, at, ranges));
-  }
-
-  private static long contentLength(HttpClientResponse response) {
-    String header = response.getHeader("Content-Length");
-    if (header == null) {
-      return -1;
-    }
-    try {
-      return Long.parseLong(header.trim());
-    } catch (NumberFormatException e) {
-      return -1;
-    }
   }
 
   /** The boundary of a {@code multipart/byteranges} content type; null for any other type. */

@@ -185,6 +185,19 @@ final class RegistryHttp {
             });
   }
 
+  /** The Content-Length header, or -1 when absent or unreadable. */
+  static long contentLength(HttpClientResponse response) {
+    String header = response.getHeader("Content-Length");
+    if (header == null) {
+      return -1;
+    }
+    try {
+      return Long.parseLong(header.trim());
+    } catch (NumberFormatException e) {
+      return -1;
+    }
+  }
+
   /** {@code http[s]://host:port}, the base that relative Location headers resolve against. */
   String baseUrl() {
     return (ssl ? "https" : "http") + "://" + registry;

@@ -333,6 +333,23 @@ class ChunkPackRegistryTest {
   }
 
   /**
+   * A client through a proxy that answers the range requests (those whose {@code Range} header
+   * matches {@code range}) of the segment holding the first chunk of the image pushed to {@code
+   * repo} with that whole segment, status 200: a registry that ignores them.
+   */
+  private RegistryClient answeringRangesWithTheWholeSegment(String repo, String range)
+      throws Exception {
+    RegistryClient direct = client(registry.hostPort());
+    ChunkPack found = await(direct.findChunkPack(repo, manifestDigest, sizes));
+    Digest segment = found.locate(chunks.get(0)).segment();
+    byte[] whole = await(direct.pullBlob(repo, segment));
+    return throughProxy(
+        urlEqualTo("/v2/" + repo + "/blobs/" + segment),
+        range,
+        aResponse().withStatus(200).withBody(whole));
+  }
+
+  /**
    * Chunks of the image pushed with its pack in one segment, far enough apart that no two could
    * share one part of a range: one per 600 KB of the segment.
    */
@@ -428,11 +445,7 @@ class ChunkPackRegistryTest {
   void registryAnsweringSeveralPartsWithTheWholeBlob_getsOnePartPerRequestFromThenOn()
       throws Exception {
     push("pack/onepart", true, 64 << 20);
-    RegistryClient direct = client(registry.hostPort());
-    ChunkPack found = await(direct.findChunkPack("pack/onepart", manifestDigest, sizes));
-    byte[] whole = await(direct.pullBlob("pack/onepart", found.locate(chunks.get(0)).segment()));
-    RegistryClient client =
-        throughProxy(anyUrl(), "bytes=.*,.*", aResponse().withStatus(200).withBody(whole));
+    RegistryClient client = answeringRangesWithTheWholeSegment("pack/onepart", "bytes=.*,.*");
     assertSeveralPartsTurnedOff(client, "pack/onepart");
   }
 
@@ -475,15 +488,7 @@ class ChunkPackRegistryTest {
   @Test
   void registryIgnoringRanges_turnsThePackOff_andEveryChunkStillArrives() throws Exception {
     push("pack/norange", true);
-    RegistryClient direct = client(registry.hostPort());
-    ChunkPack found = await(direct.findChunkPack("pack/norange", manifestDigest, sizes));
-    Digest segment = found.locate(chunks.get(0)).segment();
-    byte[] whole = await(direct.pullBlob("pack/norange", segment));
-    // Range requests of that segment answered with the whole blob.
-    RegistryClient client =
-        throughProxy(
-            urlEqualTo("/v2/pack/norange/blobs/" + segment),
-            aResponse().withStatus(200).withBody(whole));
+    RegistryClient client = answeringRangesWithTheWholeSegment("pack/norange", "bytes=.*");
     PackedBlobFetcher fetcher = fetcher(client, "pack/norange");
     assertNotNull(fetcher.search().get());
     fetchAllAndCheck(source(fetcher));
@@ -496,14 +501,7 @@ class ChunkPackRegistryTest {
   @Test
   void rangeAnsweredWithTheWholeBlob_isCutOffWithoutAnErrorInTheLog() throws Exception {
     push("pack/nolog", true);
-    RegistryClient direct = client(registry.hostPort());
-    ChunkPack found = await(direct.findChunkPack("pack/nolog", manifestDigest, sizes));
-    Digest segment = found.locate(chunks.get(0)).segment();
-    byte[] whole = await(direct.pullBlob("pack/nolog", segment));
-    RegistryClient client =
-        throughProxy(
-            urlEqualTo("/v2/pack/nolog/blobs/" + segment),
-            aResponse().withStatus(200).withBody(whole));
+    RegistryClient client = answeringRangesWithTheWholeSegment("pack/nolog", "bytes=.*");
     ch.qos.logback.classic.Logger root =
         (ch.qos.logback.classic.Logger)
             org.slf4j.LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
