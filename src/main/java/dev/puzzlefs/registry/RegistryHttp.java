@@ -180,6 +180,9 @@ final class RegistryHttp {
                   .map(
                       response -> {
                         response.pause();
+                        // Until the operation sets its own: a reset before then (an attempt
+                        // abandoned at its deadline) is expected, not an error for Vert.x to log.
+                        response.exceptionHandler(ignored -> {});
                         return response;
                       });
             });
