@@ -109,6 +109,12 @@ public final class PackedBlobFetcher implements BlobFetcher {
             .toCompletableFuture()
             .handle(
                 (found, failure) -> {
+                  if (failure != null && client.isClosed()) {
+                    // The mount is going away before the search ended: nothing to warn about.
+                    LOG.debug(
+                        "the search for the chunk pack of {} ended: the client was closed", image);
+                    return null;
+                  }
                   if (failure != null) {
                     LOG.warn(
                         "not using the chunk pack of {} in {}/{}: {}; fetching its chunks one by"
@@ -300,7 +306,10 @@ public final class PackedBlobFetcher implements BlobFetcher {
   }
 
   private void rangeFailed(List<Part> request, Digest segment, Throwable failure) {
-    if (failure instanceof MultiRangeNotSupportedException) {
+    if (client.isClosed()) {
+      // The mount is going away: its ranges fail for that, not for anything the registry did.
+      LOG.debug("range request of pack segment {} ended: the client was closed", segment);
+    } else if (failure instanceof MultiRangeNotSupportedException) {
       // Several parts in one answer are beyond this registry; one part per request may not be.
       if (multiRange) {
         multiRange = false;

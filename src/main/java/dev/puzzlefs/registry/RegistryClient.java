@@ -267,6 +267,11 @@ public final class RegistryClient implements AutoCloseable {
     return http.blobsPushed.get();
   }
 
+  /** Whether {@link #close()} was called: requests failing since fail because of it. */
+  public boolean isClosed() {
+    return closed;
+  }
+
   /** Closes the connections, and the Vert.x instance if this client created it. */
   @Override
   public void close() {

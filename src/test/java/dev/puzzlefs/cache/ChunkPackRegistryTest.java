@@ -528,6 +528,86 @@ class ChunkPackRegistryTest {
     assertEquals(List.of(), errors);
   }
 
+  /** The WARN events of {@code logger} while {@code body} runs. */
+  private static List<String> warnings(Class<?> logger, ThrowingRunnable body) throws Exception {
+    ch.qos.logback.classic.Logger log =
+        (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(logger);
+    ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> captured =
+        new ch.qos.logback.core.read.ListAppender<>();
+    captured.start();
+    log.addAppender(captured);
+    try {
+      body.run();
+    } finally {
+      log.detachAppender(captured);
+    }
+    List<String> warnings = new ArrayList<>();
+    for (ch.qos.logback.classic.spi.ILoggingEvent e : List.copyOf(captured.list)) {
+      if (e.getLevel().isGreaterOrEqual(ch.qos.logback.classic.Level.WARN)) {
+        warnings.add(e.getFormattedMessage());
+      }
+    }
+    return warnings;
+  }
+
+  private interface ThrowingRunnable {
+    void run() throws Exception;
+  }
+
+  @Test
+  void clientClosedDuringASlowPackSearch_warnsOfNothing() throws Exception {
+    push("pack/closedsearch", true);
+    // The referrers tag answered after 3 s: a run that ends sooner closes the client first.
+    WireMockServer proxy =
+        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
+    proxy.start();
+    proxies.add(proxy);
+    proxy.stubFor(any(anyUrl()).atPriority(10).willReturn(aResponse().proxiedFrom(registry.url())));
+    proxy.stubFor(
+        get(com.github.tomakehurst.wiremock.client.WireMock.urlMatching(".*/manifests/sha256-.*"))
+            .atPriority(1)
+            .willReturn(aResponse().proxiedFrom(registry.url()).withFixedDelay(3_000)));
+    RegistryClient client = client("127.0.0.1:" + proxy.port());
+    List<String> warned =
+        warnings(
+            PackedBlobFetcher.class,
+            () -> {
+              PackedBlobFetcher fetcher = fetcher(client, "pack/closedsearch");
+              Thread.sleep(200);
+              client.close();
+              assertNull(fetcher.search().get(10, java.util.concurrent.TimeUnit.SECONDS));
+            });
+    assertEquals(List.of(), warned);
+  }
+
+  @Test
+  void clientClosedWhileARangeIsInFlight_warnsOfNothing() throws Exception {
+    push("pack/closedrange", true);
+    RegistryClient client =
+        throughProxy(anyUrl(), aResponse().withStatus(206).withFixedDelay(3_000));
+    List<String> warned =
+        warnings(
+            PackedBlobFetcher.class,
+            () -> {
+              PackedBlobFetcher fetcher = fetcher(client, "pack/closedrange");
+              assertNotNull(fetcher.search().get());
+              List<CompletableFuture<byte[]>> asked = new ArrayList<>();
+              for (Digest d : chunks) {
+                asked.add(fetcher.fetch(d));
+              }
+              Thread.sleep(300);
+              client.close();
+              for (CompletableFuture<byte[]> f : asked) {
+                try {
+                  f.get(10, java.util.concurrent.TimeUnit.SECONDS);
+                } catch (java.util.concurrent.ExecutionException e) {
+                  // failed for the closed client, as expected
+                }
+              }
+            });
+    assertEquals(List.of(), warned);
+  }
+
   @Test
   void registryStallingRanges_chunksComeFromTheirBlobs_beforeTheReadTimesOut() throws Exception {
     push("pack/stall", true);
