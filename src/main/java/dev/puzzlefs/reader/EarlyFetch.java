@@ -29,8 +29,12 @@ import org.slf4j.LoggerFactory;
 public final class EarlyFetch implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(EarlyFetch.class);
 
-  /** Fetches in flight when the source joins many chunks into one request: all of them. */
-  static final int CHEAP_IN_FLIGHT = 1024;
+  /**
+   * Fetches in flight when the source joins many chunks into one request: enough for a command's
+   * start (a python3 list has about 110) in a few requests, few enough that a list of thousands
+   * does not queue the command's own first reads behind tens of 4 MiB requests.
+   */
+  static final int CHEAP_IN_FLIGHT = 128;
 
   private final ChunkSource source;
   private final List<Digest> chunks;
