@@ -322,13 +322,18 @@ class ChunkPackRegistryTest {
   /** As above, for the GETs whose {@code Range} header matches {@code range} (a regex). */
   private RegistryClient throughProxy(
       UrlPattern url, String range, ResponseDefinitionBuilder rangeAnswer) {
+    return throughProxy(get(url).withHeader("Range", matching(range)).willReturn(rangeAnswer));
+  }
+
+  /** As above, answering the requests {@code special} matches as it says. */
+  private RegistryClient throughProxy(
+      com.github.tomakehurst.wiremock.client.MappingBuilder special) {
     WireMockServer proxy =
         new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
     proxy.start();
     proxies.add(proxy);
     proxy.stubFor(any(anyUrl()).atPriority(10).willReturn(aResponse().proxiedFrom(registry.url())));
-    proxy.stubFor(
-        get(url).withHeader("Range", matching(range)).atPriority(1).willReturn(rangeAnswer));
+    proxy.stubFor(special.atPriority(1));
     return client("127.0.0.1:" + proxy.port());
   }
 
@@ -558,16 +563,11 @@ class ChunkPackRegistryTest {
   void clientClosedDuringASlowPackSearch_warnsOfNothing() throws Exception {
     push("pack/closedsearch", true);
     // The referrers tag answered after 3 s: a run that ends sooner closes the client first.
-    WireMockServer proxy =
-        new WireMockServer(WireMockConfiguration.options().bindAddress("127.0.0.1").dynamicPort());
-    proxy.start();
-    proxies.add(proxy);
-    proxy.stubFor(any(anyUrl()).atPriority(10).willReturn(aResponse().proxiedFrom(registry.url())));
-    proxy.stubFor(
-        get(com.github.tomakehurst.wiremock.client.WireMock.urlMatching(".*/manifests/sha256-.*"))
-            .atPriority(1)
-            .willReturn(aResponse().proxiedFrom(registry.url()).withFixedDelay(3_000)));
-    RegistryClient client = client("127.0.0.1:" + proxy.port());
+    RegistryClient client =
+        throughProxy(
+            get(com.github.tomakehurst.wiremock.client.WireMock.urlMatching(
+                    ".*/manifests/sha256-.*"))
+                .willReturn(aResponse().proxiedFrom(registry.url()).withFixedDelay(3_000)));
     List<String> warned =
         warnings(
             PackedBlobFetcher.class,
