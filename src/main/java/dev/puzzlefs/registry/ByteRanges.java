@@ -1,11 +1,9 @@
 package dev.puzzlefs.registry;
 
-import java.util.List;
-
 /**
- * Parts of one blob fetched with one request: range {@code i} of those asked for is {@code
- * length(i)} bytes of {@link #bytes()} from {@code at(i)}. The parts share the array they arrived
- * in, so that nothing is copied before the caller cuts out what it needs.
+ * Parts of one blob fetched with one request: range {@code i} of those asked for is its length in
+ * bytes of {@link #bytes()} from {@code at(i)}. The parts share the array they arrived in, so that
+ * nothing is copied before the caller cuts out what it needs.
  */
 public final class ByteRanges {
   /**
@@ -34,12 +32,10 @@ public final class ByteRanges {
 
   private final byte[] bytes;
   private final int[] at;
-  private final List<Range> ranges;
 
-  ByteRanges(byte[] bytes, int[] at, List<Range> ranges) {
+  ByteRanges(byte[] bytes, int[] at) {
     this.bytes = bytes;
     this.at = at;
-    this.ranges = ranges;
   }
 
   /** The array the parts are in. */
@@ -50,15 +46,5 @@ public final class ByteRanges {
   /** Where part {@code i} starts in {@link #bytes()}. */
   public int at(int i) {
     return at[i];
-  }
-
-  /** Part {@code i}'s length. */
-  public int length(int i) {
-    return ranges.get(i).length();
-  }
-
-  /** How many parts there are: as many as were asked for. */
-  public int count() {
-    return at.length;
   }
 }

@@ -150,7 +150,7 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
               for (int i = 0; i < at.length; i++) {
                 at[i] = (int) (ranges.get(i).offset() - part[0]);
               }
-              return Future.succeededFuture(new ByteRanges(body, at, ranges));
+              return Future.succeededFuture(new ByteRanges(body, at));
             });
   }
 
@@ -241,7 +241,7 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
             unsupported("the registry's multipart/byteranges body lacks bytes " + r));
       }
     }
-    return Future.succeededFuture(new ByteRanges(body, at, ranges));
+    return Future.succeededFuture(new ByteRanges(body, at));
   }
 
   /** The boundary of a {@code multipart/byteranges} content type; null for any other type. */

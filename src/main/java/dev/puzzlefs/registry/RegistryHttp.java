@@ -81,11 +81,6 @@ final class RegistryHttp {
     this.blobsPushed = base.blobsPushed;
   }
 
-  /** The same, sending {@code authorization} (null: none) to the registry. */
-  RegistryHttp withAuthorization(String authorization) {
-    return new RegistryHttp(this, authorization, opened);
-  }
-
   /**
    * The same for one attempt of an operation, sending {@code authorization} (null: none): it keeps
    * the requests whose bodies it streams ({@link #get}), so that an attempt past its deadline can
