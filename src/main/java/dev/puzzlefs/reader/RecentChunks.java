@@ -1,8 +1,8 @@
 package dev.puzzlefs.reader;
 
 import dev.puzzlefs.format.Digest;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
-import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 
 /**
@@ -15,19 +15,20 @@ import java.util.concurrent.CompletableFuture;
  */
 final class RecentChunks {
   private final ChunkSource source;
-  private final Map<Digest, CompletableFuture<byte[]>> recent;
+  private final int capacity;
+  private final int runCapacity;
+  private final LinkedHashMap<Digest, CompletableFuture<byte[]>> recent =
+      new LinkedHashMap<>(64, 0.75f, true);
 
-  RecentChunks(ChunkSource source, int capacity) {
+  /**
+   * Keeps the last {@code capacity} fetches, or {@code runCapacity} while the source fetches runs
+   * cheaply ({@link ChunkSource#fetchesRunsCheaply}: a walk then fetches that far ahead, and a
+   * fetch pushed out of here before its read would be fetched again or read back from disk).
+   */
+  RecentChunks(ChunkSource source, int capacity, int runCapacity) {
     this.source = source;
-    this.recent =
-        new LinkedHashMap<>(capacity * 2, 0.75f, true) {
-          private static final long serialVersionUID = 1L;
-
-          @Override
-          protected boolean removeEldestEntry(Map.Entry<Digest, CompletableFuture<byte[]>> eldest) {
-            return size() > capacity;
-          }
-        };
+    this.capacity = capacity;
+    this.runCapacity = Math.max(capacity, runCapacity);
   }
 
   /** The fetch of {@code blob}: a recent one if there is one, else a new one from the source. */
@@ -40,6 +41,12 @@ final class RecentChunks {
       }
       future = startFetch(blob);
       recent.put(blob, future);
+      int keep = source.fetchesRunsCheaply() ? runCapacity : capacity;
+      Iterator<CompletableFuture<byte[]>> eldest = recent.values().iterator();
+      for (int extra = recent.size() - keep; extra > 0; extra--) {
+        eldest.next();
+        eldest.remove();
+      }
     }
     CompletableFuture<byte[]> started = future;
     started.whenComplete(

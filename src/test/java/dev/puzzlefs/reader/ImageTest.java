@@ -451,7 +451,7 @@ class ImageTest {
    */
   @Test
   void read_walkThatKeepsStalling_widensTheStreamWindow() throws Exception {
-    int furthest = walkFurthestAhead(120, false);
+    int furthest = walk(120, false, i -> true).furthest();
     assertTrue(
         furthest > Image.STREAM_AHEAD_CHUNKS, "fetched at most " + furthest + " files ahead");
     assertTrue(furthest <= Image.MAX_STREAM_AHEAD_CHUNKS, "fetched " + furthest + " files ahead");
@@ -459,7 +459,7 @@ class ImageTest {
 
   @Test
   void read_walkFromASourceThatFetchesRunsCheaply_widensTheStreamWindowFurther() throws Exception {
-    int furthest = walkFurthestAhead(400, true);
+    int furthest = walk(400, true, i -> true).furthest();
     assertTrue(
         furthest > Image.MAX_STREAM_AHEAD_CHUNKS, "fetched at most " + furthest + " files ahead");
     assertTrue(
@@ -467,16 +467,43 @@ class ImageTest {
   }
 
   /**
-   * Reads {@code files} one-chunk files in stream order from a source that answers 20 ms late
-   * (fetching runs cheaply or not); how many files ahead of the one being read it was asked for.
+   * A walk from a source that fetches runs cheaply asks for the next window when it reaches the
+   * middle of the last one, so it does not run off the end of every window, and no chunk is fetched
+   * twice. From a source that does not fetch runs cheaply, a window is still asked for only after a
+   * stall.
    */
-  private static int walkFurthestAhead(int files, boolean cheapRuns) throws Exception {
+  @Test
+  void read_walkFromASourceThatFetchesRunsCheaply_asksForTheNextWindowBeforeTheLastEnds()
+      throws Exception {
+    // Only the first file is slow: its stall starts a window of 8, and from then on every file is
+    // there at once, so no later read stalls to start another window.
+    Walk cheap = walk(300, true, i -> i == 0);
+    assertEquals(1, cheap.unasked(), "files reached before any fetch asked for them");
+    assertEquals(1, cheap.mostFetchesOfOneChunk(), "a chunk was fetched twice");
+
+    Walk plain = walk(300, false, i -> i == 0);
+    assertEquals(300 - 8, plain.unasked(), "without cheap runs, the walk stops after one window");
+  }
+
+  /**
+   * What a walk did: how many files ahead of the one being read the source was asked for at most,
+   * how many files it reached before any fetch had asked for them, and the most times one chunk was
+   * fetched.
+   */
+  private record Walk(int furthest, int unasked, int mostFetchesOfOneChunk) {}
+
+  /**
+   * Reads {@code files} one-chunk files in stream order from a source (fetching runs cheaply or
+   * not) that answers for the files {@code late} picks 20 ms late, for the others at once.
+   */
+  private static Walk walk(int files, boolean cheapRuns, java.util.function.IntPredicate late)
+      throws Exception {
     FakeImage fake = new FakeImage(3_000); // files of one chunk each, in stream order
     long[] inos = new long[files];
     byte[][] contents = new byte[files][];
     for (int i = 0; i < files; i++) {
       contents[i] = random(3_000, 100 + i);
-      inos[i] = fake.file(String.format("/f%03d", i), contents[i]);
+      inos[i] = fake.file(String.format("/f%04d", i), contents[i]);
     }
     Map<Digest, byte[]> blobs = fake.blobs();
     Map<Digest, Integer> fileOf = new java.util.HashMap<>();
@@ -490,12 +517,21 @@ class ImageTest {
         new java.util.concurrent.atomic.AtomicInteger();
     java.util.concurrent.Executor later =
         CompletableFuture.delayedExecutor(20, java.util.concurrent.TimeUnit.MILLISECONDS);
+    Map<Digest, Integer> fetches = new java.util.concurrent.ConcurrentHashMap<>();
+    AtomicInteger unasked = new AtomicInteger();
     ChunkSource slow =
         new ChunkSource() {
           @Override
           public CompletableFuture<byte[]> fetch(Digest d) {
-            furthest.accumulateAndGet(fileOf.get(d) - reading.get(), Math::max);
-            return CompletableFuture.supplyAsync(() -> blobs.get(d), later);
+            int ahead = fileOf.get(d) - reading.get();
+            furthest.accumulateAndGet(ahead, Math::max);
+            if (ahead == 0 && fetches.putIfAbsent(d, 0) == null) {
+              unasked.incrementAndGet();
+            }
+            fetches.merge(d, 1, Integer::sum);
+            return late.test(fileOf.get(d))
+                ? CompletableFuture.supplyAsync(() -> blobs.get(d), later)
+                : CompletableFuture.completedFuture(blobs.get(d));
           }
 
           @Override
@@ -511,7 +547,10 @@ class ImageTest {
       assertEquals(3_000, image.read(inos[i], 0, buf, 0, buf.length));
       assertArrayEquals(contents[i], buf, "file " + i);
     }
-    return furthest.get();
+    return new Walk(
+        furthest.get(),
+        unasked.get(),
+        fetches.values().stream().mapToInt(Integer::intValue).max().orElse(0));
   }
 
   /** A chunk source that records what it is asked for and answers {@code slow} 50 ms late. */

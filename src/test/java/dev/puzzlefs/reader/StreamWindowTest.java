@@ -1,6 +1,7 @@
 package dev.puzzlefs.reader;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import dev.puzzlefs.format.Digest;
@@ -48,6 +49,38 @@ class StreamWindowTest {
     assertEquals(128, w.after(run.get(0), 128), "never past the most given");
     assertEquals(32, w.after(run.get(0), 32), "a smaller most cuts the window back at once");
     assertEquals(8, w.after(run.get(0), 4), "never below the first window");
+  }
+
+  @Test
+  void theMiddleOfAWindowIsReachedOnce_andAStallInEitherOfTheLastTwoWindowsStillWidens() {
+    StreamWindow w = new StreamWindow(8, 32);
+    Digest elsewhere = Digest.sha256(new byte[] {1});
+    assertNull(w.reached(elsewhere), "no window yet");
+    assertEquals(8, w.after(elsewhere));
+    List<Digest> first = chunks("a", 9);
+    w.asked(first);
+    assertNull(w.reached(first.get(3)));
+    assertEquals(first.get(7), w.reached(first.get(4)), "the middle of 8: the window's last chunk");
+    assertNull(w.reached(first.get(4)), "only once");
+    assertEquals(8, w.size());
+
+    List<Digest> next = chunks("b", 9);
+    w.continued(next);
+    assertEquals(next.get(7), w.reached(next.get(4)));
+    assertEquals(16, w.after(first.get(6)), "a stall in the window before: the reader is behind");
+    List<Digest> third = chunks("c", 17);
+    w.asked(third);
+    assertEquals(8, w.after(next.get(6)), "a window two stalls back no longer counts");
+  }
+
+  @Test
+  void aWindowOfOneChunkHasNoMiddle() {
+    StreamWindow w = new StreamWindow(1, 1);
+    List<Digest> one = chunks("x", 2);
+    w.after(one.get(0));
+    w.asked(one);
+    assertNull(w.reached(one.get(0)));
+    assertNull(w.reached(one.get(1)));
   }
 
   @Test
