@@ -14,6 +14,7 @@ import org.slf4j.LoggerFactory;
 public final class Mount implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Mount.class);
   private static final Duration LOOP_EXIT_WAIT = Duration.ofSeconds(10);
+  private static final Duration ABANDON_WAITS_AFTER = Duration.ofMillis(300);
 
   private final Path mountpoint;
   private final PuzzleFs fs;
@@ -88,6 +89,14 @@ public final class Mount implements AutoCloseable {
       }
     }
     try {
+      // A read still waiting for a chunk holds the loop. Its reader was killed while it waited (a
+      // stopped container), or keeps a file open through a lazy unmount: after a moment it is
+      // told to give up, rather than left to its deadline, which a slow registry can stretch.
+      if (!awaitUnmounted(ABANDON_WAITS_AFTER) && fs.image() != null) {
+        int abandoned = fs.image().abandonWaits();
+        log.debug(
+            "{}: {} read(s) waiting for chunks given up after unmount", mountpoint, abandoned);
+      }
       if (!awaitUnmounted(LOOP_EXIT_WAIT)) {
         throw new IOException("FUSE loop for " + mountpoint + " did not end after unmount");
       }

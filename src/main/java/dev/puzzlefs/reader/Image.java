@@ -613,6 +613,7 @@ public final class Image implements AutoCloseable {
     Digest blob = chunk.blob();
     boolean stalled = !future.isDone();
     boolean again = false;
+    CompletableFuture<Void> abandon = abandonWaits;
     if (stalled) {
       readStalls.increment();
       readsWaiting.incrementAndGet();
@@ -625,6 +626,18 @@ public final class Image implements AutoCloseable {
       if (recentTimeouts.timedOutLately(blob)) {
         left = 0; // the kernel's immediate retry: fail at once, not after a second deadline
         again = true;
+      }
+      if (stalled && left > 0) {
+        try {
+          CompletableFuture.anyOf(future, abandon).get(left, TimeUnit.NANOSECONDS);
+        } catch (ExecutionException failed) {
+          // the fetch failed: said below
+        }
+        if (!future.isDone()) {
+          throw new ChunkReadException(
+              blob, ino, "given up waiting: the mount is being unmounted", null);
+        }
+        left = 0;
       }
       byte[] bytes = (byte[]) future.get(left, TimeUnit.NANOSECONDS);
       recentTimeouts.arrived(blob);
@@ -697,6 +710,24 @@ public final class Image implements AutoCloseable {
       recent.fetch(next);
       readaheadChunks.increment();
     }
+  }
+
+  /** Completed to make every read waiting now give up; replaced first, so later reads wait. */
+  private volatile CompletableFuture<Void> abandonWaits = new CompletableFuture<>();
+
+  /**
+   * Makes every read waiting for a chunk now fail at once instead of at its deadline; reads after
+   * this wait as usual. For an unmount: a read whose reader is gone (a container killed while its
+   * read waited on a slow registry) would otherwise keep the FUSE loop from ending.
+   *
+   * @return how many reads were waiting
+   */
+  public int abandonWaits() {
+    CompletableFuture<Void> now = abandonWaits;
+    abandonWaits = new CompletableFuture<>();
+    int waiting = readsWaiting.get();
+    now.complete(null);
+    return waiting;
   }
 
   private final StreamWindow streamWindow =

@@ -2,6 +2,7 @@ package dev.puzzlefs.fuse;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -11,6 +12,7 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
 import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.reader.ChunkSource;
+import dev.puzzlefs.reader.Image;
 import dev.puzzlefs.testing.FakeImage;
 import dev.puzzlefs.testing.FuseTesting;
 import java.io.IOException;
@@ -106,5 +108,38 @@ class MountFailureTest {
     assertTrue(mount.isMounted());
     assertArrayEquals(FakeImage.utf8("g".repeat(100)), Files.readAllBytes(mnt.resolve("good")));
     assertEquals(100, Files.size(mnt.resolve("stuck")));
+  }
+
+  /**
+   * A reader killed while its read waits for a chunk that does not come: the unmount takes the
+   * mount down at once instead of waiting out the read's deadline (30 s here).
+   */
+  @Test
+  void close_readOfAKilledReaderStillWaiting_isGivenUp() throws Exception {
+    FakeImage slow = new FakeImage(100);
+    slow.file("/hangs", FakeImage.utf8("h".repeat(100)));
+    ChunkSource never = blob -> new CompletableFuture<>();
+    Image image = slow.open(never, Duration.ofSeconds(30));
+    Path mnt2 = Files.createDirectory(tmp.resolve("mnt2"));
+    Mount second = Mounter.mount(image, mnt2, List.of(), Duration.ofSeconds(30));
+    try {
+      Process cat = new ProcessBuilder("cat", mnt2.resolve("hangs").toString()).start();
+      long until = System.nanoTime() + 10_000_000_000L;
+      while (image.stats().get("readStalls") == 0 && System.nanoTime() < until) {
+        Thread.sleep(10);
+      }
+      assertEquals(1, image.stats().get("readStalls"), "cat's read never waited");
+      cat.destroyForcibly().waitFor();
+
+      long start = System.nanoTime();
+      second.close();
+      long millis = (System.nanoTime() - start) / 1_000_000;
+      assertFalse(second.isMounted());
+      assertTrue(millis < 3_000, "unmount took " + millis + " ms");
+    } finally {
+      if (second.isMounted()) {
+        FuseTesting.forceUnmount(mnt2);
+      }
+    }
   }
 }
