@@ -37,6 +37,14 @@ sealed interface ContainerRuntime permits RuncRuntime, UnshareRuntime {
     return new ProcessBuilder(command(spec, scratch)).inheritIO().start();
   }
 
+  /**
+   * False while the runtime is still setting the container up and has not started the command: a
+   * signal then stops the runtime itself, whose exit status is not the command's.
+   */
+  default boolean commandStarted(Process started) {
+    return true;
+  }
+
   /** Delivers {@code signal} ({@code INT}, {@code TERM}) to the container's command. */
   void signal(Process started, String signal);
 

@@ -19,6 +19,7 @@ final class RuncRuntime implements ContainerRuntime {
 
   private final Path runc;
   private final String id = "puzzlefs-" + UUID.randomUUID().toString().substring(0, 12);
+  private volatile Path pidFile;
 
   RuncRuntime(Path runc) {
     this.runc = runc;
@@ -33,7 +34,16 @@ final class RuncRuntime implements ContainerRuntime {
   public List<String> command(ContainerSpec spec, Path scratch) throws IOException {
     Path bundle = scratch.resolve("bundle");
     RuntimeConfig.write(bundle, spec, spec.rootfs().toAbsolutePath().toString());
-    List<String> cmd = List.of(runc.toString(), "run", "--bundle", bundle.toString(), id);
+    pidFile = scratch.resolve("container.pid");
+    List<String> cmd =
+        List.of(
+            runc.toString(),
+            "run",
+            "--bundle",
+            bundle.toString(),
+            "--pid-file",
+            pidFile.toString(),
+            id);
     log.debug("running {} with {}", spec.args(), String.join(" ", cmd));
     return cmd;
   }
@@ -42,6 +52,13 @@ final class RuncRuntime implements ContainerRuntime {
   public void signal(Process started, String signal) {
     // runc run proxies every signal it receives to the container's process.
     ContainerRuntime.kill(started.pid(), signal);
+  }
+
+  /** True once runc has written the container's pid file: it has made the container's process. */
+  @Override
+  public boolean commandStarted(Process started) {
+    Path written = pidFile;
+    return written == null || java.nio.file.Files.exists(written, LinkOption.NOFOLLOW_LINKS);
   }
 
   @Override

@@ -13,7 +13,8 @@ import sun.misc.SignalHandler;
  * Takes SIGINT and SIGTERM away from the JVM while {@code run} runs a container, and passes them on
  * to the container's command, killing it if it has not exited {@code timeout} seconds later. So a
  * signal ends the command, and {@code run} still unmounts everything and exits with the command's
- * status. A signal that comes before the command started cancels the run.
+ * status. A signal that comes before the command started (before the runtime started, or while it
+ * is still setting up the container) cancels the run: it exits with 128 plus the signal's number.
  *
  * <p>Why {@code sun.misc.Signal}: a shutdown hook cannot tell SIGINT from SIGTERM, cannot keep the
  * command's exit status, and races jnr-fuse's own hook, which unmounts the image under the overlay.
@@ -68,6 +69,11 @@ final class Stopper implements AutoCloseable {
       cancelledBy = name;
       return;
     }
+    if (cancelledBy == null && !runtime.commandStarted(process)) {
+      // The runtime stops with a status of its own (runc: 1 or 2); the run reports the signal.
+      log.debug("SIG{} while {} was still starting the command: cancelling", name, runtime.name());
+      cancelledBy = name;
+    }
     log.debug("passing SIG{} on to the command ({})", name, runtime.name());
     runtime.signal(process, name);
     if (!killerStarted) {
@@ -115,7 +121,10 @@ final class Stopper implements AutoCloseable {
       process = p;
     }
     try {
-      return p.waitFor();
+      int status = p.waitFor();
+      synchronized (this) {
+        return cancelledBy != null ? cancelStatus() : status;
+      }
     } catch (InterruptedException e) {
       runtime.kill(p);
       p.waitFor(timeoutSeconds, TimeUnit.SECONDS);
