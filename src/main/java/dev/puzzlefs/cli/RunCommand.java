@@ -51,7 +51,8 @@ import picocli.CommandLine.Spec;
           + " minimal /dev and a read-only /sys. It runs with runc when runc is installed, else"
           + " with unshare and a chroot (--runtime or $PUZZLEFS_RUNTIME chooses). The command is"
           + " PID 1 of its namespace: SIGINT and SIGTERM are passed on to it, and if it has not"
-          + " exited --stop-timeout seconds later it is killed.",
+          + " exited --stop-timeout seconds later it is killed. A signal that comes before the"
+          + " command has started ends the run with 130 or 143.",
       "",
       "run exits with the command's status (128 + N when signal N killed it, 137 for SIGKILL);"
           + " as a shell does, with 127 when the command is not in"
