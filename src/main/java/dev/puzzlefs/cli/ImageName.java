@@ -91,14 +91,16 @@ record ImageName(String text, Path layout, String tag, ImageReference reference)
 
   /**
    * Opens the image for an in-process mount, with the cache and registry settings given; a registry
-   * image starts fetching {@code earlyChunks} as soon as its manifest is there.
+   * image starts fetching {@code earlyChunks} as soon as its manifest is there (without them, and
+   * with {@code publishedList}, the prefetch list published with its chunk pack).
    */
   OpenedImage open(
       Config config,
       RegistryOptions registry,
       Path cacheDir,
       Integer readTimeout,
-      List<dev.puzzlefs.format.Digest> earlyChunks)
+      List<dev.puzzlefs.format.Digest> earlyChunks,
+      boolean publishedList)
       throws Exception {
     OpenedImage.Settings settings =
         new OpenedImage.Settings(
@@ -107,7 +109,8 @@ record ImageName(String text, Path layout, String tag, ImageReference reference)
             config.cache.memoryBytes,
             cacheDir != null ? cacheDir : config.cacheDirectory(),
             config.cache.diskBytes,
-            earlyChunks);
+            earlyChunks,
+            publishedList);
     if (!remote()) {
       return OpenedImage.local(layout, tag, settings);
     }

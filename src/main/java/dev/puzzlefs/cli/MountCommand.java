@@ -129,6 +129,13 @@ final class MountCommand implements Callable<Integer> {
   Path prefetchList;
 
   @Option(
+      names = "--no-published-list",
+      description =
+          "without --prefetch-list, do not fetch the prefetch list published with a registry"
+              + " image's chunk pack (push --prefetch-list) first")
+  boolean noPublishedList;
+
+  @Option(
       names = "--record-prefetch-list",
       paramLabel = "FILE",
       description =
@@ -353,7 +360,8 @@ final class MountCommand implements Callable<Integer> {
             memoryCache(remote, config),
             cacheDir != null ? cacheDir : config.cacheDirectory(),
             cacheDisk != null ? cacheDisk : config.cache.diskBytes,
-            earlyChunks);
+            earlyChunks,
+            !noPublishedList);
     if (!image.remote()) {
       return OpenedImage.local(image.layout(), image.tag(), settings);
     }

@@ -19,6 +19,7 @@ import dev.puzzlefs.oci.OciLayout;
 import dev.puzzlefs.reader.EarlyFetch;
 import dev.puzzlefs.reader.Image;
 import dev.puzzlefs.reader.Prefetcher;
+import dev.puzzlefs.registry.ChunkPack;
 import dev.puzzlefs.registry.ImagePuller;
 import dev.puzzlefs.registry.ImageReference;
 import dev.puzzlefs.registry.PulledImage;
@@ -65,7 +66,9 @@ final class OpenedImage implements AutoCloseable {
   /**
    * Settings the opener needs, resolved from the configuration and flags. A registry image is
    * cached on disk in {@code cacheDir} unless it is null, and starts fetching {@code earlyChunks}
-   * (a recorded prefetch list's {@code #chunk} lines) as soon as its manifest has arrived.
+   * (a recorded prefetch list's {@code #chunk} lines) as soon as its manifest has arrived; without
+   * them, and with {@code publishedList}, the prefetch list published with its chunk pack (see
+   * {@link dev.puzzlefs.registry.ChunkPack}) as soon as the pack is found.
    */
   record Settings(
       String expectedManifestVerity,
@@ -73,14 +76,15 @@ final class OpenedImage implements AutoCloseable {
       long memoryBytes,
       Path cacheDir,
       long diskBytes,
-      List<Digest> earlyChunks) {
+      List<Digest> earlyChunks,
+      boolean publishedList) {
     Settings(
         String expectedManifestVerity,
         Duration readTimeout,
         long memoryBytes,
         Path cacheDir,
         long diskBytes) {
-      this(expectedManifestVerity, readTimeout, memoryBytes, cacheDir, diskBytes, List.of());
+      this(expectedManifestVerity, readTimeout, memoryBytes, cacheDir, diskBytes, List.of(), false);
     }
   }
 
@@ -190,6 +194,28 @@ final class OpenedImage implements AutoCloseable {
     }
   }
 
+  /**
+   * The listed chunks to fetch early: each once, in the list's order, never the rootfs blob
+   * (fetched already, and no chunk) nor a chunk the manifest does not list.
+   */
+  private static List<Digest> wanted(
+      List<Digest> listed, Map<Digest, Long> inManifest, Digest rootfs) {
+    java.util.Set<Digest> wanted = new java.util.LinkedHashSet<>();
+    for (Digest d : listed) {
+      if (inManifest.containsKey(d) && !d.equals(rootfs)) {
+        wanted.add(d);
+      }
+    }
+    if (wanted.size() < listed.size()) {
+      LOG.debug(
+          "{} of the {} listed chunks are repeated, the rootfs blob or not in this image's"
+              + " manifest; not fetching them",
+          listed.size() - wanted.size(),
+          listed.size());
+    }
+    return List.copyOf(wanted);
+  }
+
   /** The chunk source made before the rootfs blob arrived, and the early fetch into it. */
   private record Early(CachingChunkSource source, EarlyFetch fetch) {}
 
@@ -200,40 +226,42 @@ final class OpenedImage implements AutoCloseable {
    */
   private static Early startEarly(
       BlobFetcher fetcher,
-      CompletableFuture<?> packSearch,
+      CompletableFuture<ChunkPack> packSearch,
       Map<Digest, Long> inManifest,
       Digest rootfs,
       Settings s)
       throws IOException {
-    if (s.earlyChunks().isEmpty() || s.expectedManifestVerity() != null) {
+    if (s.expectedManifestVerity() != null) {
       return null;
     }
-    // Each chunk once, in the list's order; never the rootfs blob (fetched already, and no chunk).
-    java.util.Set<Digest> wanted = new java.util.LinkedHashSet<>();
-    for (Digest d : s.earlyChunks()) {
-      if (inManifest.containsKey(d) && !d.equals(rootfs)) {
-        wanted.add(d);
+    if (s.earlyChunks().isEmpty()) {
+      if (!s.publishedList()) {
+        return null;
       }
+      CachingChunkSource source = cache(fetcher, null, s, s.cacheDir() != null);
+      CompletableFuture<List<Digest>> published =
+          packSearch.handle(
+              (pack, failure) -> {
+                if (failure != null || pack == null || pack.prefetch().isEmpty()) {
+                  return List.of();
+                }
+                LOG.debug(
+                    "fetching the {} chunks of the prefetch list published with {}",
+                    pack.prefetch().size(),
+                    pack.manifest());
+                return wanted(pack.prefetch(), inManifest, rootfs);
+              });
+      return new Early(source, EarlyFetch.startWhenListed(source, published));
     }
+    List<Digest> wanted = wanted(s.earlyChunks(), inManifest, rootfs);
     if (wanted.isEmpty()) {
       return null;
-    }
-    if (wanted.size() < s.earlyChunks().size()) {
-      LOG.debug(
-          "{} of the {} listed chunks are repeated, the rootfs blob or not in this image's"
-              + " manifest; not fetching them",
-          s.earlyChunks().size() - wanted.size(),
-          s.earlyChunks().size());
     }
     CachingChunkSource source = cache(fetcher, null, s, s.cacheDir() != null);
     return new Early(
         source,
         EarlyFetch.start(
-            source,
-            List.copyOf(wanted),
-            Prefetcher.LIST_IN_FLIGHT,
-            packSearch,
-            PACK_SEARCH_WAIT_MILLIS));
+            source, wanted, Prefetcher.LIST_IN_FLIGHT, packSearch, PACK_SEARCH_WAIT_MILLIS));
   }
 
   /**

@@ -1,6 +1,12 @@
 package dev.puzzlefs.cli;
 
+import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.format.FileChunk;
+import dev.puzzlefs.format.Inode;
+import dev.puzzlefs.format.InodeKind;
 import dev.puzzlefs.oci.OciLayout;
+import dev.puzzlefs.reader.Image;
+import dev.puzzlefs.reader.PrefetchList;
 import dev.puzzlefs.registry.ImagePusher;
 import dev.puzzlefs.registry.ImageReference;
 import dev.puzzlefs.registry.PushSummary;
@@ -59,6 +65,15 @@ final class PushCommand implements Callable<Integer> {
               + " ignore it")
   boolean pack;
 
+  @Option(
+      names = "--prefetch-list",
+      paramLabel = "FILE",
+      description =
+          "with --pack: publish FILE (as mount and run --record-prefetch-list write it, or one"
+              + " path per line) with the image, so that a lazy mount or run of it given no"
+              + " --prefetch-list fetches what FILE lists at once, as if it had been given")
+  Path prefetchList;
+
   @Override
   public Integer call() throws Exception {
     ImageArgs image =
@@ -71,8 +86,14 @@ final class PushCommand implements Callable<Integer> {
     } catch (IllegalArgumentException e) {
       throw new ParameterException(spec.commandLine(), e.getMessage(), e, null, reference);
     }
+    if (prefetchList != null && !pack) {
+      throw new ParameterException(
+          spec.commandLine(), "--prefetch-list is published with the chunk pack: add --pack");
+    }
     OciLayout layout = OciLayout.open(image.layout());
     layout.resolveTag(image.tag());
+    List<Digest> prefetch =
+        prefetchList == null ? List.of() : listedChunks(image.layout(), image.tag());
     Config config = Config.load(configFile);
     PushSummary summary;
     Progress progress = output.progress("push", "blobs");
@@ -81,6 +102,7 @@ final class PushCommand implements Callable<Integer> {
       ImagePusher pusher =
           new ImagePusher(client)
               .withPack(pack)
+              .withPrefetch(prefetch)
               .listener(
                   new ImagePusher.Listener() {
                     @Override
@@ -99,5 +121,50 @@ final class PushCommand implements Callable<Integer> {
     }
     progress.finish(String.format(java.util.Locale.ROOT, "%s, %.1fs", summary, progress.seconds()));
     return 0;
+  }
+
+  /**
+   * The chunks the prefetch list names: its recorded chunks, or, for a list of paths only, every
+   * chunk of each file it names (a directory names too much to fetch first: left out).
+   */
+  private List<Digest> listedChunks(Path layoutDir, String tag) throws java.io.IOException {
+    PrefetchList.Contents list = PrefetchList.load(prefetchList, "--prefetch-list");
+    if (!list.chunks().isEmpty()) {
+      return list.chunks();
+    }
+    List<Digest> out = new java.util.ArrayList<>();
+    int skipped = 0;
+    try (OpenedImage opened =
+        OpenedImage.local(
+            layoutDir,
+            tag,
+            new OpenedImage.Settings(null, java.time.Duration.ofSeconds(1), 0, null, 0))) {
+      Image local = opened.image();
+      for (PrefetchList.Entry entry : list.entries()) {
+        try {
+          Inode inode = local.resolveFollowingLinks(entry.path());
+          if (inode.kind() != InodeKind.FILE) {
+            skipped++;
+            continue;
+          }
+          for (FileChunk chunk : inode.chunks()) {
+            out.add(chunk.blob());
+          }
+        } catch (java.io.IOException e) {
+          skipped++;
+        }
+      }
+    }
+    if (skipped > 0) {
+      System.err.println(
+          "puzzlefs: --prefetch-list "
+              + prefetchList
+              + ": "
+              + skipped
+              + " of "
+              + list.entries().size()
+              + " paths are not files of the image; left out");
+    }
+    return out;
   }
 }

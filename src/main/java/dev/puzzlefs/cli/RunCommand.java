@@ -116,6 +116,13 @@ final class RunCommand implements Callable<Integer> {
   Path prefetchList;
 
   @Option(
+      names = "--no-published-list",
+      description =
+          "without --prefetch-list, do not fetch the prefetch list published with a registry"
+              + " image's chunk pack (push --prefetch-list) first")
+  boolean noPublishedList;
+
+  @Option(
       names = "--record-prefetch-list",
       paramLabel = "FILE",
       description =
@@ -282,7 +289,8 @@ final class RunCommand implements Callable<Integer> {
       throws Exception {
     Mounter.prepareInBackground();
     try (OpenedImage opened =
-            name.open(config, registry, cacheDir, readTimeout, prefetch.chunks());
+            name.open(
+                config, registry, cacheDir, readTimeout, prefetch.chunks(), !noPublishedList);
         Prefetcher prefetcher = startPrefetch(opened, prefetch);
         Mount lower =
             Mounter.mount(

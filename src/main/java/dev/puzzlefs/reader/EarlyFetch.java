@@ -37,7 +37,8 @@ public final class EarlyFetch implements AutoCloseable {
   static final int CHEAP_IN_FLIGHT = 128;
 
   private final ChunkSource source;
-  private final List<Digest> chunks;
+  private volatile List<Digest> chunks;
+  private final CompletableFuture<List<Digest>> listed;
   private final Semaphore inFlight;
   private final int maxInFlight;
   private final CompletableFuture<?> ready;
@@ -51,11 +52,13 @@ public final class EarlyFetch implements AutoCloseable {
   private EarlyFetch(
       ChunkSource source,
       List<Digest> chunks,
+      CompletableFuture<List<Digest>> listed,
       int maxInFlight,
       CompletableFuture<?> ready,
       long readyWaitMillis) {
     this.source = source;
     this.chunks = List.copyOf(chunks);
+    this.listed = listed;
     this.maxInFlight = maxInFlight;
     this.inFlight = new Semaphore(maxInFlight);
     this.ready = ready;
@@ -84,14 +87,37 @@ public final class EarlyFetch implements AutoCloseable {
     if (maxInFlight < 1) {
       throw new IllegalArgumentException("maxInFlight must be positive: " + maxInFlight);
     }
-    EarlyFetch f = new EarlyFetch(source, chunks, maxInFlight, ready, readyWaitMillis);
+    EarlyFetch f = new EarlyFetch(source, chunks, null, maxInFlight, ready, readyWaitMillis);
     if (!f.chunks.isEmpty()) {
       f.thread.start();
     }
     return f;
   }
 
+  /**
+   * Fetches the chunks {@code listed} completes with (a prefetch list published with a chunk pack,
+   * known once the pack is found), all at once when the source {@linkplain
+   * ChunkSource#fetchesRunsCheaply fetches many cheaply}, else {@link Prefetcher#LIST_IN_FLIGHT} at
+   * a time. A list that fails to arrive fetches nothing.
+   */
+  public static EarlyFetch startWhenListed(
+      ChunkSource source, CompletableFuture<List<Digest>> listed) {
+    EarlyFetch f = new EarlyFetch(source, List.of(), listed, Prefetcher.LIST_IN_FLIGHT, null, 0);
+    f.thread.start();
+    return f;
+  }
+
   private void run() {
+    if (listed != null) {
+      try {
+        chunks = List.copyOf(listed.get());
+      } catch (InterruptedException e) {
+        return;
+      } catch (ExecutionException | CancellationException e) {
+        LOG.debug("no published prefetch list: {}", e.toString());
+        return;
+      }
+    }
     long started = System.nanoTime();
     if (ready != null) {
       try {

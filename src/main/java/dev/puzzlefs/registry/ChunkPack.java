@@ -30,6 +30,11 @@ import java.util.Map;
  * distribution spec: tag {@code sha256-<hex of the image manifest's digest>} holds an index that
  * lists it. Registries without the referrers API (docker-registry 2.8) keep such tags like any
  * other. Chunk sizes come from the image's manifest, so the index holds digests only.
+ *
+ * <p>The index may also hold {@code "prefetch":["sha256:..",..]}: the chunks a recorded command
+ * needed (a prefetch list published with the image, {@code push --prefetch-list}), which a lazy
+ * mount given no list of its own fetches at once, as if that list had been given. Readers that do
+ * not know the field ignore it.
  */
 public final class ChunkPack {
   /** The pack manifest's {@code artifactType}. */
@@ -52,14 +57,25 @@ public final class ChunkPack {
    */
   public record Location(Digest segment, long offset, int length) {}
 
+  /** The most chunks a published prefetch list may name. */
+  static final int MAX_PREFETCH_CHUNKS = 1 << 20;
+
   private final Digest manifest;
   private final Map<Digest, Location> locations;
   private final int segments;
+  private final List<Digest> prefetch;
 
-  private ChunkPack(Digest manifest, Map<Digest, Location> locations, int segments) {
+  private ChunkPack(
+      Digest manifest, Map<Digest, Location> locations, int segments, List<Digest> prefetch) {
     this.manifest = manifest;
     this.locations = locations;
     this.segments = segments;
+    this.prefetch = prefetch;
+  }
+
+  /** The chunks published for a lazy mount to fetch first, in order; empty when there are none. */
+  public List<Digest> prefetch() {
+    return prefetch;
   }
 
   /** Where {@code chunk} lies in the pack, or null when the pack does not hold it. */
@@ -179,7 +195,22 @@ public final class ChunkPack {
                 + offset);
       }
     }
-    return new ChunkPack(packDigest, Map.copyOf(locations), segments.size());
+    List<Digest> prefetch = new ArrayList<>();
+    if (index.prefetch() != null) {
+      if (index.prefetch().size() > MAX_PREFETCH_CHUNKS) {
+        throw new OciException(
+            what + ": its prefetch list names " + index.prefetch().size() + " chunks");
+      }
+      for (String text : index.prefetch()) {
+        Digest chunk = parseDigest(text, what);
+        if (!chunkSizes.containsKey(chunk)) {
+          throw new OciException(
+              what + ": its prefetch list names " + chunk + ", which the image does not list");
+        }
+        prefetch.add(chunk);
+      }
+    }
+    return new ChunkPack(packDigest, Map.copyOf(locations), segments.size(), List.copyOf(prefetch));
   }
 
   private static Digest parseDigest(String text, String what) throws OciException {
@@ -190,11 +221,19 @@ public final class ChunkPack {
     }
   }
 
-  /** The pack's index: the chunk digests of each segment, in order. */
+  /**
+   * The pack's index: the chunk digests of each segment, in order, and the published prefetch
+   * list's chunks (null when there is none).
+   */
   @JsonInclude(JsonInclude.Include.NON_NULL)
   record Index(
       @JsonProperty("version") int version,
-      @JsonProperty("segments") List<List<String>> segments) {}
+      @JsonProperty("segments") List<List<String>> segments,
+      @JsonProperty("prefetch") List<String> prefetch) {
+    Index(int version, List<List<String>> segments) {
+      this(version, segments, null);
+    }
+  }
 
   /** The pack's manifest: an OCI image manifest with an artifact type and a subject. */
   @JsonInclude(JsonInclude.Include.NON_NULL)

@@ -39,6 +39,7 @@ public final class ImagePusher {
   private final int parallelism;
   private volatile Listener listener = new Listener() {};
   private volatile boolean pack;
+  private volatile List<Digest> prefetch = List.of();
   private volatile long segmentBytes = ChunkPack.SEGMENT_BYTES;
 
   /** Told how far a push has come; called on the client's threads, so it must be thread-safe. */
@@ -81,6 +82,40 @@ public final class ImagePusher {
   }
 
   /**
+   * Publishes {@code chunks} with the chunk pack as its prefetch list (see {@link ChunkPack}): the
+   * chunks a lazy mount given no list of its own fetches first. Chunks the image does not have, and
+   * repeats, are left out. Only with {@link #withPack}; returns this pusher.
+   */
+  public ImagePusher withPrefetch(List<Digest> chunks) {
+    this.prefetch = List.copyOf(chunks);
+    return this;
+  }
+
+  /** The prefetch list to publish: the given chunks the image has, each once, in order. */
+  private List<Digest> publishedPrefetch(LocalImage image) {
+    if (prefetch.isEmpty() || image.chunksInOrder() == null) {
+      return List.of();
+    }
+    Set<Digest> has = new java.util.HashSet<>();
+    for (Descriptor chunk : image.chunksInOrder()) {
+      has.add(chunk.digestValue());
+    }
+    Set<Digest> out = new LinkedHashSet<>();
+    for (Digest d : prefetch) {
+      if (has.contains(d)) {
+        out.add(d);
+      }
+    }
+    if (out.size() < prefetch.size()) {
+      LOG.info(
+          "{} of the {} chunks of the prefetch list are repeated or not in the image; left out",
+          prefetch.size() - out.size(),
+          prefetch.size());
+    }
+    return List.copyOf(out);
+  }
+
+  /**
    * Cuts the chunk pack into segments of at most {@code bytes} (default {@link
    * ChunkPack#SEGMENT_BYTES}); returns this pusher.
    */
@@ -118,7 +153,8 @@ public final class ImagePusher {
                                         image.chunksInOrder(),
                                         summary,
                                         image.bytes().length,
-                                        segmentBytes)
+                                        segmentBytes,
+                                        publishedPrefetch(image))
                                     .map(summary::withPack)
                                 : Future.succeededFuture(summary)));
   }

@@ -38,11 +38,16 @@ final class PackPusher {
 
   /**
    * Packs {@code chunks} (in order) for the image {@code image} just pushed, whose manifest is
-   * {@code manifestSize} bytes, in segments of at most {@code segmentBytes}. Fails, saying that the
-   * image was pushed, when {@code chunks} is empty or null (its rootfs does not decode).
+   * {@code manifestSize} bytes, in segments of at most {@code segmentBytes}, with {@code prefetch}
+   * (chunks of the image) as its published prefetch list. Fails, saying that the image was pushed,
+   * when {@code chunks} is empty or null (its rootfs does not decode).
    */
   Future<PushSummary.Pack> push(
-      List<Descriptor> chunks, PushSummary image, long manifestSize, long segmentBytes) {
+      List<Descriptor> chunks,
+      PushSummary image,
+      long manifestSize,
+      long segmentBytes,
+      List<Digest> prefetch) {
     if (chunks == null) {
       return Future.failedFuture(
           new OciException(
@@ -73,7 +78,14 @@ final class PackPusher {
                 bytes += segment.size();
                 index.add(plan.get(i).stream().map(Descriptor::digest).toList());
               }
-              byte[] indexBytes = Json.write(new ChunkPack.Index(1, index));
+              byte[] indexBytes =
+                  Json.write(
+                      new ChunkPack.Index(
+                          1,
+                          index,
+                          prefetch.isEmpty()
+                              ? null
+                              : prefetch.stream().map(Digest::toString).toList()));
               long total = bytes;
               return pushSmallBlob(indexBytes)
                   .compose(
@@ -93,7 +105,8 @@ final class PackPusher {
                               plan.size(),
                               chunks.size(),
                               total,
-                              uploaded.get()));
+                              uploaded.get(),
+                              prefetch.size()));
             });
   }
 

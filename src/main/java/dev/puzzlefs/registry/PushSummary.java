@@ -28,10 +28,12 @@ public record PushSummary(
    * @param chunks how many chunks it holds
    * @param bytes the segments' bytes in all
    * @param uploaded the segments' bytes sent (the registry lacked them)
+   * @param prefetch how many chunks its published prefetch list names
    */
-  public record Pack(Digest manifest, int segments, int chunks, long bytes, long uploaded) {
+  public record Pack(
+      Digest manifest, int segments, int chunks, long bytes, long uploaded, int prefetch) {
     /** No pack was made: the image has no file data, so a reader fetches no chunk at all. */
-    public static final Pack NOT_NEEDED = new Pack(null, 0, 0, 0, 0);
+    public static final Pack NOT_NEEDED = new Pack(null, 0, 0, 0, 0, 0);
   }
 
   /** The same summary with {@code newPack}. */
@@ -68,7 +70,10 @@ public record PushSummary(
                     + humanBytes(pack.bytes())
                     + ", "
                     + humanBytes(pack.uploaded())
-                    + " uploaded)");
+                    + " uploaded)"
+                    + (pack.prefetch() == 0
+                        ? ""
+                        : ", with a prefetch list of " + pack.prefetch() + " chunks"));
   }
 
   private static String humanBytes(long bytes) {
