@@ -61,11 +61,13 @@ env "$server" PUZZLEFS_JAVA_OPTS=-XX:+NoSuchOptionSoNoJvmStarts "$pfs" run --pla
   { echo "the mount server did not serve run; see $out/server.log"; exit 1; }
 
 ours() { # MODE IMAGE CMD...: MODE is "served" (through the server), "listed" (the same with the
-  # prefetch list an earlier run recorded) or "alone" (PUZZLEFS_NO_SERVER)
-  local mode=$1 image=$2 how extra=; shift 2
+  # prefetch list an earlier run recorded), "published" (served, given no list, from the image
+  # pushed with that list: pfs/IMAGE-listed) or "alone" (PUZZLEFS_NO_SERVER)
+  local mode=$1 image=$2 how extra= repo; shift 2
   how=$server; [ "$mode" = alone ] && how=PUZZLEFS_NO_SERVER=1
   [ "$mode" = listed ] && extra="--prefetch-list $out/$image.prefetch "
-  printf '%s\n' "rm -rf $out/cache; $drop" "$how $pfs run --plain-http --cache-dir $out/cache $extra""docker://$reg/pfs/$image:t $*"
+  repo=$image; [ "$mode" = published ] && repo=$image-listed
+  printf '%s\n' "rm -rf $out/cache; $drop" "$how $pfs run --plain-http --cache-dir $out/cache $extra""docker://$reg/pfs/$repo:t $*"
 }
 full() { # IMAGE CMD...
   local image=$1; shift
@@ -82,24 +84,32 @@ for spec in "minbase|cat /etc/os-release" "plus|python3 -c 'print(1)'"; do
   rm -rf "$out/record-cache"
   eval "env '$server' '$pfs' run --plain-http --cache-dir '$out/record-cache'" \
     "--record-prefetch-list '$out/$image.prefetch' 'docker://$reg/pfs/$image:t' $cmd" >/dev/null
+  # The same image published with that list (another repository: a pack belongs to the image's
+  # manifest, so the same image in the same repository would have its pack replaced).
+  $pfs push --plain-http --pack --prefetch-list "$out/$image.prefetch" "$out/oci-pfs" "$image" \
+    "docker://$reg/pfs/$image-listed:t" >/dev/null
   mapfile -t o < <(ours served "$image" "$cmd")
   mapfile -t l < <(ours listed "$image" "$cmd")
+  mapfile -t p < <(ours published "$image" "$cmd")
   mapfile -t a < <(ours alone "$image" "$cmd")
   mapfile -t f < <(full "$image" "$cmd")
-  printf '%s\n  prepare: %s\n' "${o[1]}" "${o[0]}" "${l[1]}" "${l[0]}" "${a[1]}" "${a[0]}" \
+  printf '%s\n  prepare: %s\n' "${o[1]}" "${o[0]}" "${l[1]}" "${l[0]}" "${p[1]}" "${p[0]}" \
+    "${a[1]}" "${a[0]}" \
     "${f[1]}" "${f[0]}" >> "$out/commands.txt"
   hyperfine --style basic --runs "$runs" --export-json "$out/t$i.json" \
     --prepare "${o[0]}" -n "puzzlefs run (mount server): $image: $cmd" "${o[1]}" \
     --prepare "${l[0]}" -n "puzzlefs run (mount server, recorded prefetch list): $image: $cmd" "${l[1]}" \
+    --prepare "${p[0]}" -n "puzzlefs run (mount server, list published with the image, none given): $image: $cmd" "${p[1]}" \
     --prepare "${a[0]}" -n "puzzlefs run (no server): $image: $cmd" "${a[1]}" \
     --prepare "${f[0]}" -n "full pull: $image: $cmd" "${f[1]}"
   # One more run of ours, with and without the list, for the counters: how much of the image the
   # command fetched.
-  for mode in plain listed; do
+  for mode in plain listed published; do
     rm -rf "$out/cache"
     extra=(); [ $mode = listed ] && extra=(--prefetch-list "$out/$image.prefetch")
+    repo=$image; [ $mode = published ] && repo=$image-listed
     env "$server" "$pfs" run --stats --plain-http --cache-dir "$out/cache" "${extra[@]}" \
-      "docker://$reg/pfs/$image:t" sh -c "$cmd >/dev/null" 2>"$out/stats$i-$mode.txt" || true
+      "docker://$reg/pfs/$repo:t" sh -c "$cmd >/dev/null" 2>"$out/stats$i-$mode.txt" || true
     tail -1 "$out/stats$i-$mode.txt" > "$out/stats$i-$mode.json"
   done
   i=$((i + 1))
@@ -117,9 +127,11 @@ lines = ["# Running a command from a registry: puzzlefs run vs a full pull", "",
          "runs before); the launcher hands it the run and starts the command itself. \"no server\":",
          "`PUZZLEFS_NO_SERVER=1`, one JVM per run. \"recorded prefetch list\": the served run given",
          "`--prefetch-list` with the list an earlier run of the same command wrote",
-         "(`--record-prefetch-list`, once, untimed, with a cache of its own); every timed run still",
-         "starts with an empty chunk cache and a dropped page cache. Target: ours at most 0.1 of the",
-         "full pull.", "",
+         "(`--record-prefetch-list`, once, untimed, with a cache of its own). \"list published with",
+         "the image\": the same image pushed with that list (`push --pack --prefetch-list`, to another",
+         "repository), run through the server with no list given, as on a machine that never ran the",
+         "command. Every timed run still starts with an empty chunk cache and a dropped page cache.",
+         "Target: ours at most 0.1 of the full pull.", "",
          "Ratios are of medians, as bench/run reports them.", "",
          "| command | median s | mean s | min s | max s | fetched / image bytes |",
          "|---|---|---|---|---|---|"]
@@ -133,11 +145,13 @@ for i in range(2):
     res = json.load(open(f"{out}/t{i}.json"))["results"]
     for r in res:
         f = ("all" if not r["command"].startswith("puzzlefs")
-             else fetched(i, "listed" if "prefetch list" in r["command"] else "plain"))
+             else fetched(i, "listed" if "recorded prefetch list" in r["command"]
+                          else "published" if "list published" in r["command"] else "plain"))
         lines.append(f"| {r['command']} | {r['median']:.3f} | {r['mean']:.2f} | {r['min']:.2f} "
                      f"| {r['max']:.2f} | {f} |")
-    served, listed, alone, full = (r["median"] for r in res)
-    for name, value in (("mount server", served), ("mount server, recorded prefetch list", listed)):
+    served, listed, published, alone, full = (r["median"] for r in res)
+    for name, value in (("mount server", served), ("mount server, recorded prefetch list", listed),
+                        ("mount server, list published with the image", published)):
         verdict = "met" if value / full <= 0.1 else "NOT MET"
         lines.append(f"| ratio ({name} / full pull), target <= 0.1 | {value / full:.3f} ({verdict}) | | | | |")
     lines.append(f"| ratio (no server / full pull) | {alone / full:.2f} | | | | |")

@@ -202,6 +202,9 @@ public final class ChunkPack {
             what + ": its prefetch list names " + index.prefetch().size() + " chunks");
       }
       for (String text : index.prefetch()) {
+        if (text == null) {
+          throw new OciException(what + ": its prefetch list holds a null");
+        }
         Digest chunk = parseDigest(text, what);
         if (!chunkSizes.containsKey(chunk)) {
           throw new OciException(

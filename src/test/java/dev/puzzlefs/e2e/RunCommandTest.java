@@ -196,6 +196,81 @@ class RunCommandTest {
     cli.assertNothingLeft();
   }
 
+  /**
+   * A list published with the image's chunk pack ({@code push --pack --prefetch-list}) is fetched
+   * up front by a run given no list, each chunk once; {@code --no-published-list} fetches none of
+   * it. {@code push --prefetch-list} without {@code --pack} is a usage error.
+   */
+  @Test
+  void run_listPublishedWithThePack_isFetchedUpFrontWithoutBeingGiven() throws Exception {
+    Path recorded = work.resolve("published-source.prefetch");
+    catOsRelease(
+        work.resolve("published-record-cache"), "--record-prefetch-list", recorded.toString());
+    long chunks =
+        Files.readAllLines(recorded).stream().filter(l -> l.startsWith("#chunk ")).count();
+    assertTrue(chunks > 5, "recorded " + chunks + " chunks");
+    String listed = "docker://" + registry.hostPort() + "/run/listed:" + TAG;
+    Processes.Result noPack =
+        Cli.run(
+            "push",
+            "--plain-http",
+            "--prefetch-list",
+            recorded.toString(),
+            work.resolve("oci").toString(),
+            TAG,
+            listed);
+    assertEquals(2, noPack.exit(), noPack.stderr());
+    assertTrue(noPack.stderr().contains("add --pack"), noPack.stderr());
+    Processes.Result pushed =
+        Cli.ok(
+            "push",
+            "--plain-http",
+            "--pack",
+            "--prefetch-list",
+            recorded.toString(),
+            work.resolve("oci").toString(),
+            TAG,
+            listed);
+    String said = pushed.stderr() + pushed.out();
+    assertTrue(said.contains("with a prefetch list of " + chunks + " chunks"), said);
+
+    String osRelease = Files.readString(rootfs.resolve("etc/os-release"));
+    Processes.Result r =
+        cli.ok(
+            "run",
+            "--plain-http",
+            "--cache-dir",
+            work.resolve("published-cache").toString(),
+            "--stats",
+            listed,
+            "--",
+            "cat",
+            "/etc/os-release");
+    assertEquals(osRelease, r.out());
+    JsonNode stats = stats(r);
+    assertEquals(chunks, stats.get("earlyChunksPlanned").asLong(), stats.toString());
+    assertEquals(chunks, stats.get("earlyChunksFetched").asLong(), stats.toString());
+
+    Processes.Result without =
+        cli.ok(
+            "run",
+            "--plain-http",
+            "--cache-dir",
+            work.resolve("unpublished-cache").toString(),
+            "--stats",
+            "--no-published-list",
+            listed,
+            "--",
+            "cat",
+            "/etc/os-release");
+    assertEquals(osRelease, without.out());
+    JsonNode none = stats(without);
+    assertTrue(
+        none.get("earlyChunksPlanned") == null || none.get("earlyChunksPlanned").asLong() == 0,
+        none.toString());
+    cli.assertNothingLeft();
+  }
+
   @Test
   void run_recordPrefetchListThatCannotBeWrittenAtTheEnd_exitsOneThoughTheCommandSucceeded()
       throws Exception {

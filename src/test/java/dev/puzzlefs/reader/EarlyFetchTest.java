@@ -116,6 +116,30 @@ class EarlyFetchTest {
   }
 
   @Test
+  void startWhenListed_fetchesTheListOnceItArrives_orNothingWhenItFails() throws Exception {
+    List<Digest> chunks = digests(20);
+    SlowSource source = new SlowSource(null);
+    CompletableFuture<List<Digest>> listed = new CompletableFuture<>();
+
+    EarlyFetch f = EarlyFetch.startWhenListed(source, listed);
+    Thread.sleep(30);
+    assertEquals(0, source.asked.size(), "nothing asked before the list arrived");
+    listed.complete(chunks);
+    awaitSettled(f, 20);
+    assertEquals(chunks, source.asked);
+    assertEquals(20L, f.stats().get("earlyChunksPlanned"));
+
+    SlowSource other = new SlowSource(null);
+    EarlyFetch none =
+        EarlyFetch.startWhenListed(
+            other, CompletableFuture.failedFuture(new IOException("no pack")));
+    Thread.sleep(30);
+    assertEquals(0, other.asked.size());
+    assertEquals(0L, none.stats().get("earlyChunksPlanned"));
+    none.close();
+  }
+
+  @Test
   void close_startsNoMoreFetches() throws Exception {
     List<Digest> chunks = digests(200);
     SlowSource source = new SlowSource(null);

@@ -141,6 +141,45 @@ class ChunkPackTest {
         refused(nullLayer, index(1, List.of(List.of(0, 1))), 10, 20).contains("layer 1 is null"));
   }
 
+  private static byte[] indexWithPrefetch(String prefetch) {
+    return ("{\"segments\":[[\""
+            + chunk(0)
+            + "\",\""
+            + chunk(1)
+            + "\"]],\"version\":1,\"prefetch\":"
+            + prefetch
+            + "}")
+        .getBytes(StandardCharsets.UTF_8);
+  }
+
+  @Test
+  void parse_publishedPrefetchList_inItsOrder_andNoneWithoutOne() throws Exception {
+    ChunkPack pack =
+        ChunkPack.parse(
+            IMAGE,
+            sizes(10, 20, 30),
+            PACK,
+            manifest(30),
+            indexWithPrefetch("[\"" + chunk(2) + "\",\"" + chunk(0) + "\"]"));
+    assertEquals(List.of(chunk(2), chunk(0)), pack.prefetch(), "chunk 2 is in no segment: fine");
+    ChunkPack none =
+        ChunkPack.parse(IMAGE, sizes(10, 20), PACK, manifest(30), index(1, List.of(List.of(0, 1))));
+    assertEquals(List.of(), none.prefetch());
+  }
+
+  @Test
+  void parse_refusesAPrefetchListThatDoesNotFitTheImage() {
+    assertTrue(
+        refused(manifest(30), indexWithPrefetch("[\"" + chunk(7) + "\"]"), 10, 20)
+            .contains("its prefetch list names " + chunk(7) + ", which the image does not list"));
+    assertTrue(
+        refused(manifest(30), indexWithPrefetch("[null]"), 10, 20)
+            .contains("its prefetch list holds a null"));
+    assertTrue(
+        refused(manifest(30), indexWithPrefetch("[\"sha256:abc\"]"), 10, 20)
+            .contains("not 64 lowercase hex characters: abc"));
+  }
+
   @Test
   void parse_ofGarbage_quotesItsStartWithoutControlCharacters() {
     byte[] garbage = "\u0000\u001b[2J{\n oops".getBytes(StandardCharsets.UTF_8);
