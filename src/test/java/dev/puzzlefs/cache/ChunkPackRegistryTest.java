@@ -235,6 +235,34 @@ class ChunkPackRegistryTest {
             + " segments");
   }
 
+  /**
+   * A prefetch list pushed with the pack comes back from the pack search: the image's chunks it
+   * names, each once, in order; a digest the image lacks is left out at the push.
+   */
+  @Test
+  void pushWithPackAndPrefetchList_searchReturnsTheListsChunksOfTheImageInOrder() throws Exception {
+    Digest foreign = Digest.sha256(new byte[] {42});
+    List<Digest> given =
+        List.of(chunks.get(5), foreign, chunks.get(1), chunks.get(5), chunks.get(3));
+    ImageReference ref =
+        ImageReference.parse("docker://" + registry.hostPort() + "/pack/listed:v1");
+    PushSummary pushed =
+        await(
+            new ImagePusher(client(registry.hostPort()))
+                .withPack(true)
+                .segmentBytes(SEGMENT_BYTES)
+                .withPrefetch(given)
+                .push(layout, "v1", ref));
+    assertEquals(3, pushed.pack().prefetch());
+    assertTrue(pushed.toString().contains("with a prefetch list of 3 chunks"), pushed.toString());
+
+    ChunkPack pack = fetcher(client(registry.hostPort()), "pack/listed").search().get();
+    assertEquals(List.of(chunks.get(5), chunks.get(1), chunks.get(3)), pack.prefetch());
+    push("pack/unlisted", true);
+    ChunkPack unlisted = fetcher(client(registry.hostPort()), "pack/unlisted").search().get();
+    assertEquals(List.of(), unlisted.prefetch(), "no list pushed");
+  }
+
   @Test
   void pushWithPackAgain_listsOnePackUnderTheReferrersTag_andKeepsOtherReferrers()
       throws Exception {
