@@ -89,9 +89,10 @@ public final class Mount implements AutoCloseable {
       }
     }
     try {
-      // A read still waiting for a chunk holds the loop. Its reader was killed while it waited (a
-      // stopped container), or keeps a file open through a lazy unmount: after a moment it is
-      // told to give up, rather than left to its deadline, which a slow registry can stretch.
+      // A read still waiting for a chunk holds the loop: its reader was killed while it waited (a
+      // stopped container; such a read gives up within a second anyway), or keeps a file open
+      // through the lazy unmount. After a moment, that read and any later one that would wait give
+      // up, rather than wait out their deadline, which a slow registry can stretch.
       if (!awaitUnmounted(ABANDON_WAITS_AFTER) && fs.image() != null) {
         int abandoned = fs.image().abandonWaits();
         log.debug(

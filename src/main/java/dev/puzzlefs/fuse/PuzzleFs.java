@@ -338,10 +338,14 @@ public class PuzzleFs extends FuseStubFS {
         null,
         () -> {
           int wanted = (int) Math.min(size, Integer.MAX_VALUE);
-          int n =
-              image.read(
-                  ino, offset, wanted, (at, src, from, length) -> buf.put(at, src, from, length));
-          return n;
+          // The reading process, asked only if the read has to wait (fuse_get_context is the
+          // request's, on this thread): a read whose reader is gone gives up.
+          return image.read(
+              ino,
+              offset,
+              wanted,
+              (at, src, from, length) -> buf.put(at, src, from, length),
+              () -> getContext().pid.get());
         });
   }
 

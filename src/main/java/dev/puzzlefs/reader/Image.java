@@ -28,6 +28,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -509,6 +510,18 @@ public final class Image implements AutoCloseable {
    * order, straight from the chunks.
    */
   public int read(long ino, long offset, int size, ByteSink sink) throws IOException {
+    return read(ino, offset, size, sink, null);
+  }
+
+  /**
+   * Reads like {@link #read(long, long, int, ByteSink)} for the process {@code requester} names
+   * (asked only when the read has to wait, on the reading thread; null: unknown): a read that waits
+   * for a chunk gives up once that process is gone, rather than at its deadline. A process killed
+   * while its read waited on a slow registry would otherwise hold a FUSE thread, and an unmount
+   * would wait for it.
+   */
+  public int read(long ino, long offset, int size, ByteSink sink, LongSupplier requester)
+      throws IOException {
     if (offset < 0 || size < 0) {
       throw new IllegalArgumentException("negative offset " + offset + " or size " + size);
     }
@@ -551,7 +564,7 @@ public final class Image implements AutoCloseable {
       if (sequential) {
         continueStream(chunk.blob());
       }
-      byte[] stored = await(ino, chunk, futures[c - first], deadline, toEnd);
+      byte[] stored = await(ino, chunk, futures[c - first], deadline, toEnd, requester);
       long chunkStart = ends[c] - chunk.len();
       long from = Math.max(offset, chunkStart);
       long to = Math.min(end, ends[c]);
@@ -608,12 +621,21 @@ public final class Image implements AutoCloseable {
   }
 
   private byte[] await(
-      long ino, FileChunk chunk, CompletableFuture<?> future, long deadline, boolean streamAhead)
+      long ino,
+      FileChunk chunk,
+      CompletableFuture<?> future,
+      long deadline,
+      boolean streamAhead,
+      LongSupplier requester)
       throws ChunkReadException {
     Digest blob = chunk.blob();
     boolean stalled = !future.isDone();
     boolean again = false;
     CompletableFuture<Void> abandon = abandonWaits;
+    if (stalled && abandon.isDone()) {
+      throw new ChunkReadException(
+          blob, ino, "given up waiting: the mount is being taken down", null);
+    }
     if (stalled) {
       readStalls.increment();
       readsWaiting.incrementAndGet();
@@ -628,15 +650,7 @@ public final class Image implements AutoCloseable {
         again = true;
       }
       if (stalled && left > 0) {
-        try {
-          CompletableFuture.anyOf(future, abandon).get(left, TimeUnit.NANOSECONDS);
-        } catch (ExecutionException failed) {
-          // the fetch failed: said below
-        }
-        if (!future.isDone()) {
-          throw new ChunkReadException(
-              blob, ino, "given up waiting: the mount is being unmounted", null);
-        }
+        waitOrGiveUp(ino, blob, future, abandon, System.nanoTime() + left, requester);
         left = 0;
       }
       byte[] bytes = (byte[]) future.get(left, TimeUnit.NANOSECONDS);
@@ -712,21 +726,66 @@ public final class Image implements AutoCloseable {
     }
   }
 
-  /** Completed to make every read waiting now give up; replaced first, so later reads wait. */
-  private volatile CompletableFuture<Void> abandonWaits = new CompletableFuture<>();
+  /** How often a waiting read looks whether its reader is still there. */
+  private static final long REQUESTER_CHECK_NANOS = TimeUnit.SECONDS.toNanos(1);
 
   /**
-   * Makes every read waiting for a chunk now fail at once instead of at its deadline; reads after
-   * this wait as usual. For an unmount: a read whose reader is gone (a container killed while its
-   * read waited on a slow registry) would otherwise keep the FUSE loop from ending.
+   * Waits until {@code future} is done, the mount is being taken down ({@code abandon}), the
+   * process that asked is gone, or {@code until}: past it, throws the {@link TimeoutException} the
+   * caller reports.
+   */
+  private void waitOrGiveUp(
+      long ino,
+      Digest blob,
+      CompletableFuture<?> future,
+      CompletableFuture<Void> abandon,
+      long until,
+      LongSupplier requester)
+      throws ChunkReadException, InterruptedException, TimeoutException {
+    long pid = 0;
+    while (true) {
+      long left = until - System.nanoTime();
+      try {
+        CompletableFuture.anyOf(future, abandon)
+            .get(
+                requester == null ? left : Math.min(left, REQUESTER_CHECK_NANOS),
+                TimeUnit.NANOSECONDS);
+        break;
+      } catch (ExecutionException failed) {
+        break; // the fetch failed: the caller says so
+      } catch (TimeoutException e) {
+        if (until - System.nanoTime() <= 0) {
+          throw e;
+        }
+        if (pid == 0) {
+          pid = Math.max(-1, requester.getAsLong()); // 0: the kernel did not say; not asked again
+          pid = pid == 0 ? -1 : pid;
+        }
+        if (pid > 0 && !ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+          throw new ChunkReadException(
+              blob, ino, "given up waiting: the reading process " + pid + " is gone", null);
+        }
+      }
+    }
+    if (!future.isDone()) {
+      throw new ChunkReadException(
+          blob, ino, "given up waiting: the mount is being taken down", null);
+    }
+  }
+
+  /** Completed when the mount is being taken down: every read waiting then gives up. */
+  private final CompletableFuture<Void> abandonWaits = new CompletableFuture<>();
+
+  /**
+   * Makes every read waiting for a chunk, now or later, fail at once instead of at its deadline:
+   * for the owner taking the mount down (its loop cannot end while a read waits, and a reader that
+   * keeps a file open through the lazy unmount would keep it waiting).
    *
    * @return how many reads were waiting
    */
   public int abandonWaits() {
-    CompletableFuture<Void> now = abandonWaits;
-    abandonWaits = new CompletableFuture<>();
     int waiting = readsWaiting.get();
-    now.complete(null);
+    abandonWaits.complete(null);
     return waiting;
   }
 

@@ -16,6 +16,7 @@ import dev.puzzlefs.reader.Image;
 import dev.puzzlefs.testing.FakeImage;
 import dev.puzzlefs.testing.FuseTesting;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -110,36 +111,88 @@ class MountFailureTest {
     assertEquals(100, Files.size(mnt.resolve("stuck")));
   }
 
-  /**
-   * A reader killed while its read waits for a chunk that does not come: the unmount takes the
-   * mount down at once instead of waiting out the read's deadline (30 s here).
-   */
-  @Test
-  void close_readOfAKilledReaderStillWaiting_isGivenUp() throws Exception {
+  /** A second mount whose one file, /hangs, never arrives; reads wait up to 30 s for it. */
+  private record Hanging(Image image, Mount mount, Path mnt) {}
+
+  private Hanging mountHanging() throws Exception {
     FakeImage slow = new FakeImage(100);
     slow.file("/hangs", FakeImage.utf8("h".repeat(100)));
     ChunkSource never = blob -> new CompletableFuture<>();
     Image image = slow.open(never, Duration.ofSeconds(30));
     Path mnt2 = Files.createDirectory(tmp.resolve("mnt2"));
-    Mount second = Mounter.mount(image, mnt2, List.of(), Duration.ofSeconds(30));
-    try {
-      Process cat = new ProcessBuilder("cat", mnt2.resolve("hangs").toString()).start();
-      long until = System.nanoTime() + 10_000_000_000L;
-      while (image.stats().get("readStalls") == 0 && System.nanoTime() < until) {
-        Thread.sleep(10);
-      }
-      assertEquals(1, image.stats().get("readStalls"), "cat's read never waited");
-      cat.destroyForcibly().waitFor();
+    return new Hanging(image, Mounter.mount(image, mnt2, List.of(), Duration.ofSeconds(30)), mnt2);
+  }
 
+  /** Starts {@code command} and waits until its read of /hangs is waiting for the chunk. */
+  private static Process waitingReader(Hanging h, String... command) throws Exception {
+    Process reader = new ProcessBuilder(command).redirectErrorStream(true).start();
+    long until = System.nanoTime() + 10_000_000_000L;
+    while (h.image().stats().get("readStalls") == 0 && System.nanoTime() < until) {
+      Thread.sleep(10);
+    }
+    assertEquals(1, h.image().stats().get("readStalls"), "the read never waited");
+    return reader;
+  }
+
+  private static void cleanUp(Hanging h) {
+    if (h.mount().isMounted()) {
+      FuseTesting.forceUnmount(h.mnt());
+    }
+  }
+
+  /**
+   * A reader killed while its read waits for a chunk that does not come: its read gives up within
+   * about a second, so an unmount from outside (puzzlefs umount, fusermount) ends the FUSE loop
+   * instead of leaving it to the read's deadline (30 s here).
+   */
+  @Test
+  void readOfAKilledReader_givesUp_soAnUnmountFromOutsideEndsTheLoop() throws Exception {
+    Hanging h = mountHanging();
+    try {
+      waitingReader(h, "cat", h.mnt().resolve("hangs").toString()).destroyForcibly().waitFor();
       long start = System.nanoTime();
-      second.close();
+      Mounter.umount(h.mnt());
+      assertTrue(h.mount().awaitUnmounted(Duration.ofSeconds(5)), "the loop did not end");
       long millis = (System.nanoTime() - start) / 1_000_000;
-      assertFalse(second.isMounted());
-      assertTrue(millis < 3_000, "unmount took " + millis + " ms");
+      assertTrue(millis < 3_000, "the loop took " + millis + " ms to end");
     } finally {
-      if (second.isMounted()) {
-        FuseTesting.forceUnmount(mnt2);
-      }
+      cleanUp(h);
+    }
+  }
+
+  /**
+   * The owner takes the mount down (SIGTERM) while a live reader waits, its file open through the
+   * lazy unmount: the waiting read fails, and so does the reader's next one at once, so the reader
+   * ends and the mount comes down in about a second, not after 10 s with "FUSE loop ... did not
+   * end".
+   */
+  @Test
+  void close_withALiveReaderWaiting_failsItsReadsAndComesDown() throws Exception {
+    Hanging h = mountHanging();
+    try {
+      Process reader =
+          waitingReader(
+              h,
+              "python3",
+              "-c",
+              "import os, sys\n"
+                  + "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+                  + "for i in range(2):\n"
+                  + "    try:\n"
+                  + "        os.pread(fd, 100, 0)\n"
+                  + "    except OSError as e:\n"
+                  + "        print('failed', flush=True)\n",
+              h.mnt().resolve("hangs").toString());
+      long start = System.nanoTime();
+      h.mount().close();
+      long millis = (System.nanoTime() - start) / 1_000_000;
+      assertFalse(h.mount().isMounted());
+      assertTrue(millis < 3_000, "unmount took " + millis + " ms");
+      assertTrue(reader.waitFor(5, java.util.concurrent.TimeUnit.SECONDS), "still reading");
+      String out = new String(reader.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertEquals("failed\nfailed\n", out);
+    } finally {
+      cleanUp(h);
     }
   }
 }
