@@ -45,6 +45,14 @@ sealed interface ContainerRuntime permits RuncRuntime, UnshareRuntime {
     return true;
   }
 
+  /**
+   * Stops a container whose command has not started ({@link #commandStarted} false) after {@code
+   * signal} came: by default the signal is delivered as to a started command.
+   */
+  default void cancel(Process started, String signal) {
+    signal(started, signal);
+  }
+
   /** Delivers {@code signal} ({@code INT}, {@code TERM}) to the container's command. */
   void signal(Process started, String signal);
 

@@ -54,11 +54,46 @@ final class RuncRuntime implements ContainerRuntime {
     ContainerRuntime.kill(started.pid(), signal);
   }
 
-  /** True once runc has written the container's pid file: it has made the container's process. */
+  /**
+   * True once the container's process runs the command: runc has written its pid file, and the
+   * process is no longer runc's own init (named {@code runc:[2:INIT]} until it executes the
+   * command, which may take a while when the command's binary comes from a slow registry). A
+   * process already gone ran as far as it could: its status is real.
+   */
   @Override
   public boolean commandStarted(Process started) {
     Path written = pidFile;
-    return written == null || java.nio.file.Files.exists(written, LinkOption.NOFOLLOW_LINKS);
+    if (written == null) {
+      return true;
+    }
+    String pid;
+    try {
+      pid = java.nio.file.Files.readString(written).trim();
+    } catch (java.nio.file.NoSuchFileException e) {
+      return false;
+    } catch (IOException e) {
+      return true;
+    }
+    if (!pid.matches("[0-9]+")) {
+      return false; // being written
+    }
+    try {
+      return !java.nio.file.Files.readString(Path.of("/proc", pid, "comm")).startsWith("runc:");
+    } catch (IOException e) {
+      return true;
+    }
+  }
+
+  /**
+   * Stops a container whose command has not started: kills its process once runc has made it, and
+   * passes the signal to runc itself, which stops setting the container up.
+   */
+  @Override
+  public void cancel(Process started, String signal) {
+    if (pidFile != null && java.nio.file.Files.exists(pidFile, LinkOption.NOFOLLOW_LINKS)) {
+      run(List.of(runc.toString(), "kill", id, "KILL"));
+    }
+    ContainerRuntime.kill(started.pid(), signal);
   }
 
   @Override

@@ -69,13 +69,19 @@ final class Stopper implements AutoCloseable {
       cancelledBy = name;
       return;
     }
-    if (cancelledBy == null && !runtime.commandStarted(process)) {
-      // The runtime stops with a status of its own (runc: 1 or 2); the run reports the signal.
+    if (cancelledBy != null || !runtime.commandStarted(process)) {
+      // The command would not see the signal (runc's init drops it before it executes the
+      // command): the container is stopped instead, and the run reports the signal, not the
+      // runtime's own status (runc: 1 or 2).
       log.debug("SIG{} while {} was still starting the command: cancelling", name, runtime.name());
-      cancelledBy = name;
+      if (cancelledBy == null) {
+        cancelledBy = name;
+      }
+      runtime.cancel(process, name);
+    } else {
+      log.debug("passing SIG{} on to the command ({})", name, runtime.name());
+      runtime.signal(process, name);
     }
-    log.debug("passing SIG{} on to the command ({})", name, runtime.name());
-    runtime.signal(process, name);
     if (!killerStarted) {
       killerStarted = true;
       Process p = process;

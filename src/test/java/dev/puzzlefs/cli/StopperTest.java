@@ -1,6 +1,8 @@
 package dev.puzzlefs.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -73,5 +75,68 @@ class StopperTest {
   @Test
   void termAfterTheCommandStarted_exitsWithTheCommandsStatus() throws Exception {
     assertEquals(7, runAndTerminate(true));
+  }
+
+  /**
+   * runc has made the container's process but it is still runc's init (it reads the command's
+   * binary from a slow registry): a SIGTERM then stops the container (runc kill) and the run exits
+   * 143, instead of runc's own 2 or a signal the init drops.
+   */
+  @Test
+  void termWhileRuncsInitHasNotStartedTheCommand_killsItAndExitsWith143() throws Exception {
+    Path runc = tmp.resolve("runc");
+    Path ready = tmp.resolve("ready");
+    Path scratch = Files.createDirectory(tmp.resolve("scratch"));
+    Path pidFile = scratch.resolve("container.pid");
+    Path init = tmp.resolve("runc:[2:INIT]");
+    Files.createSymbolicLink(init, Path.of("/bin/sleep"));
+    Files.writeString(
+        runc,
+        "#!/bin/sh\n"
+            + "if [ \"$1\" = kill ]; then kill -9 $(cat '"
+            + pidFile
+            + "'); exit 0; fi\n"
+            + "trap 'exit 2' TERM\n"
+            + "'"
+            + init
+            + "' 30 &\n"
+            + "echo $! > \"$5\"\n"
+            + "touch '"
+            + ready
+            + "'\n"
+            + "wait\n");
+    Files.setPosixFilePermissions(runc, PosixFilePermissions.fromString("rwx------"));
+    RuncRuntime runtime = new RuncRuntime(runc);
+    ContainerSpec spec =
+        new ContainerSpec(
+            Files.createDirectory(tmp.resolve("rootfs")),
+            List.of("/bin/true"),
+            List.of(ContainerSpec.DEFAULT_PATH),
+            "/",
+            ContainerSpec.HOSTNAME);
+    List<String> cmd = runtime.command(spec, scratch);
+
+    try (Stopper stopper = Stopper.detached(runtime, 10)) {
+      CompletableFuture<Void> term =
+          CompletableFuture.runAsync(
+              () -> {
+                long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (!Files.exists(ready) && System.nanoTime() < until) {
+                  Thread.onSpinWait();
+                }
+                stopper.deliver("TERM");
+              });
+      long start = System.nanoTime();
+      assertEquals(143, stopper.run(() -> new ProcessBuilder(cmd).start()));
+      term.join();
+      assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(5), "not stopped at once");
+    }
+    long pid = Long.parseLong(Files.readString(pidFile).trim());
+    long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    while (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)
+        && System.nanoTime() < until) {
+      Thread.sleep(10);
+    }
+    assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "init survived");
   }
 }
