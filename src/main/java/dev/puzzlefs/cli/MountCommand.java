@@ -128,12 +128,7 @@ final class MountCommand implements Callable<Integer> {
               + " --record-prefetch-list writes")
   Path prefetchList;
 
-  @Option(
-      names = "--no-published-list",
-      description =
-          "without --prefetch-list, do not fetch the prefetch list published with a registry"
-              + " image's chunk pack (push --prefetch-list) first")
-  boolean noPublishedList;
+  @Mixin PublishedListOption publishedList;
 
   @Option(
       names = "--record-prefetch-list",
@@ -361,7 +356,7 @@ final class MountCommand implements Callable<Integer> {
             cacheDir != null ? cacheDir : config.cacheDirectory(),
             cacheDisk != null ? cacheDisk : config.cache.diskBytes,
             earlyChunks,
-            !noPublishedList);
+            publishedList.use());
     if (!image.remote()) {
       return OpenedImage.local(image.layout(), image.tag(), settings);
     }

@@ -115,12 +115,7 @@ final class RunCommand implements Callable<Integer> {
               + " at once, as soon as the image is open, while the container starts")
   Path prefetchList;
 
-  @Option(
-      names = "--no-published-list",
-      description =
-          "without --prefetch-list, do not fetch the prefetch list published with a registry"
-              + " image's chunk pack (push --prefetch-list) first")
-  boolean noPublishedList;
+  @Mixin PublishedListOption publishedList;
 
   @Option(
       names = "--record-prefetch-list",
@@ -290,7 +285,7 @@ final class RunCommand implements Callable<Integer> {
     Mounter.prepareInBackground();
     try (OpenedImage opened =
             name.open(
-                config, registry, cacheDir, readTimeout, prefetch.chunks(), !noPublishedList);
+                config, registry, cacheDir, readTimeout, prefetch.chunks(), publishedList.use());
         Prefetcher prefetcher = startPrefetch(opened, prefetch);
         Mount lower =
             Mounter.mount(

@@ -15,31 +15,29 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A SIGTERM that reaches runc while it still sets the container up makes runc exit with a status of
- * its own; the run reports the signal instead (143). Once runc has started the command, the
- * command's status is the run's. runc here is a script that acts out both phases.
+ * its own, or is dropped by runc's init; the run stops the container and reports the signal instead
+ * (143). Once runc has started the command, the command's status is the run's. runc here is a
+ * script that acts out each phase.
  */
 class StopperTest {
   @TempDir Path tmp;
 
+  private Path ready() {
+    return tmp.resolve("ready");
+  }
+
+  private Path pidFile() {
+    return tmp.resolve("scratch").resolve("container.pid");
+  }
+
   /**
-   * Runs the fake runc through a Stopper, sends it SIGTERM once it is up, and returns the run's
-   * exit status; with {@code started} the fake writes the pid file first, as runc does once it has
-   * made the container's process.
+   * Runs {@code script} as runc ({@code run --bundle B --pid-file F ID}, or {@code kill ID KILL})
+   * through a Stopper, sends SIGTERM once the script has touched {@link #ready}, and returns the
+   * run's exit status.
    */
-  private int runAndTerminate(boolean started) throws Exception {
+  private int runAndTerminate(String script) throws Exception {
     Path runc = tmp.resolve("runc");
-    Path ready = tmp.resolve("ready");
-    // runc run --bundle B --pid-file F ID: exits 2 on SIGTERM while "starting", and as a command
-    // that exits 7 on SIGTERM once the pid file is written.
-    Files.writeString(
-        runc,
-        "#!/bin/sh\n"
-            + "trap 'exit 2' TERM\n"
-            + (started ? "echo $$ > \"$5\"\ntrap 'exit 7' TERM\n" : "")
-            + "touch '"
-            + ready
-            + "'\n"
-            + "while :; do sleep 0.05; done\n");
+    Files.writeString(runc, "#!/bin/sh\n" + script);
     Files.setPosixFilePermissions(runc, PosixFilePermissions.fromString("rwx------"));
     RuncRuntime runtime = new RuncRuntime(runc);
     ContainerSpec spec =
@@ -56,7 +54,7 @@ class StopperTest {
           CompletableFuture.runAsync(
               () -> {
                 long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-                while (!Files.exists(ready) && System.nanoTime() < until) {
+                while (!Files.exists(ready()) && System.nanoTime() < until) {
                   Thread.onSpinWait();
                 }
                 stopper.deliver("TERM");
@@ -67,34 +65,41 @@ class StopperTest {
     }
   }
 
+  /**
+   * A fake runc that exits 2 on SIGTERM while "starting", and, with {@code started}, writes its own
+   * pid as the container's and exits 7 on SIGTERM as the command would.
+   */
+  private String phases(boolean started) {
+    return "trap 'exit 2' TERM\n"
+        + (started ? "echo $$ > \"$5\"\ntrap 'exit 7' TERM\n" : "")
+        + "touch '"
+        + ready()
+        + "'\n"
+        + "while :; do sleep 0.05; done\n";
+  }
+
   @Test
   void termWhileRuncStillSetsUp_exitsWith143() throws Exception {
-    assertEquals(143, runAndTerminate(false));
+    assertEquals(143, runAndTerminate(phases(false)));
   }
 
   @Test
   void termAfterTheCommandStarted_exitsWithTheCommandsStatus() throws Exception {
-    assertEquals(7, runAndTerminate(true));
+    assertEquals(7, runAndTerminate(phases(true)));
   }
 
   /**
    * runc has made the container's process but it is still runc's init (it reads the command's
    * binary from a slow registry): a SIGTERM then stops the container (runc kill) and the run exits
-   * 143, instead of runc's own 2 or a signal the init drops.
+   * 143 at once, instead of runc's own 2 or a signal the init drops.
    */
   @Test
   void termWhileRuncsInitHasNotStartedTheCommand_killsItAndExitsWith143() throws Exception {
-    Path runc = tmp.resolve("runc");
-    Path ready = tmp.resolve("ready");
-    Path scratch = Files.createDirectory(tmp.resolve("scratch"));
-    Path pidFile = scratch.resolve("container.pid");
     Path init = tmp.resolve("runc:[2:INIT]");
     Files.createSymbolicLink(init, Path.of("/bin/sleep"));
-    Files.writeString(
-        runc,
-        "#!/bin/sh\n"
-            + "if [ \"$1\" = kill ]; then kill -9 $(cat '"
-            + pidFile
+    String script =
+        "if [ \"$1\" = kill ]; then kill -9 $(cat '"
+            + pidFile()
             + "'); exit 0; fi\n"
             + "trap 'exit 2' TERM\n"
             + "'"
@@ -102,36 +107,14 @@ class StopperTest {
             + "' 30 &\n"
             + "echo $! > \"$5\"\n"
             + "touch '"
-            + ready
+            + ready()
             + "'\n"
-            + "wait\n");
-    Files.setPosixFilePermissions(runc, PosixFilePermissions.fromString("rwx------"));
-    RuncRuntime runtime = new RuncRuntime(runc);
-    ContainerSpec spec =
-        new ContainerSpec(
-            Files.createDirectory(tmp.resolve("rootfs")),
-            List.of("/bin/true"),
-            List.of(ContainerSpec.DEFAULT_PATH),
-            "/",
-            ContainerSpec.HOSTNAME);
-    List<String> cmd = runtime.command(spec, scratch);
+            + "wait\n";
+    long start = System.nanoTime();
+    assertEquals(143, runAndTerminate(script));
+    assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(5), "not stopped at once");
 
-    try (Stopper stopper = Stopper.detached(runtime, 10)) {
-      CompletableFuture<Void> term =
-          CompletableFuture.runAsync(
-              () -> {
-                long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-                while (!Files.exists(ready) && System.nanoTime() < until) {
-                  Thread.onSpinWait();
-                }
-                stopper.deliver("TERM");
-              });
-      long start = System.nanoTime();
-      assertEquals(143, stopper.run(() -> new ProcessBuilder(cmd).start()));
-      term.join();
-      assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(5), "not stopped at once");
-    }
-    long pid = Long.parseLong(Files.readString(pidFile).trim());
+    long pid = Long.parseLong(Files.readString(pidFile()).trim());
     long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
     while (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)
         && System.nanoTime() < until) {

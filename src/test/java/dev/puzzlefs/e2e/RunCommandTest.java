@@ -97,10 +97,16 @@ class RunCommandTest {
 
   /** {@code run [OPTIONS] IMAGE -- cat /etc/os-release} on cache {@code cache}; must succeed. */
   private Processes.Result catOsRelease(Path cache, String... options) throws Exception {
+    return catOsRelease(ref, cache, options);
+  }
+
+  /** As {@link #catOsRelease(Path, String...)}, of {@code image}. */
+  private Processes.Result catOsRelease(String image, Path cache, String... options)
+      throws Exception {
     List<String> args =
         new java.util.ArrayList<>(List.of("run", "--plain-http", "--cache-dir", cache.toString()));
     args.addAll(List.of(options));
-    args.addAll(List.of(ref, "--", "cat", "/etc/os-release"));
+    args.addAll(List.of(image, "--", "cat", "/etc/os-release"));
     return cli.ok(args.toArray(String[]::new));
   }
 
@@ -235,34 +241,14 @@ class RunCommandTest {
     assertTrue(said.contains("with a prefetch list of " + chunks + " chunks"), said);
 
     String osRelease = Files.readString(rootfs.resolve("etc/os-release"));
-    Processes.Result r =
-        cli.ok(
-            "run",
-            "--plain-http",
-            "--cache-dir",
-            work.resolve("published-cache").toString(),
-            "--stats",
-            listed,
-            "--",
-            "cat",
-            "/etc/os-release");
+    Processes.Result r = catOsRelease(listed, work.resolve("published-cache"), "--stats");
     assertEquals(osRelease, r.out());
     JsonNode stats = stats(r);
     assertEquals(chunks, stats.get("earlyChunksPlanned").asLong(), stats.toString());
     assertEquals(chunks, stats.get("earlyChunksFetched").asLong(), stats.toString());
 
     Processes.Result without =
-        cli.ok(
-            "run",
-            "--plain-http",
-            "--cache-dir",
-            work.resolve("unpublished-cache").toString(),
-            "--stats",
-            "--no-published-list",
-            listed,
-            "--",
-            "cat",
-            "/etc/os-release");
+        catOsRelease(listed, work.resolve("unpublished-cache"), "--stats", "--no-published-list");
     assertEquals(osRelease, without.out());
     JsonNode none = stats(without);
     assertTrue(
