@@ -70,8 +70,9 @@ final class PushCommand implements Callable<Integer> {
       paramLabel = "FILE",
       description =
           "with --pack: publish FILE (as mount and run --record-prefetch-list write it, or one"
-              + " path per line) with the image, so that a lazy mount or run of it given no"
-              + " --prefetch-list fetches what FILE lists at once, as if it had been given")
+              + " path per line; directories are left out) with the image, so that a lazy mount or"
+              + " run of it given no --prefetch-list fetches what FILE lists at once, as if it had"
+              + " been given")
   Path prefetchList;
 
   @Override
@@ -94,6 +95,13 @@ final class PushCommand implements Callable<Integer> {
     layout.resolveTag(image.tag());
     List<Digest> prefetch =
         prefetchList == null ? List.of() : listedChunks(image.layout(), image.tag());
+    if (prefetchList != null && prefetch.isEmpty()) {
+      System.err.println(
+          "puzzlefs: --prefetch-list "
+              + prefetchList
+              + " names no chunk of the image: the pack is pushed without a list (and replaces any"
+              + " list pushed before)");
+    }
     Config config = Config.load(configFile);
     PushSummary summary;
     Progress progress = output.progress("push", "blobs");
@@ -133,7 +141,8 @@ final class PushCommand implements Callable<Integer> {
       return list.chunks();
     }
     List<Digest> out = new java.util.ArrayList<>();
-    int skipped = 0;
+    int missing = 0;
+    int directories = 0;
     try (OpenedImage opened =
         OpenedImage.local(
             layoutDir,
@@ -143,27 +152,31 @@ final class PushCommand implements Callable<Integer> {
       for (PrefetchList.Entry entry : list.entries()) {
         try {
           Inode inode = local.resolveFollowingLinks(entry.path());
-          if (inode.kind() != InodeKind.FILE) {
-            skipped++;
-            continue;
-          }
-          for (FileChunk chunk : inode.chunks()) {
-            out.add(chunk.blob());
+          if (inode.kind() == InodeKind.FILE) {
+            for (FileChunk chunk : inode.chunks()) {
+              out.add(chunk.blob());
+            }
+          } else if (inode.kind() == InodeKind.DIR) {
+            directories++;
           }
         } catch (java.io.IOException e) {
-          skipped++;
+          missing++;
         }
       }
     }
-    if (skipped > 0) {
+    String where = "puzzlefs: --prefetch-list " + prefetchList + ": ";
+    if (directories > 0) {
       System.err.println(
-          "puzzlefs: --prefetch-list "
-              + prefetchList
-              + ": "
-              + skipped
+          where
+              + directories
               + " of "
               + list.entries().size()
-              + " paths are not files of the image; left out");
+              + " paths are directories: left out (a published list holds the chunks of files,"
+              + " fetched first; a directory may be most of the image)");
+    }
+    if (missing > 0) {
+      System.err.println(
+          where + missing + " of " + list.entries().size() + " paths are not in the image");
     }
     return out;
   }

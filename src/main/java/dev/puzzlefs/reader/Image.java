@@ -761,7 +761,7 @@ public final class Image implements AutoCloseable {
           pid = Math.max(-1, requester.getAsLong()); // 0: the kernel did not say; not asked again
           pid = pid == 0 ? -1 : pid;
         }
-        if (pid > 0 && !ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+        if (pid > 0 && gone(pid)) {
           throw new ChunkReadException(
               blob, ino, "given up waiting: the reading process " + pid + " is gone", null);
         }
@@ -771,6 +771,36 @@ public final class Image implements AutoCloseable {
       throw new ChunkReadException(
           blob, ino, "given up waiting: the mount is being taken down", null);
     }
+  }
+
+  /**
+   * True when process {@code pid} has exited, or is dying: a SIGKILL pending. A process killed in
+   * the middle of a FUSE read cannot exit before the read is answered, so it still exists (runc's
+   * init killed while it read the command's binary from a slow registry).
+   */
+  static boolean gone(long pid) {
+    List<String> status;
+    try {
+      status =
+          java.nio.file.Files.readAllLines(
+              java.nio.file.Path.of("/proc", Long.toString(pid), "status"));
+    } catch (IOException e) {
+      return true;
+    }
+    for (String line : status) {
+      if (line.startsWith("State:") && (line.contains("Z (") || line.contains("X ("))) {
+        return true;
+      }
+      if (line.startsWith("SigPnd:") || line.startsWith("ShdPnd:")) {
+        String hex = line.substring(line.indexOf(':') + 1).trim();
+        if (!hex.isEmpty()
+            && (Long.parseUnsignedLong(hex.substring(Math.max(0, hex.length() - 8)), 16) & 0x100)
+                != 0) {
+          return true; // SIGKILL (9: bit 8)
+        }
+      }
+    }
+    return false;
   }
 
   /** Completed when the mount is being taken down: every read waiting then gives up. */

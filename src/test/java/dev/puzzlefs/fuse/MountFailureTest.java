@@ -115,12 +115,16 @@ class MountFailureTest {
   private record Hanging(Image image, Mount mount, Path mnt) {}
 
   private Hanging mountHanging() throws Exception {
+    return mountHanging(List.of());
+  }
+
+  private Hanging mountHanging(List<String> options) throws Exception {
     FakeImage slow = new FakeImage(100);
     slow.file("/hangs", FakeImage.utf8("h".repeat(100)));
     ChunkSource never = blob -> new CompletableFuture<>();
     Image image = slow.open(never, Duration.ofSeconds(30));
     Path mnt2 = Files.createDirectory(tmp.resolve("mnt2"));
-    return new Hanging(image, Mounter.mount(image, mnt2, List.of(), Duration.ofSeconds(30)), mnt2);
+    return new Hanging(image, Mounter.mount(image, mnt2, options, Duration.ofSeconds(30)), mnt2);
   }
 
   /** Starts {@code command} and waits until its read of /hangs is waiting for the chunk. */
@@ -155,6 +159,27 @@ class MountFailureTest {
       assertTrue(h.mount().awaitUnmounted(Duration.ofSeconds(5)), "the loop did not end");
       long millis = (System.nanoTime() - start) / 1_000_000;
       assertTrue(millis < 3_000, "the loop took " + millis + " ms to end");
+    } finally {
+      cleanUp(h);
+    }
+  }
+
+  /**
+   * With synchronous reads (direct_io; runc's init reading a binary) a reader killed mid-read
+   * cannot exit before the read is answered: it is still there, dying, with SIGKILL pending. Its
+   * read gives up all the same, and the reader is gone within about a second, not at the read's
+   * deadline.
+   */
+  @Test
+  void readOfAReaderKilledInASynchronousRead_givesUp() throws Exception {
+    Hanging h = mountHanging(List.of("direct_io"));
+    try {
+      Process cat = waitingReader(h, "cat", h.mnt().resolve("hangs").toString());
+      long start = System.nanoTime();
+      cat.destroyForcibly();
+      assertTrue(cat.waitFor(5, java.util.concurrent.TimeUnit.SECONDS), "the reader never died");
+      long millis = (System.nanoTime() - start) / 1_000_000;
+      assertTrue(millis < 3_000, "the killed reader took " + millis + " ms to go");
     } finally {
       cleanUp(h);
     }

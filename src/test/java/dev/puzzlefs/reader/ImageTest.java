@@ -565,6 +565,29 @@ class ImageTest {
     };
   }
 
+  /** A process that exited, or is a zombie, is gone; a running one is not. */
+  @Test
+  void gone_tellsRunningFromExitedAndZombieProcesses() throws Exception {
+    // sh starts a short sleep, then becomes a long one that never reaps it: a zombie.
+    Process parent = new ProcessBuilder("sh", "-c", "sleep 0.3 & exec sleep 30").start();
+    try {
+      long until = System.nanoTime() + 5_000_000_000L;
+      java.util.Optional<ProcessHandle> child = java.util.Optional.empty();
+      while (child.isEmpty() && System.nanoTime() < until) {
+        child = parent.toHandle().children().findFirst();
+      }
+      long zombie = child.orElseThrow().pid();
+      while (!Image.gone(zombie) && System.nanoTime() < until) {
+        Thread.sleep(10);
+      }
+      assertTrue(Image.gone(zombie), "a zombie");
+      assertFalse(Image.gone(parent.pid()), "running");
+    } finally {
+      parent.destroyForcibly().waitFor();
+    }
+    assertTrue(Image.gone(parent.pid()), "exited and reaped");
+  }
+
   @Test
   void read_randomReads_doNotPrefetch() throws Exception {
     FakeImage fake = new FakeImage(100_000);
