@@ -726,6 +726,9 @@ public final class Image implements AutoCloseable {
     }
   }
 
+  /** SIGKILL in /proc's signal masks, where signal n is bit n - 1. */
+  private static final long SIGKILL_BIT = 1L << (9 - 1);
+
   /** How often a waiting read looks whether its reader is still there. */
   private static final long REQUESTER_CHECK_NANOS = TimeUnit.SECONDS.toNanos(1);
 
@@ -791,13 +794,9 @@ public final class Image implements AutoCloseable {
       if (line.startsWith("State:") && (line.contains("Z (") || line.contains("X ("))) {
         return true;
       }
-      if (line.startsWith("SigPnd:") || line.startsWith("ShdPnd:")) {
-        String hex = line.substring(line.indexOf(':') + 1).trim();
-        if (!hex.isEmpty()
-            && (Long.parseUnsignedLong(hex.substring(Math.max(0, hex.length() - 8)), 16) & 0x100)
-                != 0) {
-          return true; // SIGKILL (9: bit 8)
-        }
+      boolean pending = line.startsWith("SigPnd:") || line.startsWith("ShdPnd:");
+      if (pending && (Long.parseUnsignedLong(line.substring(7).trim(), 16) & SIGKILL_BIT) != 0) {
+        return true;
       }
     }
     return false;
