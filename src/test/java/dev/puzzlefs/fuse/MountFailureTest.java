@@ -114,10 +114,6 @@ class MountFailureTest {
   /** A second mount whose one file, /hangs, never arrives; reads wait up to 30 s for it. */
   private record Hanging(Image image, Mount mount, Path mnt) {}
 
-  private Hanging mountHanging() throws Exception {
-    return mountHanging(List.of());
-  }
-
   private Hanging mountHanging(List<String> options) throws Exception {
     FakeImage slow = new FakeImage(100);
     slow.file("/hangs", FakeImage.utf8("h".repeat(100)));
@@ -138,9 +134,20 @@ class MountFailureTest {
     return reader;
   }
 
-  private static void cleanUp(Hanging h) {
-    if (h.mount().isMounted()) {
-      FuseTesting.forceUnmount(h.mnt());
+  /** What a test does with a {@link Hanging} mount. */
+  private interface WithHanging {
+    void run(Hanging h) throws Exception;
+  }
+
+  /** Runs {@code test} on a hanging mount with {@code options}, then makes sure it is gone. */
+  private void withHanging(List<String> options, WithHanging test) throws Exception {
+    Hanging h = mountHanging(options);
+    try {
+      test.run(h);
+    } finally {
+      if (h.mount().isMounted()) {
+        FuseTesting.forceUnmount(h.mnt());
+      }
     }
   }
 
@@ -151,17 +158,16 @@ class MountFailureTest {
    */
   @Test
   void readOfAKilledReader_givesUp_soAnUnmountFromOutsideEndsTheLoop() throws Exception {
-    Hanging h = mountHanging();
-    try {
-      waitingReader(h, "cat", h.mnt().resolve("hangs").toString()).destroyForcibly().waitFor();
-      long start = System.nanoTime();
-      Mounter.umount(h.mnt());
-      assertTrue(h.mount().awaitUnmounted(Duration.ofSeconds(5)), "the loop did not end");
-      long millis = (System.nanoTime() - start) / 1_000_000;
-      assertTrue(millis < 3_000, "the loop took " + millis + " ms to end");
-    } finally {
-      cleanUp(h);
-    }
+    withHanging(
+        List.of(),
+        h -> {
+          waitingReader(h, "cat", h.mnt().resolve("hangs").toString()).destroyForcibly().waitFor();
+          long start = System.nanoTime();
+          Mounter.umount(h.mnt());
+          assertTrue(h.mount().awaitUnmounted(Duration.ofSeconds(5)), "the loop did not end");
+          long millis = (System.nanoTime() - start) / 1_000_000;
+          assertTrue(millis < 3_000, "the loop took " + millis + " ms to end");
+        });
   }
 
   /**
@@ -172,17 +178,17 @@ class MountFailureTest {
    */
   @Test
   void readOfAReaderKilledInASynchronousRead_givesUp() throws Exception {
-    Hanging h = mountHanging(List.of("direct_io"));
-    try {
-      Process cat = waitingReader(h, "cat", h.mnt().resolve("hangs").toString());
-      long start = System.nanoTime();
-      cat.destroyForcibly();
-      assertTrue(cat.waitFor(5, java.util.concurrent.TimeUnit.SECONDS), "the reader never died");
-      long millis = (System.nanoTime() - start) / 1_000_000;
-      assertTrue(millis < 3_000, "the killed reader took " + millis + " ms to go");
-    } finally {
-      cleanUp(h);
-    }
+    withHanging(
+        List.of("direct_io"),
+        h -> {
+          Process cat = waitingReader(h, "cat", h.mnt().resolve("hangs").toString());
+          long start = System.nanoTime();
+          cat.destroyForcibly();
+          assertTrue(
+              cat.waitFor(5, java.util.concurrent.TimeUnit.SECONDS), "the reader never died");
+          long millis = (System.nanoTime() - start) / 1_000_000;
+          assertTrue(millis < 3_000, "the killed reader took " + millis + " ms to go");
+        });
   }
 
   /**
@@ -193,31 +199,30 @@ class MountFailureTest {
    */
   @Test
   void close_withALiveReaderWaiting_failsItsReadsAndComesDown() throws Exception {
-    Hanging h = mountHanging();
-    try {
-      Process reader =
-          waitingReader(
-              h,
-              "python3",
-              "-c",
-              "import os, sys\n"
-                  + "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
-                  + "for i in range(2):\n"
-                  + "    try:\n"
-                  + "        os.pread(fd, 100, 0)\n"
-                  + "    except OSError as e:\n"
-                  + "        print('failed', flush=True)\n",
-              h.mnt().resolve("hangs").toString());
-      long start = System.nanoTime();
-      h.mount().close();
-      long millis = (System.nanoTime() - start) / 1_000_000;
-      assertFalse(h.mount().isMounted());
-      assertTrue(millis < 3_000, "unmount took " + millis + " ms");
-      assertTrue(reader.waitFor(5, java.util.concurrent.TimeUnit.SECONDS), "still reading");
-      String out = new String(reader.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      assertEquals("failed\nfailed\n", out);
-    } finally {
-      cleanUp(h);
-    }
+    withHanging(
+        List.of(),
+        h -> {
+          Process reader =
+              waitingReader(
+                  h,
+                  "python3",
+                  "-c",
+                  "import os, sys\n"
+                      + "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+                      + "for i in range(2):\n"
+                      + "    try:\n"
+                      + "        os.pread(fd, 100, 0)\n"
+                      + "    except OSError as e:\n"
+                      + "        print('failed', flush=True)\n",
+                  h.mnt().resolve("hangs").toString());
+          long start = System.nanoTime();
+          h.mount().close();
+          long millis = (System.nanoTime() - start) / 1_000_000;
+          assertFalse(h.mount().isMounted());
+          assertTrue(millis < 3_000, "unmount took " + millis + " ms");
+          assertTrue(reader.waitFor(5, java.util.concurrent.TimeUnit.SECONDS), "still reading");
+          String out = new String(reader.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+          assertEquals("failed\nfailed\n", out);
+        });
   }
 }
