@@ -452,25 +452,27 @@ class ChunkPackRegistryTest {
     List<Digest> wanted = scattered(pack);
     fetchAndCheck(source(fetcher), wanted);
     Map<String, Long> stats = fetcher.stats();
-    assertEquals(1L, stats.get("packRanges"), stats.toString());
-    assertEquals((long) wanted.size(), stats.get("packChunksAsBlobs"), stats.toString());
+    // The fetches are gathered into requests for several parts; on a loaded machine the gathering
+    // may end early and split them into more than one request before the first answer is back.
+    long ranges = stats.get("packRanges");
+    WireMockServer proxy = proxies.get(proxies.size() - 1);
+    long severalParts = severalPartRequests(proxy);
+    assertTrue(severalParts >= 1 && severalParts <= ranges, stats.toString());
+    assertTrue(stats.get("packChunksAsBlobs") >= 2, stats.toString());
+    assertEquals(
+        (long) wanted.size(),
+        stats.get("packChunksAsBlobs") + stats.get("packChunks"),
+        stats.toString());
 
     // Again, with an empty cache: each chunk alone as a blob, no request for several parts.
     fetchAndCheck(source(fetcher), wanted);
-    assertEquals(1L, fetcher.stats().get("packRanges"), fetcher.stats().toString());
-    WireMockServer proxy = proxies.get(proxies.size() - 1);
-    assertEquals(
-        1,
-        proxy
-            .findAll(
-                com.github.tomakehurst.wiremock.client.WireMock.getRequestedFor(anyUrl())
-                    .withHeader("Range", matching(".*,.*")))
-            .size());
+    assertEquals(ranges, fetcher.stats().get("packRanges"), fetcher.stats().toString());
+    assertEquals(severalParts, severalPartRequests(proxy), "requests for several parts");
     // The pack is still used, one part per request: every chunk right, most from ranges.
     assertTrue(fetcher.fetchesRunsCheaply());
     fetchAllAndCheck(source(fetcher));
     stats = fetcher.stats();
-    assertTrue(stats.get("packRanges") >= 2, stats.toString());
+    assertTrue(stats.get("packRanges") >= ranges + 1, stats.toString());
     assertTrue(stats.get("packChunks") >= chunks.size() / 2, stats.toString());
   }
 
@@ -499,10 +501,13 @@ class ChunkPackRegistryTest {
     assertSeveralPartsTurnedOff(client, "pack/malformed");
   }
 
-  /**
-   * Checks that after the ranges {@code fetcher} has sent, the pack is off: another fetch of every
-   * chunk sends no range, and is done within {@code withinNanos}.
-   */
+  private static long severalPartRequests(WireMockServer proxy) {
+    return proxy
+        .findAll(
+            com.github.tomakehurst.wiremock.client.WireMock.getRequestedFor(anyUrl())
+                .withHeader("Range", matching(".*,.*")))
+        .size();
+  }
 
   /**
    * Checks that after the ranges {@code fetcher} has sent, the pack is off: another fetch of every
