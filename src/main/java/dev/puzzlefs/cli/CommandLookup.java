@@ -51,9 +51,9 @@ final class CommandLookup {
     if (command.isEmpty()) {
       return new Verdict(NOT_FOUND, "the command is an empty string");
     }
+    List<String> candidates = candidates(command, env, cwd);
     if (command.indexOf('/') >= 0) {
-      String path = command.startsWith("/") ? command : cwd + "/" + command;
-      Found f = find(root, path);
+      Found f = find(root, candidates.get(0));
       return switch (f) {
         case MISSING -> new Verdict(NOT_FOUND, command + ": no such file in the image");
         case NOT_EXECUTABLE ->
@@ -65,10 +65,8 @@ final class CommandLookup {
     }
     String search = searchPath(env);
     boolean sawNotExecutable = false;
-    for (String dir : search.split(":", -1)) {
-      // An empty entry is the working directory, as execvp has it.
-      String base = dir.isEmpty() ? cwd : dir.startsWith("/") ? dir : cwd + "/" + dir;
-      Found f = find(root, base + "/" + command);
+    for (String candidate : candidates) {
+      Found f = find(root, candidate);
       if (f == Found.EXECUTABLE || f == Found.UNSURE) {
         return Verdict.RUN;
       }
@@ -81,6 +79,23 @@ final class CommandLookup {
           command + ": found in the image's PATH but not executable (PATH=" + search + ")");
     }
     return new Verdict(NOT_FOUND, command + ": not found in the image (PATH=" + search + ")");
+  }
+
+  /**
+   * The container paths execvp tries for {@code command}, in order: the name itself from {@code
+   * cwd} when it has a slash, else the name in each directory of the {@code PATH} {@code env} sets
+   * (an empty entry is the working directory).
+   */
+  static List<String> candidates(String command, List<String> env, String cwd) {
+    if (command.indexOf('/') >= 0) {
+      return List.of(command.startsWith("/") ? command : cwd + "/" + command);
+    }
+    List<String> out = new java.util.ArrayList<>();
+    for (String dir : searchPath(env).split(":", -1)) {
+      String base = dir.isEmpty() ? cwd : dir.startsWith("/") ? dir : cwd + "/" + dir;
+      out.add(base + "/" + command);
+    }
+    return out;
   }
 
   private static String searchPath(List<String> env) {

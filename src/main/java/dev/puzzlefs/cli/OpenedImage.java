@@ -53,6 +53,7 @@ final class OpenedImage implements AutoCloseable {
 
   private final Image image;
   private final AutoCloseable[] resources;
+  private volatile CompletableFuture<?> settled = CompletableFuture.completedFuture(null);
 
   private OpenedImage(Image image, AutoCloseable... resources) {
     this.image = image;
@@ -61,6 +62,14 @@ final class OpenedImage implements AutoCloseable {
 
   Image image() {
     return image;
+  }
+
+  /**
+   * Completes once the image's chunk source knows how it fetches (a registry image: when the search
+   * for its chunk pack has ended, found or not); completed at once for any other.
+   */
+  CompletableFuture<?> settled() {
+    return settled;
   }
 
   /**
@@ -175,13 +184,17 @@ final class OpenedImage implements AutoCloseable {
       CachingChunkSource source =
           early != null ? early.source() : cache(fetcher, rootfs, s, s.cacheDir() != null);
       Image image = open(rootfs, rootfsDesc, source, s);
+      OpenedImage opened;
       if (early == null) {
-        return new OpenedImage(image, owned);
+        opened = new OpenedImage(image, owned);
+      } else {
+        image.addStats(early.fetch()::stats);
+        AutoCloseable[] all = java.util.Arrays.copyOf(owned, owned.length + 1);
+        all[owned.length] = early.fetch();
+        opened = new OpenedImage(image, all);
       }
-      image.addStats(early.fetch()::stats);
-      AutoCloseable[] all = java.util.Arrays.copyOf(owned, owned.length + 1);
-      all[owned.length] = early.fetch();
-      return new OpenedImage(image, all);
+      opened.settled = packed.search();
+      return opened;
     } catch (IOException | RuntimeException | InterruptedException e) {
       if (early != null) {
         early.fetch().close();

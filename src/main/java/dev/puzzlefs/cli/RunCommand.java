@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.puzzlefs.fuse.Mount;
 import dev.puzzlefs.fuse.MountTable;
 import dev.puzzlefs.fuse.Mounter;
+import dev.puzzlefs.reader.Image;
 import dev.puzzlefs.reader.PrefetchList;
 import dev.puzzlefs.reader.Prefetcher;
 import dev.puzzlefs.reader.ReadRecorder;
@@ -235,6 +236,34 @@ final class RunCommand implements Callable<Integer> {
         .start();
   }
 
+  /** Files a runtime reads in the container before it starts the command (runc: the user's). */
+  private static final List<String> READ_BY_THE_RUNTIME = List.of("/etc/passwd", "/etc/group");
+
+  /**
+   * With no prefetch list given, starts fetching what the command's start will surely read: its
+   * program and the libraries it links, and the files the runtime reads first, while the overlay
+   * and the runtime start. A list given says better what to fetch.
+   */
+  private void prefetchCommand(
+      OpenedImage opened, PrefetchList.Contents list, List<String> args, List<String> env) {
+    if (!list.entries().isEmpty() || !list.chunks().isEmpty()) {
+      return;
+    }
+    Image image = opened.image();
+    List<String> candidates = CommandLookup.candidates(args.get(0), env, workdir);
+    // Once the source knows whether it fetches runs cheaply (the pack search is short, and runs
+    // beside the rootfs blob's fetch); off the thread that completes the search.
+    opened
+        .settled()
+        .handleAsync(
+            (found, failure) -> {
+              image.prefetchFiles(READ_BY_THE_RUNTIME);
+              boolean started = image.prefetchProgram(candidates);
+              log.debug("fetching the program of {} ahead: {}", args.get(0), started);
+              return null;
+            });
+  }
+
   /**
    * Writes what the command read to {@code --record-prefetch-list}; false, after saying why, when
    * it could not.
@@ -291,6 +320,7 @@ final class RunCommand implements Callable<Integer> {
             Mounter.mount(
                 opened.image(), layers.lower(), List.of(), Mounter.DEFAULT_READY_TIMEOUT)) {
       WritableMount.writeState(layers);
+      prefetchCommand(opened, prefetch, args, environment);
       ReadRecorder recorder = null;
       if (recordPrefetchList != null) {
         recorder = new ReadRecorder();
