@@ -59,7 +59,7 @@ final class BlobPuller implements RegistryOperation<byte[]> {
             sink.write(data);
             if (sink.overflowed()) {
               if (ok) {
-                http.bytesFetched.addAndGet(data.length());
+                http.received(data.length());
                 abort(response, body, "sent more than");
               } else {
                 // The message needs only the start of an error body; stop reading the rest.
@@ -67,7 +67,7 @@ final class BlobPuller implements RegistryOperation<byte[]> {
                 body.tryComplete();
               }
             } else if (ok) {
-              http.bytesFetched.addAndGet(data.length());
+              http.received(data.length());
             }
           });
       response.endHandler(v -> body.tryComplete());

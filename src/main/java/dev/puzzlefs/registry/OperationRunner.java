@@ -115,15 +115,15 @@ final class OperationRunner {
       long deadline = Math.max(1, Math.min(options.requestTimeout().toMillis(), remainingMillis()));
       limiter
           .run(() -> withDeadline(operation.attempt(h), deadline, h::abandon))
-          .onComplete(ar -> handle(ar, authorization));
+          .onComplete(ar -> handle(ar, authorization, h));
     }
 
-    private void handle(AsyncResult<T> ar, String authorization) {
+    private void handle(AsyncResult<T> ar, String authorization, RegistryHttp h) {
       if (ar.succeeded()) {
         result.complete(ar.result());
         return;
       }
-      Throwable cause = ar.cause();
+      Throwable cause = h.explain(ar.cause());
       if (closed.getAsBoolean()) {
         result.fail(
             new RegistryException(

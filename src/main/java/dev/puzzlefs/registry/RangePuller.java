@@ -167,7 +167,7 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
     response.handler(
         data -> {
           int n = data.length();
-          http.bytesFetched.addAndGet(n);
+          http.received(n);
           if (received[0] + (long) n > most || (exact >= 0 && received[0] + n > exact)) {
             body.tryFail(unsupported("the registry sent more than asked for"));
             response.handler(null);

@@ -312,7 +312,7 @@ public final class RegistryClient implements AutoCloseable {
     if (message.toLowerCase(Locale.ROOT).contains("reset")) {
       return "connection reset";
     }
-    if (cause instanceof VertxException && message.toLowerCase(Locale.ROOT).contains("closed")) {
+    if (closedConnection(cause)) {
       return "connection closed by the registry";
     }
     if (tls(cause)) {
@@ -323,6 +323,13 @@ public final class RegistryClient implements AutoCloseable {
           + " registry.insecure in the configuration";
     }
     return cause.getClass().getSimpleName() + (message.isEmpty() ? "" : ": " + message);
+  }
+
+  /** Whether {@code cause} is Vert.x's word that the connection of a request was closed. */
+  static boolean closedConnection(Throwable cause) {
+    return cause instanceof VertxException
+        && cause.getMessage() != null
+        && cause.getMessage().toLowerCase(Locale.ROOT).contains("closed");
   }
 
   /**

@@ -39,6 +39,12 @@ final class RegistryHttp {
   /** The streamed requests of one attempt, for {@link #abandon}; null outside an attempt. */
   private final java.util.List<HttpClientRequest> opened;
 
+  /**
+   * When the attempt's streamed request was last sent or heard from (its headers or its body's
+   * bytes), as {@link System#nanoTime()}; 0 before that, and null outside an attempt.
+   */
+  private final AtomicLong heard;
+
   RegistryHttp(
       WebClient client,
       HttpClient httpClient,
@@ -56,6 +62,7 @@ final class RegistryHttp {
     this.options = options;
     this.authorization = null;
     this.opened = null;
+    this.heard = null;
     this.requests = new AtomicLong();
     this.bytesFetched = new AtomicLong();
     this.blobsFetched = new AtomicLong();
@@ -64,7 +71,10 @@ final class RegistryHttp {
   }
 
   private RegistryHttp(
-      RegistryHttp base, String authorization, java.util.List<HttpClientRequest> opened) {
+      RegistryHttp base,
+      String authorization,
+      java.util.List<HttpClientRequest> opened,
+      AtomicLong heard) {
     this.client = base.client;
     this.httpClient = base.httpClient;
     this.registry = base.registry;
@@ -74,6 +84,7 @@ final class RegistryHttp {
     this.options = base.options;
     this.authorization = authorization;
     this.opened = opened;
+    this.heard = heard;
     this.requests = base.requests;
     this.bytesFetched = base.bytesFetched;
     this.blobsFetched = base.blobsFetched;
@@ -88,7 +99,47 @@ final class RegistryHttp {
    */
   RegistryHttp forAttempt(String authorization) {
     return new RegistryHttp(
-        this, authorization, java.util.Collections.synchronizedList(new java.util.ArrayList<>()));
+        this,
+        authorization,
+        java.util.Collections.synchronizedList(new java.util.ArrayList<>()),
+        new AtomicLong());
+  }
+
+  /** Counts {@code bytes} of a streamed body as fetched, and as word from the registry. */
+  void received(int bytes) {
+    bytesFetched.addAndGet(bytes);
+    heard();
+  }
+
+  private void heard() {
+    if (heard != null) {
+      heard.set(System.nanoTime());
+    }
+  }
+
+  /**
+   * {@code failure} of this attempt, or a time-out in its place when it is a closed connection on
+   * which the registry had sent nothing for the idle timeout. The client closes such a connection
+   * itself: Vert.x stops a request's own idle timer once the headers are in, so a body that stalls
+   * is caught by the connection's idle timeout, and the request fails as "connection was closed",
+   * which reads as if the registry had closed it.
+   */
+  Throwable explain(Throwable failure) {
+    long last = heard == null ? 0 : heard.get();
+    if (last == 0 || !RegistryClient.closedConnection(failure)) {
+      return failure;
+    }
+    long silentMillis = (System.nanoTime() - last) / 1_000_000;
+    // A little early: the bytes reach us a moment after the connection saw them.
+    if (silentMillis < idleMillis() * 9 / 10) {
+      return failure;
+    }
+    return new java.util.concurrent.TimeoutException(
+        "the registry sent nothing for " + silentMillis + " ms");
+  }
+
+  private long idleMillis() {
+    return Math.min(options.idleTimeout().toMillis(), options.requestTimeout().toMillis());
   }
 
   /**
@@ -127,8 +178,7 @@ final class RegistryHttp {
     // request got its connection ("Promise already completed", logged at ERROR). The limiter
     // keeps requests from queueing in the pool, and the idle and operation timeouts bound them.
     return request
-        .idleTimeout(
-            Math.min(options.idleTimeout().toMillis(), options.requestTimeout().toMillis()))
+        .idleTimeout(idleMillis())
         .followRedirects(method == HttpMethod.GET || method == HttpMethod.HEAD);
   }
 
@@ -152,8 +202,7 @@ final class RegistryHttp {
             .setSsl(ssl)
             .setURI(path)
             .setFollowRedirects(true)
-            .setIdleTimeout(
-                Math.min(options.idleTimeout().toMillis(), options.requestTimeout().toMillis()))
+            .setIdleTimeout(idleMillis())
             .putHeader("User-Agent", options.userAgent());
     if (authorization != null) {
       request.putHeader("Authorization", authorization);
@@ -171,9 +220,11 @@ final class RegistryHttp {
               if (opened != null) {
                 opened.add(req);
               }
+              heard();
               return req.send()
                   .map(
                       response -> {
+                        heard();
                         response.pause();
                         // Until the operation sets its own: a reset before then (an attempt
                         // abandoned at its deadline) is expected, not an error for Vert.x to log.

@@ -238,6 +238,49 @@ class RegistryFaultTest {
     }
   }
 
+  /**
+   * A registry that sends the headers and the start of the body, then nothing: the client's idle
+   * timeout closes the connection well before the request's deadline, and the failure says it timed
+   * out (and after how long), not that the registry closed the connection.
+   */
+  @Test
+  void pullRangesAndPullBlob_bodyStalledPastTheIdleTimeout_failAsTimedOut() throws Exception {
+    HttpServer stalling =
+        vertx
+            .createHttpServer()
+            .requestHandler(
+                request -> {
+                  boolean ranged = request.getHeader("Range") != null;
+                  request
+                      .response()
+                      .setStatusCode(ranged ? 206 : 200)
+                      .putHeader("Content-Range", "bytes 0-999/" + blob.length)
+                      .putHeader("Content-Length", ranged ? "1000" : String.valueOf(blob.length))
+                      .write(Buffer.buffer(java.util.Arrays.copyOf(blob, 100)));
+                });
+    await(stalling.listen(0, "127.0.0.1"));
+    RegistryClientOptions idle =
+        options().idleTimeout(Duration.ofMillis(500)).requestTimeout(TIMEOUT).maxAttempts(1);
+    try (RegistryClient c = new RegistryClient(vertx, "127.0.0.1:" + stalling.actualPort(), idle)) {
+      long start = System.nanoTime();
+      List<Future<?>> stalled =
+          List.of(
+              c.pullRanges(REPO, digest, List.of(new ByteRanges.Range(0, 1000))),
+              c.pullBlob(REPO, digest));
+      for (Future<?> f : stalled) {
+        Throwable e = failure(f);
+
+        long elapsedMillis = (System.nanoTime() - start) / 1_000_000;
+        assertInstanceOf(RegistryUnreachableException.class, e);
+        assertTrue(
+            e.getMessage().contains("timed out (the registry sent nothing for "), e.getMessage());
+        assertTrue(elapsedMillis < TIMEOUT.toMillis(), elapsedMillis + " ms: before the deadline");
+      }
+    } finally {
+      await(stalling.close());
+    }
+  }
+
   @Test
   void pullBlob_connectionNeverAccepted_failsAfterTheConnectTimeout() throws Exception {
     List<Socket> fillers = new ArrayList<>();
