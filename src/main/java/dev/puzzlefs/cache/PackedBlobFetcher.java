@@ -27,14 +27,20 @@ import org.slf4j.LoggerFactory;
  * per blob: chunks the pack does not hold, a chunk alone in its segment, every chunk until the pack
  * has been found (the search runs beside the image's first reads), a chunk whose bytes in the pack
  * are wrong, and every chunk of a request that failed. A registry that does not send several parts
- * in one answer is asked for one part per request from then on; one that answers a range with
- * anything but that range, or does not answer it in time (it stalls, or drops the connection),
- * turns the pack off for good.
+ * in one answer is asked for one part per request from then on. One that answers a range with
+ * anything but that range, does not have the segment, or does not answer a range in time (it
+ * stalls) turns the pack off for good: every later run would pay the same, and a stall costs a
+ * whole request time-out (30 s by default) before the run's chunks come as blobs. A dropped
+ * connection or a 5xx is often passing, and costs little: its chunks come as blobs, and only {@link
+ * #MAX_FAILED_RANGES_IN_A_ROW} of them in a row turn the pack off.
  */
 public final class PackedBlobFetcher implements BlobFetcher {
   private static final Logger LOG = LoggerFactory.getLogger(PackedBlobFetcher.class);
 
-  /** Ranges failing one after the other (5xx, say) that turn the pack off. */
+  /**
+   * Ranges failing one after the other (a dropped connection, a 5xx) that turn the pack off. With a
+   * registry that drops one request in ten, three in a row come about once in a thousand ranges.
+   */
   static final int MAX_FAILED_RANGES_IN_A_ROW = 3;
 
   /** The most bytes one range request asks for, all its parts together. */
@@ -319,14 +325,14 @@ public final class PackedBlobFetcher implements BlobFetcher {
             failure.getMessage());
       }
     } else {
-      // A range the registry answers wrongly, never answers in time (it stalls, or drops the
-      // connection), or a segment it does not have would cost every later run the same: its
-      // chunks come as blobs from now on. So they do after a few failures in a row of any other
-      // kind.
+      // A range the registry answers wrongly, a segment it does not have, or a range it does not
+      // answer in time (each later run would wait out a time-out too) would cost every later run
+      // the same: its chunks come as blobs from now on. So they do after a few failures in a row
+      // of any other kind: a dropped connection or a 5xx is often passing.
       boolean lasting =
           failure instanceof RangeNotSupportedException
-              || failure instanceof RegistryUnreachableException
               || failure instanceof BlobNotFoundException
+              || (failure instanceof RegistryUnreachableException u && u.timedOut())
               || failedRanges.incrementAndGet() >= MAX_FAILED_RANGES_IN_A_ROW;
       if (lasting && disabled.compareAndSet(false, true)) {
         LOG.warn(

@@ -20,6 +20,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.github.tomakehurst.wiremock.WireMockServer;
 import com.github.tomakehurst.wiremock.client.ResponseDefinitionBuilder;
 import com.github.tomakehurst.wiremock.core.WireMockConfiguration;
+import com.github.tomakehurst.wiremock.http.Fault;
 import com.github.tomakehurst.wiremock.matching.UrlPattern;
 import dev.puzzlefs.builder.ImageBuilder;
 import dev.puzzlefs.format.Digest;
@@ -46,6 +47,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -659,6 +661,98 @@ class ChunkPackRegistryTest {
     assertTrue(stats.get("packRanges") >= 1, stats.toString());
     assertEquals(0L, stats.get("packChunks"), stats.toString());
     // Later runs of chunks go straight to their blobs instead of each waiting out a stalled range.
+    assertPackTurnedOff(fetcher, 4_000_000_000L);
+  }
+
+  /**
+   * A client through a proxy that answers every {@code every}th range request, the first one
+   * included, with {@code answer}, and passes everything else on; {@code answered} counts them.
+   */
+  private RegistryClient answeringEveryNthRange(
+      int every, ResponseDefinitionBuilder answer, AtomicInteger answered) {
+    AtomicInteger ranges = new AtomicInteger();
+    return throughProxy(
+        get(anyUrl())
+            .andMatching(
+                request -> {
+                  boolean hit =
+                      request.containsHeader("Range") && ranges.getAndIncrement() % every == 0;
+                  if (hit) {
+                    answered.incrementAndGet();
+                  }
+                  return com.github.tomakehurst.wiremock.matching.MatchResult.of(hit);
+                })
+            .willReturn(answer));
+  }
+
+  private static ResponseDefinitionBuilder droppedConnection() {
+    return aResponse().withFault(Fault.CONNECTION_RESET_BY_PEER);
+  }
+
+  @Test
+  void rangeConnectionsDroppedNowAndThen_keepThePackOn_andCostOnlyTheirOwnChunksAsBlobs()
+      throws Exception {
+    push("pack/dropped", true);
+    AtomicInteger dropped = new AtomicInteger();
+    RegistryClient client = answeringEveryNthRange(4, droppedConnection(), dropped);
+    PackedBlobFetcher fetcher = fetcher(client, "pack/dropped");
+    ChunkPack pack = fetcher.search().get();
+    assertNotNull(pack);
+
+    for (int round = 0; round < 2; round++) {
+      // Each round with an empty cache: every chunk is asked for again.
+      Map<String, Long> before = fetcher.stats();
+      long requestsBefore = client.requests();
+
+      fetchAllAndCheck(source(fetcher));
+
+      Map<String, Long> stats = fetcher.stats();
+      long requests = client.requests() - requestsBefore;
+      long ranges = stats.get("packRanges") - before.get("packRanges");
+      long asBlobs = stats.get("packChunksAsBlobs") - before.get("packChunksAsBlobs");
+      String what =
+          "round " + round + ", " + dropped + " dropped: " + requests + " requests, " + stats;
+      assertTrue(fetcher.fetchesRunsCheaply(), what);
+      assertTrue(ranges >= 1, what);
+      assertTrue(asBlobs < chunks.size(), what);
+      // Beyond the chunks of the dropped ranges, as many requests as without a fault.
+      assertTrue(requests <= pack.segments() + 2 + asBlobs, what);
+    }
+    assertTrue(dropped.get() >= 2, "one dropped range in each round at least: " + dropped);
+  }
+
+  @Test
+  void rangeConnectionsDroppedEveryTime_turnThePackOffAfterAFewInARow() throws Exception {
+    push("pack/alldropped", true);
+    AtomicInteger dropped = new AtomicInteger();
+    RegistryClient client = answeringEveryNthRange(1, droppedConnection(), dropped);
+    PackedBlobFetcher fetcher = fetcher(client, "pack/alldropped");
+    ChunkPack pack = fetcher.search().get();
+    assertNotNull(pack);
+    assertTrue(pack.segments() >= PackedBlobFetcher.MAX_FAILED_RANGES_IN_A_ROW);
+    fetchAllAndCheck(source(fetcher));
+    Map<String, Long> stats = fetcher.stats();
+    assertTrue(
+        stats.get("packRanges") >= PackedBlobFetcher.MAX_FAILED_RANGES_IN_A_ROW, stats.toString());
+    assertEquals(0L, stats.get("packChunks"), stats.toString());
+    assertPackTurnedOff(fetcher, 30_000_000_000L);
+  }
+
+  @Test
+  void oneRangeThatStalls_turnsThePackOffAtOnce() throws Exception {
+    push("pack/onestall", true);
+    // The first range request never answered within the client's request timeout (5 s); the
+    // others are. Waiting that out again for each later stall would cost far more than the blobs.
+    AtomicInteger stalled = new AtomicInteger();
+    RegistryClient client =
+        answeringEveryNthRange(
+            Integer.MAX_VALUE, aResponse().withStatus(206).withFixedDelay(60_000), stalled);
+    PackedBlobFetcher fetcher = fetcher(client, "pack/onestall");
+    assertNotNull(fetcher.search().get());
+    fetchAllAndCheck(source(fetcher));
+    Map<String, Long> stats = fetcher.stats();
+    assertEquals(1, stalled.get(), stats.toString());
+    assertTrue(stats.get("packChunks") >= 1, "the other ranges were answered: " + stats);
     assertPackTurnedOff(fetcher, 4_000_000_000L);
   }
 
