@@ -89,7 +89,7 @@ final class BundleCommand implements Callable<Integer> {
             lower -> childArgs(name, lower),
             rootfs,
             persist,
-            MountCommand.defaultLog(config, rootfs),
+            MountCommand.defaultLog(cacheDir != null ? cacheDir : config.cacheDirectory(), rootfs),
             Duration.ofSeconds(config.mount.readyTimeoutSeconds),
             /* containerRoot= */ true);
     if (status != 0) {

@@ -218,7 +218,7 @@ final class MountCommand implements Callable<Integer> {
           this::childArgs,
           mountpoint,
           persist,
-          logFile != null ? logFile : defaultLog(config, mountpoint),
+          logFile != null ? logFile : defaultLog(cacheDirectory(config), mountpoint),
           Duration.ofSeconds(config.mount.readyTimeoutSeconds),
           /* containerRoot= */ false);
     }
@@ -353,7 +353,7 @@ final class MountCommand implements Callable<Integer> {
             digest,
             Duration.ofSeconds(readTimeout != null ? readTimeout : config.mount.readTimeoutSeconds),
             memoryCache(remote, config),
-            cacheDir != null ? cacheDir : config.cacheDirectory(),
+            cacheDirectory(config),
             cacheDisk != null ? cacheDisk : config.cache.diskBytes,
             earlyChunks,
             publishedList.use());
@@ -371,7 +371,8 @@ final class MountCommand implements Callable<Integer> {
     List<String> child = childArgs(mountpoint);
     MountSupport.sizeChildFor(memoryCache(image.remote(), config), image.remote());
     LogDestination dest =
-        LogDestination.choose(logFile, defaultLog(config, mountpoint), System.getenv());
+        LogDestination.choose(
+            logFile, defaultLog(cacheDirectory(config), mountpoint), System.getenv());
     Path log = dest.file();
     Files.createDirectories(log.toAbsolutePath().getParent());
     java.util.Map<String, String> env = new java.util.HashMap<>();
@@ -425,8 +426,14 @@ final class MountCommand implements Callable<Integer> {
     return child;
   }
 
-  static Path defaultLog(Config config, Path mountpoint) {
+  /** The cache directory: {@code --cache-dir}, else the configuration's. */
+  private Path cacheDirectory(Config config) {
+    return cacheDir != null ? cacheDir : config.cacheDirectory();
+  }
+
+  /** The log file of a background mount on {@code mountpoint} without syslog or --log-file. */
+  static Path defaultLog(Path cacheDirectory, Path mountpoint) {
     String name = mountpoint.toAbsolutePath().normalize().toString().replace('/', '_');
-    return config.cacheDirectory().resolve("logs").resolve("mount" + name + ".log");
+    return cacheDirectory.resolve("logs").resolve("mount" + name + ".log");
   }
 }

@@ -219,6 +219,30 @@ class CliUxTest {
   }
 
   @Test
+  void backgroundMount_withCacheDirAndWithoutSyslog_logsUnderThatCacheDir() throws Exception {
+    Path cacheDir = tmp.resolve("own-cache");
+    Processes.Result r =
+        run(
+            Map.of("PUZZLEFS_SYSLOG_SOCKET", ""),
+            "mount",
+            "--cache-dir",
+            cacheDir.toString(),
+            "oci:" + oci + ":v1",
+            mnt.toString());
+    assertEquals(0, r.exit(), r.stderr());
+    Matcher m = PID.matcher(r.stderr());
+    assertTrue(m.find(), r.stderr());
+    Path log = Path.of(m.group(2).strip());
+    String name = mnt.toAbsolutePath().normalize().toString().replace('/', '_');
+    assertEquals(cacheDir.resolve("logs").resolve("mount" + name + ".log"), log);
+    Cli.ok("umount", mnt.toString());
+    String text = waitFor(log, "counters of the mount on " + mnt);
+    assertTrue(text.contains("mounted on " + mnt), text);
+    assertFalse(
+        Files.exists(tmp.resolve("cache/puzzlefs/logs")), "nothing in the default cache's logs");
+  }
+
+  @Test
   void backgroundMount_whenASyslogSocketListens_sendsItsLogThere() throws Exception {
     Path socket = tmp.resolve("syslog.sock");
     Path received = tmp.resolve("received.txt");
