@@ -113,7 +113,9 @@ final class RunCommand implements Callable<Integer> {
       paramLabel = "FILE",
       description =
           "fetch what FILE lists (as --record-prefetch-list writes it, or one path per line) all"
-              + " at once, as soon as the image is open, while the container starts")
+              + " at once, as soon as the image is open, while the container starts (without"
+              + " one, an image with a chunk pack has the command's program and the libraries it"
+              + " links fetched whole)")
   Path prefetchList;
 
   @Mixin PublishedListOption publishedList;

@@ -726,7 +726,17 @@ class ChunkPackRegistryTest {
     push("pack/alldropped", true);
     AtomicInteger dropped = new AtomicInteger();
     RegistryClient client = answeringEveryNthRange(1, droppedConnection(), dropped);
-    PackedBlobFetcher fetcher = fetcher(client, "pack/alldropped");
+    assertFailingRangesTurnThePackOff(client, "pack/alldropped");
+  }
+
+  /**
+   * Checks that every chunk of {@code repo} arrives through {@code client}, whose range requests
+   * all fail, and that the pack is off after {@link PackedBlobFetcher#MAX_FAILED_RANGES_IN_A_ROW}
+   * of them.
+   */
+  private void assertFailingRangesTurnThePackOff(RegistryClient client, String repo)
+      throws Exception {
+    PackedBlobFetcher fetcher = fetcher(client, repo);
     ChunkPack pack = fetcher.search().get();
     assertNotNull(pack);
     assertTrue(pack.segments() >= PackedBlobFetcher.MAX_FAILED_RANGES_IN_A_ROW);
@@ -760,16 +770,7 @@ class ChunkPackRegistryTest {
   void rangesFailingAgainAndAgain_turnThePackOff_andEveryChunkStillArrives() throws Exception {
     push("pack/failing", true);
     RegistryClient client = throughProxy(anyUrl(), aResponse().withStatus(500));
-    PackedBlobFetcher fetcher = fetcher(client, "pack/failing");
-    ChunkPack pack = fetcher.search().get();
-    assertNotNull(pack);
-    assertTrue(pack.segments() >= PackedBlobFetcher.MAX_FAILED_RANGES_IN_A_ROW);
-    fetchAllAndCheck(source(fetcher));
-    Map<String, Long> stats = fetcher.stats();
-    assertTrue(
-        stats.get("packRanges") >= PackedBlobFetcher.MAX_FAILED_RANGES_IN_A_ROW, stats.toString());
-    assertEquals(0L, stats.get("packChunks"), stats.toString());
-    assertPackTurnedOff(fetcher, 30_000_000_000L);
+    assertFailingRangesTurnThePackOff(client, "pack/failing");
   }
 
   @Test
