@@ -56,6 +56,9 @@ final class CommandLookup {
       Found f = find(root, candidates.get(0));
       return switch (f) {
         case MISSING -> new Verdict(NOT_FOUND, command + ": no such file in the image");
+        case LOOP ->
+            new Verdict(
+                NOT_EXECUTABLE, command + ": too many levels of symbolic links in the image");
         case NOT_EXECUTABLE ->
             new Verdict(
                 NOT_EXECUTABLE,
@@ -70,6 +73,7 @@ final class CommandLookup {
       if (f == Found.EXECUTABLE || f == Found.UNSURE) {
         return Verdict.RUN;
       }
+      // A link loop is not found, as the runtime's search of PATH (Go's LookPath) has it.
       sawNotExecutable |= f == Found.NOT_EXECUTABLE;
     }
     if (sawNotExecutable) {
@@ -112,6 +116,8 @@ final class CommandLookup {
     EXECUTABLE,
     NOT_EXECUTABLE,
     MISSING,
+    /** More than {@link #MAX_LINKS} symbolic links on the way (ELOOP). */
+    LOOP,
     /** Something else went wrong while looking: let the runtime find out. */
     UNSURE
   }
@@ -144,7 +150,7 @@ final class CommandLookup {
         last = Files.readAttributes(here, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
         if (last.isSymbolicLink()) {
           if (++links > MAX_LINKS) {
-            return Found.UNSURE;
+            return Found.LOOP;
           }
           String target = Files.readSymbolicLink(here).toString();
           at.removeLast();

@@ -37,12 +37,18 @@ record ElfLinks(int machine, String interpreter, List<String> needed, List<Strin
   private static final long DT_RPATH = 15;
   private static final long DT_RUNPATH = 29;
 
-  /** Bounds that keep a hostile header from making us read much. */
+  /** Bounds that keep a hostile file from making us read, or hold, much. */
   private static final int MAX_PROGRAM_HEADERS = 256;
 
+  private static final int MAX_PROGRAM_HEADER_BYTES = 64 << 10;
   private static final int MAX_DYNAMIC_BYTES = 64 << 10;
   private static final int MAX_STRING_TABLE_BYTES = 1 << 20;
-  private static final int MAX_PATH_BYTES = 4096;
+
+  /** The longest name or path kept (PATH_MAX); a longer one is skipped. */
+  static final int MAX_PATH_BYTES = 4096;
+
+  /** The most needed libraries and search paths kept; the rest are skipped. */
+  static final int MAX_NAMES = 256;
 
   /** True when {@code head} starts with the ELF magic number. */
   static boolean isElf(byte[] head, int at, int length) {
@@ -88,6 +94,7 @@ record ElfLinks(int machine, String interpreter, List<String> needed, List<Strin
     if (phnum == 0
         || phnum > MAX_PROGRAM_HEADERS
         || phentsize < minEntry
+        || phentsize * phnum > MAX_PROGRAM_HEADER_BYTES
         || phoff < 0
         || phoff + (long) phentsize * phnum > size) {
       return NONE;
@@ -146,9 +153,13 @@ record ElfLinks(int machine, String interpreter, List<String> needed, List<Strin
       if (tag == DT_NULL) {
         break;
       } else if (tag == DT_NEEDED) {
-        neededAt.add(value);
+        if (neededAt.size() < MAX_NAMES) {
+          neededAt.add(value);
+        }
       } else if (tag == DT_RUNPATH || tag == DT_RPATH) {
-        pathsAt.add(value);
+        if (pathsAt.size() < MAX_NAMES) {
+          pathsAt.add(value);
+        }
       } else if (tag == DT_STRTAB) {
         strtab = value;
       } else if (tag == DT_STRSZ) {
@@ -180,7 +191,7 @@ record ElfLinks(int machine, String interpreter, List<String> needed, List<Strin
       String value = at >= 0 && at < strings.length ? cString(strings, (int) at) : null;
       if (value != null) {
         for (String p : value.split(":")) {
-          if (!p.isEmpty()) {
+          if (!p.isEmpty() && paths.size() < MAX_NAMES) {
             paths.add(p);
           }
         }
@@ -189,10 +200,16 @@ record ElfLinks(int machine, String interpreter, List<String> needed, List<Strin
     return new ElfLinks(machine, interpreter, List.copyOf(needed), List.copyOf(paths));
   }
 
-  /** The NUL-terminated string at {@code from} (to the end of {@code bytes} when unterminated). */
+  /**
+   * The NUL-terminated string at {@code from} (to the end of {@code bytes} when unterminated), or
+   * null when it is longer than {@link #MAX_PATH_BYTES}.
+   */
   private static String cString(byte[] bytes, int from) {
     int end = from;
     while (end < bytes.length && bytes[end] != 0) {
+      if (end - from >= MAX_PATH_BYTES) {
+        return null;
+      }
       end++;
     }
     return new String(bytes, from, end - from, StandardCharsets.UTF_8);

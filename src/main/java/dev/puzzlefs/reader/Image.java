@@ -94,6 +94,13 @@ public final class Image implements AutoCloseable {
    */
   static final long MAX_WHOLE_FILE_BYTES = 16 << 20;
 
+  /**
+   * The most bytes one image fetches in whole files: a program that reads the headers of many large
+   * ELF files (a scanner) would otherwise fetch them all. Far more than a few commands need
+   * (python3 and its libraries are about 10 MB); past it, files are fetched as their reads need.
+   */
+  static final long MAX_WHOLE_BYTES = 256L << 20;
+
   /** How far from the end of the previous read a read may start and still count as sequential. */
   private static final long SEQUENTIAL_SLACK = 512 << 10;
 
@@ -135,6 +142,8 @@ public final class Image implements AutoCloseable {
       new java.util.concurrent.atomic.LongAdder();
   private final java.util.concurrent.atomic.LongAdder wholeFiles =
       new java.util.concurrent.atomic.LongAdder();
+  private final java.util.concurrent.atomic.AtomicLong wholeBytes =
+      new java.util.concurrent.atomic.AtomicLong();
   private volatile java.util.function.Supplier<Map<String, Long>> extraStats = Map::of;
   private volatile ReadRecorder recorder;
 
@@ -685,10 +694,15 @@ public final class Image implements AutoCloseable {
 
   /**
    * Starts fetching every chunk of file {@code index} when it is no larger than {@link
-   * #MAX_WHOLE_FILE_BYTES}, once.
+   * #MAX_WHOLE_FILE_BYTES} and the image's whole files stay within {@link #MAX_WHOLE_BYTES}, once.
    */
   void fetchWhole(int index) {
-    if (sizes[index] > MAX_WHOLE_FILE_BYTES || waitedReads.getAndSet(index, WHOLE) == WHOLE) {
+    long size = sizes[index];
+    if (size > MAX_WHOLE_FILE_BYTES || waitedReads.getAndSet(index, WHOLE) == WHOLE) {
+      return;
+    }
+    if (wholeBytes.addAndGet(size) > MAX_WHOLE_BYTES) {
+      wholeBytes.addAndGet(-size);
       return;
     }
     wholeFiles.increment();
@@ -715,16 +729,18 @@ public final class Image implements AutoCloseable {
     byte[] out = new byte[(int) (end - offset)];
     ByteSink sink = (at, src, from, n) -> System.arraycopy(src, from, out, at, n);
     long deadline = System.nanoTime() + deadlineNanos;
-    for (int c = firstChunkEndingAfter(ends, offset);
-        c < chunks.size() && ends[c] - chunks.get(c).len() < end;
-        c++) {
+    int first = firstChunkEndingAfter(ends, offset);
+    int last = firstChunkEndingAfter(ends, end - 1);
+    // All asked for before any is waited for: a source that joins runs needs them together.
+    CompletableFuture<?>[] futures = startFetches(chunks, first, last);
+    for (int c = first; c <= last; c++) {
       FileChunk chunk = chunks.get(c);
       byte[] stored;
       try {
         stored =
-            recent
-                .fetch(chunk.blob())
-                .get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+            (byte[])
+                futures[c - first].get(
+                    Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new ChunkReadException(chunk.blob(), ino, "interrupted while waiting", e);

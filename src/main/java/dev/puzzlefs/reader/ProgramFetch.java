@@ -30,9 +30,17 @@ final class ProgramFetch implements AutoCloseable {
   /** The most files one image follows links into: a program and its libraries are a few dozen. */
   static final int MAX_FILES = 64;
 
+  /**
+   * The most bytes one image fetches whole for linked files: python3 and its libraries are about 10
+   * MB; a hostile file naming large ones fetches no more than this.
+   */
+  static final long MAX_LINKED_BYTES = 64L << 20;
+
   private final Image image;
   private final Set<Integer> followed = ConcurrentHashMap.newKeySet();
   private final LongAdder linked = new LongAdder();
+  private final java.util.concurrent.atomic.AtomicLong linkedBytes =
+      new java.util.concurrent.atomic.AtomicLong();
   private final ThreadPoolExecutor headers;
 
   ProgramFetch(Image image) {
@@ -53,20 +61,11 @@ final class ProgramFetch implements AutoCloseable {
   }
 
   /**
-   * Fetches file {@code index} whole and follows its links, once per file; true when this call
-   * started that.
+   * Fetches file {@code index}, a program (an ELF file, or a command about to run), whole and
+   * follows its links, once per file; true when this call started that.
    */
   boolean fetch(int index) {
-    if (followed.size() >= MAX_FILES || !followed.add(index)) {
-      return false;
-    }
-    image.fetchWhole(index);
-    try {
-      headers.execute(() -> follow(index));
-    } catch (RejectedExecutionException e) { // closed: the image is going away
-      LOG.debug("not following the links of ino {}: closed", image.inoAt(index));
-    }
-    return true;
+    return start(index, true);
   }
 
   /**
@@ -74,16 +73,43 @@ final class ProgramFetch implements AutoCloseable {
    * fetched already.
    */
   boolean fetch(List<String> paths) {
+    int index = firstFile(paths);
+    return index >= 0 && start(index, true);
+  }
+
+  private int firstFile(List<String> paths) {
     for (String path : paths) {
       int index = image.fileIndex(path.getBytes(StandardCharsets.UTF_8));
       if (index >= 0) {
-        return fetch(index);
+        return index;
       }
     }
-    return false;
+    return -1;
   }
 
-  private void follow(int index) {
+  /**
+   * Starts following file {@code index}: fetched whole at once when it is known to be a program,
+   * else (a file a link names) only once its first bytes show it is ELF.
+   */
+  private boolean start(int index, boolean program) {
+    if (followed.size() >= MAX_FILES || !followed.add(index)) {
+      return false;
+    }
+    if (program) {
+      image.fetchWhole(index);
+    }
+    try {
+      headers.execute(() -> follow(index, program));
+    } catch (RejectedExecutionException e) { // closed: the image is going away
+      LOG.debug("not following the links of ino {}: closed", image.inoAt(index));
+    }
+    return true;
+  }
+
+  private void follow(int index, boolean program) {
+    if (!program && !linkedElf(index)) {
+      return;
+    }
     // The interpreter first: the kernel opens it right after the program, and its name is in the
     // program's first pages, while the libraries' names may be at its far end.
     String interpreter = links(index, true).interpreter();
@@ -114,9 +140,37 @@ final class ProgramFetch implements AutoCloseable {
   }
 
   private void fetchLinked(List<String> candidates) {
-    if (fetch(candidates)) {
-      linked.increment();
+    int index = firstFile(candidates);
+    if (index >= 0) {
+      start(index, false);
     }
+  }
+
+  /**
+   * Whether linked file {@code index} is ELF; if so, fetches it whole, while the bytes fetched
+   * whole for linked files stay within {@link #MAX_LINKED_BYTES}.
+   */
+  private boolean linkedElf(int index) {
+    byte[] head;
+    try {
+      head = image.readFetched(index, 0, 4);
+    } catch (java.io.IOException | RuntimeException e) {
+      LOG.debug("could not read the head of linked ino {}: {}", image.inoAt(index), e.toString());
+      return false;
+    }
+    if (!ElfLinks.isElf(head, 0, head.length)) {
+      return false;
+    }
+    linked.increment();
+    long size = image.sizeAt(index);
+    if (linkedBytes.addAndGet(size) <= MAX_LINKED_BYTES) {
+      image.fetchWhole(index);
+    } else {
+      linkedBytes.addAndGet(-size);
+      LOG.debug(
+          "not fetching linked ino {} whole: over {} bytes", image.inoAt(index), MAX_LINKED_BYTES);
+    }
+    return true;
   }
 
   /** Files fetched because a program links them. */

@@ -129,11 +129,16 @@ class CommandLookupTest {
   }
 
   @Test
-  void check_linkLoop_isLeftToTheRuntime() throws IOException {
+  void check_linkLoop_onThePathIsNotFound127_atAPathIs126() throws IOException {
     Files.createSymbolicLink(root.resolve("usr/bin/a"), Paths.get("b"));
     Files.createSymbolicLink(root.resolve("usr/bin/b"), Paths.get("a"));
+    Files.createSymbolicLink(root.resolve("usr/bin/self"), Paths.get("self"));
 
-    assertTrue(check("a").runs());
+    assertEquals(CommandLookup.NOT_FOUND, check("a").status());
+    assertEquals(CommandLookup.NOT_FOUND, check("self").status());
+    CommandLookup.Verdict atPath = check("/usr/bin/self");
+    assertEquals(CommandLookup.NOT_EXECUTABLE, atPath.status());
+    assertTrue(atPath.message().contains("too many levels of symbolic links"), atPath.message());
   }
 
   @Test

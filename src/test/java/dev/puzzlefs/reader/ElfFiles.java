@@ -31,6 +31,22 @@ final class ElfFiles {
       List<String> needed,
       String runpath,
       int size) {
+    return build(wide, order, machine, interpreter, needed, runpath, size, 1);
+  }
+
+  /**
+   * As {@link #build(boolean, ByteOrder, int, String, List, String, int)}, with {@code repeat}
+   * needed entries for each name, all pointing at that name's one copy in the string table.
+   */
+  static byte[] build(
+      boolean wide,
+      ByteOrder order,
+      int machine,
+      String interpreter,
+      List<String> needed,
+      String runpath,
+      int size,
+      int repeat) {
     // Random filler, so that no two chunks of the file are alike.
     byte[] filler = new byte[size];
     new java.util.Random(size * 31L + needed.hashCode()).nextBytes(filler);
@@ -46,7 +62,9 @@ final class ElfFiles {
     java.io.ByteArrayOutputStream strings = new java.io.ByteArrayOutputStream();
     strings.write(0);
     for (String n : needed) {
-      neededAt.add(strings.size());
+      for (int r = 0; r < repeat; r++) {
+        neededAt.add(strings.size());
+      }
       strings.writeBytes((n + "\0").getBytes(StandardCharsets.UTF_8));
     }
     int runpathAt = strings.size();
@@ -55,7 +73,7 @@ final class ElfFiles {
     }
     int stringsAt = interpAt + interp.length;
     int entry = wide ? 16 : 8;
-    int dynamicSize = (needed.size() + (runpath != null ? 1 : 0) + 3) * entry;
+    int dynamicSize = (neededAt.size() + (runpath != null ? 1 : 0) + 3) * entry;
     int dynamicAt = size - dynamicSize;
     if (dynamicAt < stringsAt + strings.size()) {
       throw new IllegalArgumentException("size too small: " + size);

@@ -152,6 +152,45 @@ class ElfLinksTest {
   }
 
   /**
+   * A file whose thousands of needed entries all name one name of a megabyte, or that names more
+   * libraries than anything real, or whose program header table is huge, yields bounded results:
+   * names longer than a path are skipped, at most {@link ElfLinks#MAX_NAMES} are kept.
+   */
+  @Test
+  void read_hostileCounts_areBounded() throws Exception {
+    byte[] longName =
+        ElfFiles.build(
+            true,
+            ByteOrder.LITTLE_ENDIAN,
+            ElfFiles.EM_X86_64,
+            null,
+            List.of("a".repeat(1 << 20)),
+            null,
+            (1 << 20) + 200_000,
+            4094);
+    ElfLinks links = read(longName);
+    assertEquals(List.of(), links.needed(), "a name longer than a path is skipped");
+
+    List<String> many = new ArrayList<>();
+    for (int i = 0; i < 1000; i++) {
+      many.add("lib" + i + ".so");
+    }
+    byte[] manyNames =
+        ElfFiles.build(
+            true, ByteOrder.LITTLE_ENDIAN, ElfFiles.EM_X86_64, null, many, null, 64 << 10);
+    assertEquals(many.subList(0, ElfLinks.MAX_NAMES), read(manyNames).needed());
+
+    byte[] hugeTable = manyNames.clone();
+    ByteBuffer b = ByteBuffer.wrap(hugeTable).order(ByteOrder.LITTLE_ENDIAN);
+    b.putShort(54, (short) 0xffff); // e_phentsize
+    b.putShort(56, (short) 256); // e_phnum
+    hugeTable = Arrays.copyOf(hugeTable, 20 << 20);
+    AtomicLong asked = new AtomicLong();
+    assertSame(ElfLinks.NONE, ElfLinks.read(of(hugeTable, asked), hugeTable.length, false));
+    assertTrue(asked.get() <= 64, "read " + asked.get() + " bytes");
+  }
+
+  /**
    * Headers that do not hold together (cut short, bytes overwritten, counts and offsets out of
    * bounds) give whatever can be read, or nothing: never an exception, never a large read.
    */

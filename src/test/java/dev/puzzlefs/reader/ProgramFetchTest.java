@@ -10,6 +10,7 @@ import dev.puzzlefs.format.FileChunk;
 import dev.puzzlefs.testing.FakeImage;
 import java.nio.ByteOrder;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -83,6 +84,7 @@ class ProgramFetchTest {
     final long interpreter;
     final long libfoo;
     final long libbar;
+    final long libdata;
     final long unrelated;
     final byte[] progBytes;
 
@@ -122,11 +124,23 @@ class ProgramFetchTest {
                   ByteOrder.LITTLE_ENDIAN,
                   ElfFiles.EM_X86_64,
                   null,
-                  List.of("libbar.so.2"),
+                  List.of("libbar.so.2", "libdata.so.3"),
                   null,
                   15 * CHUNK));
-      // Found through the program's run path? No: libfoo has none, so in the usual directories.
-      libbar = fake.file("/usr/lib/x86_64-linux-gnu/libbar.so.2", random(9 * CHUNK, 3));
+      // libfoo has no run path of its own, so these are looked up in the usual directories.
+      libbar =
+          fake.file(
+              "/usr/lib/x86_64-linux-gnu/libbar.so.2",
+              ElfFiles.build(
+                  true,
+                  ByteOrder.LITTLE_ENDIAN,
+                  ElfFiles.EM_X86_64,
+                  null,
+                  List.of(),
+                  null,
+                  9 * CHUNK));
+      // Named as a library, but not ELF: only its head is read.
+      libdata = fake.file("/usr/lib/x86_64-linux-gnu/libdata.so.3", random(9 * CHUNK, 3));
       // A library of the same name in a directory nobody searches, and another in a searched one.
       fake.file("/opt/libbar.so.2", random(5 * CHUNK, 4));
       unrelated = fake.file("/usr/lib/x86_64-linux-gnu/libother.so.1", random(11 * CHUNK, 5));
@@ -135,8 +149,9 @@ class ProgramFetchTest {
 
   /**
    * A read that waits for an ELF header fetches the whole file; once its headers are read, the
-   * interpreter and the libraries it needs (theirs too) are fetched whole as well: nothing else.
-   * From a source that does not fetch runs cheaply, only what reads ask for.
+   * interpreter and the libraries it needs (theirs too) are fetched whole as well, when their heads
+   * show they are ELF: nothing else. From a source that does not fetch runs cheaply, only what
+   * reads ask for.
    */
   @Test
   void read_elfHeaderThatHadToWait_fetchesTheProgramAndWhatItLinks() throws Exception {
@@ -151,6 +166,7 @@ class ProgramFetchTest {
     for (long ino : new long[] {t.prog, t.interpreter, t.libfoo, t.libbar}) {
       wanted.addAll(chunksOf(image, ino));
     }
+    wanted.add(image.inode(t.libdata).chunks().get(0).blob());
     assertTrue(source.awaitAsked(wanted), "not all asked for: " + source.asked.size());
     Thread.sleep(100); // anything more would have been asked for by now
     Set<Digest> other = chunksOf(image, t.unrelated);
@@ -175,6 +191,66 @@ class ProgramFetchTest {
     assertEquals(
         1 + Image.READAHEAD_CHUNKS, plain.asked.size(), "the header's chunk and the readahead");
     assertEquals(0L, local.stats().get("wholeFiles"));
+  }
+
+  /**
+   * Linked files are fetched whole while they add up to at most {@link
+   * ProgramFetch#MAX_LINKED_BYTES}: a program naming five libraries of 15 MiB gets four of them
+   * whole, and only the head of the fifth.
+   */
+  @Test
+  void linkedFiles_fetchedWholeWithinTheirBudget() throws Exception {
+    int chunk = 1 << 20;
+    FakeImage fake = new FakeImage(chunk);
+    fake.dir("/lib");
+    List<String> names = new ArrayList<>();
+    List<Long> libs = new ArrayList<>();
+    for (int i = 0; i < 5; i++) {
+      names.add("libbig" + i + ".so");
+      libs.add(
+          fake.file(
+              "/lib/libbig" + i + ".so",
+              ElfFiles.build( // each names a library of its own, so no two are alike
+                  true,
+                  ByteOrder.LITTLE_ENDIAN,
+                  ElfFiles.EM_X86_64,
+                  null,
+                  List.of("libabsent" + i + ".so"),
+                  null,
+                  15 * chunk)));
+    }
+    long prog =
+        fake.file(
+            "/prog",
+            ElfFiles.build(
+                true, ByteOrder.LITTLE_ENDIAN, ElfFiles.EM_X86_64, null, names, null, 3 * chunk));
+    LateSource source = new LateSource(fake.blobs(), true);
+    Image image = fake.open(source, Duration.ofSeconds(5));
+    image.read(prog, 0, new byte[64], 0, 64);
+    long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    int whole = 0;
+    int heads = 0;
+    while (System.nanoTime() < until) {
+      whole = 0;
+      heads = 0;
+      for (long lib : libs) {
+        Set<Digest> all = chunksOf(image, lib);
+        whole += source.asked.containsAll(all) ? 1 : 0;
+        heads += source.asked.contains(image.inode(lib).chunks().get(0).blob()) ? 1 : 0;
+      }
+      if (whole == 4 && heads == 5) {
+        break;
+      }
+      Thread.sleep(10);
+    }
+    Thread.sleep(100);
+    whole = 0;
+    for (long lib : libs) {
+      whole += source.asked.containsAll(chunksOf(image, lib)) ? 1 : 0;
+    }
+    assertEquals(4, whole, "libraries fetched whole");
+    assertEquals(5, heads, "libraries whose head was read");
+    assertEquals(5L, image.stats().get("linkedFiles"));
   }
 
   /**
