@@ -88,8 +88,9 @@ final class ProgramFetch implements AutoCloseable {
   }
 
   /**
-   * Starts following file {@code index}: fetched whole at once when it is known to be a program,
-   * else (a file a link names) only once its first bytes show it is ELF.
+   * Starts following file {@code index}: fetched whole at once, a file a link names while the
+   * linked files fetched whole stay within {@link #MAX_LINKED_BYTES} (the loader opens it next:
+   * waiting to see its head first would cost a round trip), then its links read.
    */
   private boolean start(int index, boolean program) {
     if (followed.size() >= MAX_FILES || !followed.add(index)) {
@@ -97,19 +98,28 @@ final class ProgramFetch implements AutoCloseable {
     }
     if (program) {
       image.fetchWhole(index);
+    } else {
+      linked.increment();
+      long size = image.sizeAt(index);
+      if (linkedBytes.addAndGet(size) <= MAX_LINKED_BYTES) {
+        image.fetchWhole(index);
+      } else {
+        linkedBytes.addAndGet(-size);
+        LOG.debug(
+            "not fetching linked ino {} whole: linked files past {} bytes",
+            image.inoAt(index),
+            MAX_LINKED_BYTES);
+      }
     }
     try {
-      headers.execute(() -> follow(index, program));
+      headers.execute(() -> follow(index));
     } catch (RejectedExecutionException e) { // closed: the image is going away
       LOG.debug("not following the links of ino {}: closed", image.inoAt(index));
     }
     return true;
   }
 
-  private void follow(int index, boolean program) {
-    if (!program && !linkedElf(index)) {
-      return;
-    }
+  private void follow(int index) {
     // The interpreter first: the kernel opens it right after the program, and its name is in the
     // program's first pages, while the libraries' names may be at its far end.
     String interpreter = links(index, true).interpreter();
@@ -144,33 +154,6 @@ final class ProgramFetch implements AutoCloseable {
     if (index >= 0) {
       start(index, false);
     }
-  }
-
-  /**
-   * Whether linked file {@code index} is ELF; if so, fetches it whole, while the bytes fetched
-   * whole for linked files stay within {@link #MAX_LINKED_BYTES}.
-   */
-  private boolean linkedElf(int index) {
-    byte[] head;
-    try {
-      head = image.readFetched(index, 0, 4);
-    } catch (java.io.IOException | RuntimeException e) {
-      LOG.debug("could not read the head of linked ino {}: {}", image.inoAt(index), e.toString());
-      return false;
-    }
-    if (!ElfLinks.isElf(head, 0, head.length)) {
-      return false;
-    }
-    linked.increment();
-    long size = image.sizeAt(index);
-    if (linkedBytes.addAndGet(size) <= MAX_LINKED_BYTES) {
-      image.fetchWhole(index);
-    } else {
-      linkedBytes.addAndGet(-size);
-      LOG.debug(
-          "not fetching linked ino {} whole: over {} bytes", image.inoAt(index), MAX_LINKED_BYTES);
-    }
-    return true;
   }
 
   /** Files fetched because a program links them. */
