@@ -59,6 +59,7 @@ final class CommandLookup {
         case LOOP ->
             new Verdict(
                 NOT_EXECUTABLE, command + ": too many levels of symbolic links in the image");
+        case NO_FORMAT -> noFormat(command);
         case NOT_EXECUTABLE ->
             new Verdict(
                 NOT_EXECUTABLE,
@@ -72,6 +73,9 @@ final class CommandLookup {
       Found f = find(root, candidate);
       if (f == Found.EXECUTABLE || f == Found.UNSURE) {
         return Verdict.RUN;
+      }
+      if (f == Found.NO_FORMAT) {
+        return noFormat(command + " (" + candidate + ")");
       }
       // A link loop is not found, as the runtime's search of PATH (Go's LookPath) has it.
       sawNotExecutable |= f == Found.NOT_EXECUTABLE;
@@ -102,6 +106,12 @@ final class CommandLookup {
     return out;
   }
 
+  private static Verdict noFormat(String what) {
+    return new Verdict(
+        NOT_EXECUTABLE,
+        what + ": exec format error (neither an ELF file nor a script starting with #!)");
+  }
+
   private static String searchPath(List<String> env) {
     String path = null;
     for (String e : env) {
@@ -118,6 +128,8 @@ final class CommandLookup {
     MISSING,
     /** More than {@link #MAX_LINKS} symbolic links on the way (ELOOP). */
     LOOP,
+    /** Executable, but neither ELF nor a {@code #!} script (ENOEXEC). */
+    NO_FORMAT,
     /** Something else went wrong while looking: let the runtime find out. */
     UNSURE
   }
@@ -164,13 +176,50 @@ final class CommandLookup {
       if (last.isDirectory() || !last.isRegularFile()) {
         return last.isDirectory() ? Found.NOT_EXECUTABLE : Found.UNSURE;
       }
-      return executable(last.permissions()) ? Found.EXECUTABLE : Found.NOT_EXECUTABLE;
+      if (!executable(last.permissions())) {
+        return Found.NOT_EXECUTABLE;
+      }
+      return knownFormat(host(root, at)) || binfmtHandlers() ? Found.EXECUTABLE : Found.NO_FORMAT;
     } catch (NoSuchFileException | NotDirectoryException e) {
       return Found.MISSING;
     } catch (FileSystemException e) {
       return "Not a directory".equals(e.getReason()) ? Found.MISSING : Found.UNSURE;
     } catch (IOException | RuntimeException e) {
       return Found.UNSURE;
+    }
+  }
+
+  /**
+   * Whether the kernel can execute the file at {@code p} by itself: an ELF file, or a script
+   * starting with {@code #!}. An empty file, or text without {@code #!}, fails with ENOEXEC ("exec
+   * format error") under a runtime, which has no shell to fall back on. True when it cannot tell.
+   */
+  private static boolean knownFormat(Path p) {
+    byte[] head = new byte[4];
+    int n = 0;
+    try (java.io.InputStream in = Files.newInputStream(p)) {
+      for (int r; n < head.length && (r = in.read(head, n, head.length - n)) > 0; ) {
+        n += r;
+      }
+    } catch (IOException | RuntimeException e) {
+      return true;
+    }
+    boolean elf = n == 4 && head[0] == 0x7f && head[1] == 'E' && head[2] == 'L' && head[3] == 'F';
+    boolean script = n >= 2 && head[0] == '#' && head[1] == '!';
+    return elf || script;
+  }
+
+  /**
+   * Whether the kernel has binfmt_misc handlers registered, which may execute other formats (a
+   * foreign architecture through qemu, say): then only the runtime can tell.
+   */
+  private static boolean binfmtHandlers() {
+    try (var entries = Files.list(Path.of("/proc/sys/fs/binfmt_misc"))) {
+      return entries
+          .map(e -> e.getFileName().toString())
+          .anyMatch(n -> !n.equals("register") && !n.equals("status"));
+    } catch (IOException | RuntimeException e) {
+      return false;
     }
   }
 

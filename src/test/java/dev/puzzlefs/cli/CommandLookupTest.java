@@ -141,6 +141,43 @@ class CommandLookupTest {
     assertTrue(atPath.message().contains("too many levels of symbolic links"), atPath.message());
   }
 
+  /**
+   * An executable file the kernel cannot execute by itself (empty, or text without {@code #!}) is
+   * 126 with "exec format error", as a shell reports it; an ELF file and a script run. Unless the
+   * kernel has binfmt_misc handlers, which may execute it.
+   */
+  @Test
+  void check_executableThatIsNeitherElfNorScript_is126() throws IOException {
+    Path empty = root.resolve("usr/bin/empty");
+    Files.write(empty, new byte[0]);
+    Path text = root.resolve("usr/bin/text");
+    Files.writeString(text, "echo no shebang\n");
+    Path elf = root.resolve("usr/bin/elf");
+    Files.write(elf, new byte[] {0x7f, 'E', 'L', 'F'});
+    for (Path p : List.of(empty, text, elf)) {
+      Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("r-x------"));
+    }
+    boolean handlers;
+    try (var entries = Files.list(Paths.get("/proc/sys/fs/binfmt_misc"))) {
+      handlers =
+          entries.anyMatch(
+              e -> !List.of("register", "status").contains(e.getFileName().toString()));
+    } catch (IOException e) {
+      handlers = false;
+    }
+    for (String command : List.of("empty", "/usr/bin/empty", "text", "/usr/bin/text")) {
+      CommandLookup.Verdict v = check(command);
+      if (handlers) {
+        assertTrue(v.runs(), command);
+      } else {
+        assertEquals(CommandLookup.NOT_EXECUTABLE, v.status(), command);
+        assertTrue(v.message().contains("exec format error"), v.message());
+      }
+    }
+    assertTrue(check("elf").runs());
+    assertTrue(check("real").runs(), "a script");
+  }
+
   @Test
   void check_emptyCommand_is127() {
     assertEquals(127, check("").status());
