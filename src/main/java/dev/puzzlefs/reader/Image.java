@@ -839,7 +839,7 @@ public final class Image implements AutoCloseable {
       }
       if (stalled && left > 0) {
         long waitFrom = System.nanoTime();
-        waitOrGiveUp(ino, blob, future, abandon, waitFrom + left, requester);
+        Waits.waitOrGiveUp(ino, blob, future, abandon, waitFrom + left, requester);
         if (log.isDebugEnabled()) {
           log.debug(
               "a read of ino {} waited {} us for chunk {}",
@@ -920,82 +920,6 @@ public final class Image implements AutoCloseable {
       recent.fetch(next);
       readaheadChunks.increment();
     }
-  }
-
-  /** SIGKILL in /proc's signal masks, where signal n is bit n - 1. */
-  private static final long SIGKILL_BIT = 1L << (9 - 1);
-
-  /** How often a waiting read looks whether its reader is still there. */
-  private static final long REQUESTER_CHECK_NANOS = TimeUnit.SECONDS.toNanos(1);
-
-  /**
-   * Waits until {@code future} is done, the mount is being taken down ({@code abandon}), the
-   * process that asked is gone, or {@code until}: past it, throws the {@link TimeoutException} the
-   * caller reports.
-   */
-  private void waitOrGiveUp(
-      long ino,
-      Digest blob,
-      CompletableFuture<?> future,
-      CompletableFuture<Void> abandon,
-      long until,
-      LongSupplier requester)
-      throws ChunkReadException, InterruptedException, TimeoutException {
-    long pid = 0;
-    while (true) {
-      long left = until - System.nanoTime();
-      try {
-        CompletableFuture.anyOf(future, abandon)
-            .get(
-                requester == null ? left : Math.min(left, REQUESTER_CHECK_NANOS),
-                TimeUnit.NANOSECONDS);
-        break;
-      } catch (ExecutionException failed) {
-        break; // the fetch failed: the caller says so
-      } catch (TimeoutException e) {
-        if (until - System.nanoTime() <= 0) {
-          throw e;
-        }
-        if (pid == 0) {
-          pid = Math.max(-1, requester.getAsLong()); // 0: the kernel did not say; not asked again
-          pid = pid == 0 ? -1 : pid;
-        }
-        if (pid > 0 && gone(pid)) {
-          throw new ChunkReadException(
-              blob, ino, "given up waiting: the reading process " + pid + " is gone", null);
-        }
-      }
-    }
-    if (!future.isDone()) {
-      throw new ChunkReadException(
-          blob, ino, "given up waiting: the mount is being taken down", null);
-    }
-  }
-
-  /**
-   * True when process {@code pid} has exited, or is dying: a SIGKILL pending. A process killed in
-   * the middle of a FUSE read cannot exit before the read is answered, so it still exists (runc's
-   * init killed while it read the command's binary from a slow registry).
-   */
-  static boolean gone(long pid) {
-    List<String> status;
-    try {
-      status =
-          java.nio.file.Files.readAllLines(
-              java.nio.file.Path.of("/proc", Long.toString(pid), "status"));
-    } catch (IOException e) {
-      return true;
-    }
-    for (String line : status) {
-      if (line.startsWith("State:") && (line.contains("Z (") || line.contains("X ("))) {
-        return true;
-      }
-      boolean pending = line.startsWith("SigPnd:") || line.startsWith("ShdPnd:");
-      if (pending && (Long.parseUnsignedLong(line.substring(7).trim(), 16) & SIGKILL_BIT) != 0) {
-        return true;
-      }
-    }
-    return false;
   }
 
   /** Completed when the mount is being taken down: every read waiting then gives up. */

@@ -19,6 +19,11 @@ final class ElfFiles {
 
   private ElfFiles() {}
 
+  /** A 64-bit little-endian x86-64 ELF file of {@code size} bytes needing {@code needed}. */
+  static byte[] x86_64(List<String> needed, int size) {
+    return build(true, ByteOrder.LITTLE_ENDIAN, EM_X86_64, null, needed, null, size);
+  }
+
   /**
    * An ELF file of {@code size} bytes: 64 or 32 bit ({@code wide}), in byte order {@code order},
    * for {@code machine}; {@code interpreter} may be null, {@code runpath} too.

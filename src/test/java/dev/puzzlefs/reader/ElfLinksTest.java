@@ -121,16 +121,7 @@ class ElfLinksTest {
 
   @Test
   void libraryDirectories_x86_64_startWithTheMultiarchDirectories() throws Exception {
-    ElfLinks links =
-        read(
-            ElfFiles.build(
-                true,
-                ByteOrder.LITTLE_ENDIAN,
-                ElfFiles.EM_X86_64,
-                null,
-                List.of("libz.so.1"),
-                null,
-                4096));
+    ElfLinks links = read(ElfFiles.x86_64(List.of("libz.so.1"), 4096));
     assertNull(links.interpreter());
     assertEquals(
         List.of(
@@ -175,9 +166,7 @@ class ElfLinksTest {
     for (int i = 0; i < 1000; i++) {
       many.add("lib" + i + ".so");
     }
-    byte[] manyNames =
-        ElfFiles.build(
-            true, ByteOrder.LITTLE_ENDIAN, ElfFiles.EM_X86_64, null, many, null, 64 << 10);
+    byte[] manyNames = ElfFiles.x86_64(many, 64 << 10);
     assertEquals(many.subList(0, ElfLinks.MAX_NAMES), read(manyNames).needed());
 
     byte[] hugeTable = manyNames.clone();

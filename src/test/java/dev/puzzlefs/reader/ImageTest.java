@@ -583,15 +583,15 @@ class ImageTest {
         child = parent.toHandle().children().findFirst();
       }
       long zombie = child.orElseThrow().pid();
-      while (!Image.gone(zombie) && System.nanoTime() < until) {
+      while (!Waits.gone(zombie) && System.nanoTime() < until) {
         Thread.sleep(10);
       }
-      assertTrue(Image.gone(zombie), "a zombie");
-      assertFalse(Image.gone(parent.pid()), "running");
+      assertTrue(Waits.gone(zombie), "a zombie");
+      assertFalse(Waits.gone(parent.pid()), "running");
     } finally {
       parent.destroyForcibly().waitFor();
     }
-    assertTrue(Image.gone(parent.pid()), "exited and reaped");
+    assertTrue(Waits.gone(parent.pid()), "exited and reaped");
   }
 
   @Test

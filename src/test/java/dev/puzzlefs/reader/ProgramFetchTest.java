@@ -106,39 +106,14 @@ class ProgramFetchTest {
               40 * CHUNK);
       prog = fake.file("/usr/bin/prog", progBytes);
       interpreter =
-          fake.file(
-              "/usr/lib/ld-linux-x86-64.so.2",
-              ElfFiles.build(
-                  true,
-                  ByteOrder.LITTLE_ENDIAN,
-                  ElfFiles.EM_X86_64,
-                  null,
-                  List.of(),
-                  null,
-                  12 * CHUNK));
+          fake.file("/usr/lib/ld-linux-x86-64.so.2", ElfFiles.x86_64(List.of(), 12 * CHUNK));
       libfoo =
           fake.file(
               "/usr/lib/x86_64-linux-gnu/libfoo.so.1",
-              ElfFiles.build(
-                  true,
-                  ByteOrder.LITTLE_ENDIAN,
-                  ElfFiles.EM_X86_64,
-                  null,
-                  List.of("libbar.so.2", "libdata.so.3"),
-                  null,
-                  15 * CHUNK));
+              ElfFiles.x86_64(List.of("libbar.so.2", "libdata.so.3"), 15 * CHUNK));
       // libfoo has no run path of its own, so these are looked up in the usual directories.
       libbar =
-          fake.file(
-              "/usr/lib/x86_64-linux-gnu/libbar.so.2",
-              ElfFiles.build(
-                  true,
-                  ByteOrder.LITTLE_ENDIAN,
-                  ElfFiles.EM_X86_64,
-                  null,
-                  List.of(),
-                  null,
-                  9 * CHUNK));
+          fake.file("/usr/lib/x86_64-linux-gnu/libbar.so.2", ElfFiles.x86_64(List.of(), 9 * CHUNK));
       // Named as a library, but not ELF: fetched whole all the same, and nothing followed.
       libdata = fake.file("/usr/lib/x86_64-linux-gnu/libdata.so.3", random(9 * CHUNK, 3));
       // A library of the same name in a directory nobody searches, and another in a searched one.
@@ -205,23 +180,13 @@ class ProgramFetchTest {
     List<Long> libs = new ArrayList<>();
     for (int i = 0; i < 5; i++) {
       names.add("libbig" + i + ".so");
+      // Each names a library of its own, so that no two are alike (they would share chunks).
       libs.add(
           fake.file(
               "/lib/libbig" + i + ".so",
-              ElfFiles.build( // each names a library of its own, so no two are alike
-                  true,
-                  ByteOrder.LITTLE_ENDIAN,
-                  ElfFiles.EM_X86_64,
-                  null,
-                  List.of("libabsent" + i + ".so"),
-                  null,
-                  15 * chunk)));
+              ElfFiles.x86_64(List.of("libabsent" + i + ".so"), 15 * chunk)));
     }
-    long prog =
-        fake.file(
-            "/prog",
-            ElfFiles.build(
-                true, ByteOrder.LITTLE_ENDIAN, ElfFiles.EM_X86_64, null, names, null, 3 * chunk));
+    long prog = fake.file("/prog", ElfFiles.x86_64(names, 3 * chunk));
     LateSource source = new LateSource(fake.blobs(), true);
     Image image = fake.open(source, Duration.ofSeconds(5));
     image.read(prog, 0, new byte[64], 0, 64);
