@@ -8,6 +8,7 @@ import dev.puzzlefs.reader.Image;
 import dev.puzzlefs.reader.PrefetchList;
 import dev.puzzlefs.reader.Prefetcher;
 import dev.puzzlefs.reader.ReadRecorder;
+import dev.puzzlefs.registry.ChunkPack;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -224,9 +225,13 @@ final class RunCommand implements Callable<Integer> {
    * Starts fetching the files {@code contents} names, at once (the container's start-up is its head
    * start); null when there is nothing to fetch. Its chunks by digest are already under way.
    */
-  private Prefetcher startPrefetch(OpenedImage opened, PrefetchList.Contents contents) {
+  private Prefetcher startPrefetch(
+      OpenedImage opened, PrefetchList.Contents contents, List<String> args, List<String> env) {
     List<PrefetchList.Entry> list = contents.entries();
     if (list.isEmpty()) {
+      if (contents.chunks().isEmpty()) {
+        prefetchCommand(opened, args, env);
+      }
       return null;
     }
     return Prefetcher.plan(
@@ -242,15 +247,11 @@ final class RunCommand implements Callable<Integer> {
   private static final List<String> READ_BY_THE_RUNTIME = List.of("/etc/passwd", "/etc/group");
 
   /**
-   * With no prefetch list given, starts fetching what the command's start will surely read: its
-   * program and the libraries it links, and the files the runtime reads first, while the overlay
-   * and the runtime start. A list given says better what to fetch.
+   * With no prefetch list given or published, starts fetching what the command's start will surely
+   * read: its program and the libraries it links, and the files the runtime reads first, while the
+   * mount, the overlay and the runtime start. A list says better what to fetch.
    */
-  private void prefetchCommand(
-      OpenedImage opened, PrefetchList.Contents list, List<String> args, List<String> env) {
-    if (!list.entries().isEmpty() || !list.chunks().isEmpty()) {
-      return;
-    }
+  private void prefetchCommand(OpenedImage opened, List<String> args, List<String> env) {
     Image image = opened.image();
     List<String> candidates = CommandLookup.candidates(args.get(0), env, workdir);
     // Once the source knows whether it fetches runs cheaply (the pack search is short, and runs
@@ -259,6 +260,11 @@ final class RunCommand implements Callable<Integer> {
         .settled()
         .handleAsync(
             (found, failure) -> {
+              if (publishedList.use()
+                  && found instanceof ChunkPack pack
+                  && !pack.prefetch().isEmpty()) {
+                return null; // the list published with the image is being fetched
+              }
               image.prefetchFiles(READ_BY_THE_RUNTIME);
               boolean started = image.prefetchProgram(candidates);
               log.debug("fetching the program of {} ahead: {}", args.get(0), started);
@@ -317,12 +323,11 @@ final class RunCommand implements Callable<Integer> {
     try (OpenedImage opened =
             name.open(
                 config, registry, cacheDir, readTimeout, prefetch.chunks(), publishedList.use());
-        Prefetcher prefetcher = startPrefetch(opened, prefetch);
+        Prefetcher prefetcher = startPrefetch(opened, prefetch, args, environment);
         Mount lower =
             Mounter.mount(
                 opened.image(), layers.lower(), List.of(), Mounter.DEFAULT_READY_TIMEOUT)) {
       WritableMount.writeState(layers);
-      prefetchCommand(opened, prefetch, args, environment);
       ReadRecorder recorder = null;
       if (recordPrefetchList != null) {
         recorder = new ReadRecorder();
