@@ -109,7 +109,9 @@ final class CommandLookup {
   private static Verdict noFormat(String what) {
     return new Verdict(
         NOT_EXECUTABLE,
-        what + ": exec format error (neither an ELF file nor a script starting with #!)");
+        what
+            + ": exec format error (neither an ELF program for this machine nor a script"
+            + " starting with #!)");
   }
 
   private static String searchPath(List<String> env) {
@@ -128,7 +130,7 @@ final class CommandLookup {
     MISSING,
     /** More than {@link #MAX_LINKS} symbolic links on the way (ELOOP). */
     LOOP,
-    /** Executable, but neither ELF nor a {@code #!} script (ENOEXEC). */
+    /** Executable, but neither a program the kernel runs nor a {@code #!} script (ENOEXEC). */
     NO_FORMAT,
     /** Something else went wrong while looking: let the runtime find out. */
     UNSURE
@@ -195,7 +197,7 @@ final class CommandLookup {
    * format error") under a runtime, which has no shell to fall back on. True when it cannot tell.
    */
   private static boolean knownFormat(Path p) {
-    byte[] head = new byte[4];
+    byte[] head = new byte[64];
     int n = 0;
     try (java.io.InputStream in = Files.newInputStream(p)) {
       for (int r; n < head.length && (r = in.read(head, n, head.length - n)) > 0; ) {
@@ -204,9 +206,47 @@ final class CommandLookup {
     } catch (IOException | RuntimeException e) {
       return true;
     }
-    boolean elf = n == 4 && head[0] == 0x7f && head[1] == 'E' && head[2] == 'L' && head[3] == 'F';
-    boolean script = n >= 2 && head[0] == '#' && head[1] == '!';
-    return elf || script;
+    if (n >= 2 && head[0] == '#' && head[1] == '!') {
+      return true;
+    }
+    return n >= 4 && head[0] == 0x7f && head[1] == 'E' && head[2] == 'L' && head[3] == 'F'
+        ? executableElf(java.nio.ByteBuffer.wrap(head, 0, n), n)
+        : false;
+  }
+
+  /**
+   * Whether an ELF header ({@code n} bytes of it in {@code h}) passes the kernel's own first
+   * checks: a known class and byte order, a whole header, an executable or shared object, program
+   * headers of the class's size, and this machine's architecture (when the JVM names one we know).
+   */
+  private static boolean executableElf(java.nio.ByteBuffer h, int n) {
+    if (n < 52) { // not even a 32-bit header
+      return false;
+    }
+    int elfClass = h.get(4);
+    int order = h.get(5);
+    if ((elfClass != 1 && elfClass != 2) || (order != 1 && order != 2)) {
+      return false;
+    }
+    boolean wide = elfClass == 2;
+    if (n < (wide ? 64 : 52)) {
+      return false;
+    }
+    h.order(order == 1 ? java.nio.ByteOrder.LITTLE_ENDIAN : java.nio.ByteOrder.BIG_ENDIAN);
+    int type = Short.toUnsignedInt(h.getShort(16));
+    int machine = Short.toUnsignedInt(h.getShort(18));
+    int phentsize = Short.toUnsignedInt(h.getShort(wide ? 54 : 42));
+    int phnum = Short.toUnsignedInt(h.getShort(wide ? 56 : 44));
+    int host =
+        switch (System.getProperty("os.arch", "")) {
+          case "amd64", "x86_64" -> 62;
+          case "aarch64" -> 183;
+          default -> machine;
+        };
+    return (type == 2 || type == 3)
+        && machine == host
+        && phentsize == (wide ? 56 : 32)
+        && phnum > 0;
   }
 
   /**

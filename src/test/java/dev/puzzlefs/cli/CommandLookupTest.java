@@ -142,9 +142,10 @@ class CommandLookupTest {
   }
 
   /**
-   * An executable file the kernel cannot execute by itself (empty, or text without {@code #!}) is
-   * 126 with "exec format error", as a shell reports it; an ELF file and a script run. Unless the
-   * kernel has binfmt_misc handlers, which may execute it.
+   * An executable file the kernel cannot execute by itself (empty, text without {@code #!}, the ELF
+   * magic and nothing more, a program for another machine) is 126 with "exec format error", as a
+   * shell reports it; a program for this machine and a script run. Unless the kernel has
+   * binfmt_misc handlers, which may execute it.
    */
   @Test
   void check_executableThatIsNeitherElfNorScript_is126() throws IOException {
@@ -152,9 +153,17 @@ class CommandLookupTest {
     Files.write(empty, new byte[0]);
     Path text = root.resolve("usr/bin/text");
     Files.writeString(text, "echo no shebang\n");
+    Path magicOnly = root.resolve("usr/bin/magic");
+    Files.write(magicOnly, new byte[] {0x7f, 'E', 'L', 'F'});
     Path elf = root.resolve("usr/bin/elf");
-    Files.write(elf, new byte[] {0x7f, 'E', 'L', 'F'});
-    for (Path p : List.of(empty, text, elf)) {
+    Files.copy(Paths.get("/bin/true").toRealPath(), elf);
+    // A real program with its machine changed (to 21, PowerPC 64): not for this machine.
+    Path foreign = root.resolve("usr/bin/foreign");
+    byte[] other = Files.readAllBytes(elf);
+    other[18] = 21;
+    other[19] = 0;
+    Files.write(foreign, other);
+    for (Path p : List.of(empty, text, magicOnly, elf, foreign)) {
       Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("r-x------"));
     }
     boolean handlers;
@@ -165,7 +174,8 @@ class CommandLookupTest {
     } catch (IOException e) {
       handlers = false;
     }
-    for (String command : List.of("empty", "/usr/bin/empty", "text", "/usr/bin/text")) {
+    for (String command :
+        List.of("empty", "/usr/bin/empty", "text", "/usr/bin/text", "magic", "foreign")) {
       CommandLookup.Verdict v = check(command);
       if (handlers) {
         assertTrue(v.runs(), command);
