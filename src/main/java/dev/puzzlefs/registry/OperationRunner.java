@@ -66,6 +66,13 @@ final class OperationRunner {
             registry, plainHttp, options.credentials(), vertx, this::run, nanoTime);
   }
 
+  /**
+   * The least time a retry must have before the retry time limit: one started with less would be
+   * cut short by it (on a loaded machine, even a local registry's answer takes a few milliseconds)
+   * and fail as a time-out, hiding what the registry said to the attempts before it.
+   */
+  static final long MIN_ATTEMPT_MILLIS = 100;
+
   /** Runs {@code operation}; the future fails only with a RegistryException. */
   <T> Future<T> run(RegistryOperation<T> operation) {
     Run<T> run = new Run<>(operation);
@@ -148,14 +155,15 @@ final class OperationRunner {
         return;
       }
       long wait = backoffMillis(attempts, cause);
-      long remaining = remainingMillis();
+      boolean stop = wait + MIN_ATTEMPT_MILLIS >= remainingMillis();
       if (attempts >= options.maxAttempts()) {
-        // Past the attempts only for the patience: no retry that would start after it.
+        // Past the attempts only for the patience: no retry that would start after it (a refused
+        // connection fails at once, so a retry just before it still has time to tell).
         long patienceLeft =
             (options.refusedPatience().toNanos() - (nanoTime.getAsLong() - startNanos)) / 1_000_000;
-        remaining = Math.min(remaining, Math.max(0, patienceLeft));
+        stop |= wait >= Math.max(0, patienceLeft);
       }
-      if (wait >= remaining) {
+      if (stop) {
         result.fail(translate(operation, cause, attemptsText() + "; " + whyStop(cause, wait)));
         return;
       }
@@ -237,7 +245,7 @@ final class OperationRunner {
 
     private String whyStop(Throwable cause, long wait) {
       long limit = options.maxRetryTime().toMillis();
-      if (attempts >= options.maxAttempts() && remainingMillis() > wait) {
+      if (attempts >= options.maxAttempts() && remainingMillis() > wait + MIN_ATTEMPT_MILLIS) {
         return "refused for " + seconds(options.refusedPatience().toMillis()) + " and more";
       }
       if (cause instanceof UnexpectedStatus status
