@@ -105,6 +105,9 @@ class StopperTest {
             + "'"
             + init
             + "' 30 &\n"
+            // As runc does, the pid file once the init is there: until the background job has
+            // executed, it is a copy of this shell (comm "sh"), which would count as the command.
+            + "until grep -q '^runc:' /proc/$!/comm 2>/dev/null; do sleep 0.01; done\n"
             + "echo $! > \"$5\"\n"
             + "touch '"
             + ready()
