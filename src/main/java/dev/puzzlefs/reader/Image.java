@@ -578,8 +578,8 @@ public final class Image implements AutoCloseable {
     // in flight, slightly out of order) is sequential: fetch the next chunks now, while this read
     // waits for its own. Every file's "last read" ends at 0, so reading from the start counts.
     long previousEnd = lastReadEnd.getAndSet(index, end);
-    boolean sequential =
-        Math.abs(offset - previousEnd) <= SEQUENTIAL_SLACK && !followsList(ino, chunks.get(last));
+    boolean listed = followsList(ino, chunks.get(last));
+    boolean sequential = Math.abs(offset - previousEnd) <= SEQUENTIAL_SLACK && !listed;
     if (sequential) {
       readAhead(chunks, last + 1);
     }
@@ -591,7 +591,7 @@ public final class Image implements AutoCloseable {
             && chunks.size() > last - first + 1
             && anyPending(futures)
             && source.fetchesRunsCheaply()
-            && !followsList(ino, chunks.get(last));
+            && !listed;
     if (mayFetchWhole && !waitedReads.compareAndSet(index, 0, 1)) {
       fetchWhole(index);
       mayFetchWhole = false;
