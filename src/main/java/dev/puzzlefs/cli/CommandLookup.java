@@ -237,12 +237,8 @@ final class CommandLookup {
     int machine = Short.toUnsignedInt(h.getShort(18));
     int phentsize = Short.toUnsignedInt(h.getShort(wide ? 54 : 42));
     int phnum = Short.toUnsignedInt(h.getShort(wide ? 56 : 44));
-    int host =
-        switch (System.getProperty("os.arch", "")) {
-          case "amd64", "x86_64" -> 62;
-          case "aarch64" -> 183;
-          default -> machine;
-        };
+    int known = dev.puzzlefs.reader.ElfLinks.hostMachine();
+    int host = known == 0 ? machine : known;
     return (type == 2 || type == 3)
         && machine == host
         && phentsize == (wide ? 56 : 32)

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.puzzlefs.fuse.Mount;
 import dev.puzzlefs.fuse.MountTable;
 import dev.puzzlefs.fuse.Mounter;
+import dev.puzzlefs.reader.ElfLinks;
 import dev.puzzlefs.reader.Image;
 import dev.puzzlefs.reader.PrefetchList;
 import dev.puzzlefs.reader.Prefetcher;
@@ -248,8 +249,9 @@ final class RunCommand implements Callable<Integer> {
 
   /**
    * With no prefetch list given or published, starts fetching what the command's start will surely
-   * read: its program and the libraries it links, and the files the runtime reads first, while the
-   * mount, the overlay and the runtime start. A list says better what to fetch.
+   * read: its program and the libraries it links, the files the runtime reads first, and the C
+   * library's data files most programs read ({@link StartupFiles}), while the mount, the overlay
+   * and the runtime start. A list says better what to fetch.
    */
   private void prefetchCommand(OpenedImage opened, List<String> args, List<String> env) {
     Image image = opened.image();
@@ -267,6 +269,9 @@ final class RunCommand implements Callable<Integer> {
               }
               image.prefetchFiles(READ_BY_THE_RUNTIME);
               boolean started = image.prefetchProgram(candidates);
+              image.prefetchFiles(
+                  StartupFiles.of(args.get(0), env, ElfLinks.hostMachine()),
+                  StartupFiles.MAX_BYTES);
               log.debug("fetching the program of {} ahead: {}", args.get(0), started);
               return null;
             });

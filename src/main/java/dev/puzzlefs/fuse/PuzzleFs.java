@@ -232,6 +232,7 @@ public class PuzzleFs extends FuseStubFS {
             return -ErrorCodes.EISDIR();
           }
           fi.fh.set(inode.ino());
+          image.opened(path);
           return 0;
         });
   }

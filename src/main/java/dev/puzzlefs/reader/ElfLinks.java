@@ -17,7 +17,8 @@ import java.util.List;
  * <p>A file that is not ELF, or whose headers do not hold together (offsets past the end, counts
  * out of bounds), gives {@link #NONE}: this is a hint for prefetching, never an error.
  */
-record ElfLinks(int machine, String interpreter, List<String> needed, List<String> searchPaths) {
+public record ElfLinks(
+    int machine, String interpreter, List<String> needed, List<String> searchPaths) {
 
   /** Nothing to open: not an ELF file, a static one, or one whose headers are malformed. */
   static final ElfLinks NONE = new ElfLinks(0, null, List.of(), List.of());
@@ -226,22 +227,35 @@ record ElfLinks(int machine, String interpreter, List<String> needed, List<Strin
         dirs.add(p);
       }
     }
-    String triple =
-        switch (machine) {
-          case 62 -> "x86_64-linux-gnu";
-          case 183 -> "aarch64-linux-gnu";
-          case 3 -> "i386-linux-gnu";
-          case 40 -> "arm-linux-gnueabihf";
-          case 243 -> "riscv64-linux-gnu";
-          case 21 -> "powerpc64le-linux-gnu";
-          case 22 -> "s390x-linux-gnu";
-          default -> null;
-        };
+    String triple = multiarchTriple(machine);
     if (triple != null) {
       dirs.add("/lib/" + triple);
       dirs.add("/usr/lib/" + triple);
     }
     dirs.addAll(List.of("/lib64", "/usr/lib64", "/lib", "/usr/lib"));
     return dirs;
+  }
+
+  /** Debian's multiarch triple for ELF machine {@code machine}, or null when it has none here. */
+  public static String multiarchTriple(int machine) {
+    return switch (machine) {
+      case 62 -> "x86_64-linux-gnu";
+      case 183 -> "aarch64-linux-gnu";
+      case 3 -> "i386-linux-gnu";
+      case 40 -> "arm-linux-gnueabihf";
+      case 243 -> "riscv64-linux-gnu";
+      case 21 -> "powerpc64le-linux-gnu";
+      case 22 -> "s390x-linux-gnu";
+      default -> null;
+    };
+  }
+
+  /** The ELF machine of the JVM's own, or 0 when it is not one this class knows. */
+  public static int hostMachine() {
+    return switch (System.getProperty("os.arch", "")) {
+      case "amd64", "x86_64" -> 62;
+      case "aarch64" -> 183;
+      default -> 0;
+    };
   }
 }

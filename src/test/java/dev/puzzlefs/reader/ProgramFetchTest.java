@@ -292,4 +292,52 @@ class ProgramFetchTest {
     assertArrayEquals(broken, out);
     assertEquals(0L, image.stats().get("linkedFiles"));
   }
+
+  /**
+   * Opening a Python module's compiled form starts fetching its source whole (times read as 0, so
+   * Python reads the source next); anything else opened, a source too large, or a source that does
+   * not fetch runs cheaply, fetches nothing.
+   */
+  @Test
+  void opened_compiledPythonModule_fetchesItsSourceWhole() throws Exception {
+    FakeImage fake = new FakeImage(CHUNK);
+    fake.dir("/lib");
+    fake.dir("/lib/__pycache__");
+    long source = fake.file("/lib/mod.py", random(3 * CHUNK, 6));
+    fake.file("/lib/__pycache__/mod.cpython-311.pyc", random(2 * CHUNK, 7));
+    long other = fake.file("/lib/other.py", random(3 * CHUNK, 8));
+    fake.file("/lib/__pycache__/other.cpython-311.opt-1.pyc", random(CHUNK, 9));
+    long big = fake.file("/lib/big.py", random((int) Image.MAX_SOURCE_BYTES + CHUNK, 10));
+    fake.file("/lib/__pycache__/big.cpython-311.pyc", random(CHUNK, 11));
+    LateSource late = new LateSource(fake.blobs(), true);
+    Image image = fake.open(late, Duration.ofSeconds(5));
+
+    image.opened(FakeImage.utf8("/lib/__pycache__/mod.cpython-311.pyc"));
+    assertTrue(late.awaitAsked(chunksOf(image, source)), "the source's chunks");
+    assertEquals(chunksOf(image, source), late.asked);
+    assertEquals(1L, image.stats().get("wholeFiles"));
+
+    image.opened(FakeImage.utf8("/lib/__pycache__/other.cpython-311.opt-1.pyc"));
+    assertTrue(late.awaitAsked(chunksOf(image, other)), "an optimised form's source");
+    late.asked.clear();
+    for (String path :
+        List.of(
+            "/lib/__pycache__/big.cpython-311.pyc", // its source is too large
+            "/lib/__pycache__/absent.cpython-311.pyc", // no source
+            "/lib/mod.pyc", // not in __pycache__
+            "/lib/__pycache__/.pyc",
+            "/lib/mod.py",
+            "/__pycache__/x.pyc")) {
+      image.opened(FakeImage.utf8(path));
+    }
+    Thread.sleep(100);
+    assertTrue(late.asked.isEmpty(), "asked for " + late.asked.size() + " chunks");
+    assertFalse(chunksOf(image, big).stream().anyMatch(late.asked::contains));
+
+    LateSource plain = new LateSource(fake.blobs(), false);
+    Image local = fake.open(plain, Duration.ofSeconds(5));
+    local.opened(FakeImage.utf8("/lib/__pycache__/mod.cpython-311.pyc"));
+    Thread.sleep(100);
+    assertTrue(plain.asked.isEmpty(), "a source that does not fetch runs cheaply");
+  }
 }
