@@ -6,8 +6,10 @@ import dev.puzzlefs.registry.ByteRanges;
 import dev.puzzlefs.registry.ChunkPack;
 import dev.puzzlefs.registry.MultiRangeNotSupportedException;
 import dev.puzzlefs.registry.RangeNotSupportedException;
+import dev.puzzlefs.registry.RangeSink;
 import dev.puzzlefs.registry.RegistryClient;
 import dev.puzzlefs.registry.RegistryUnreachableException;
+import io.vertx.core.buffer.Buffer;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -251,67 +253,137 @@ public final class PackedBlobFetcher implements BlobFetcher {
     ranges.increment();
     Digest segment = request.get(0).chunks.get(0).at().segment();
     List<ByteRanges.Range> asked = new ArrayList<>(request.size());
+    List<Wanted> chunks = new ArrayList<>();
     for (Part p : request) {
       asked.add(new ByteRanges.Range(p.start, (int) (p.end - p.start)));
+      chunks.addAll(p.chunks);
     }
+    Cutter cutter = new Cutter(chunks);
     client
-        .pullRanges(repository, segment, asked)
+        .pullRanges(repository, segment, asked, cutter)
         .onComplete(
             ar -> {
               if (ar.failed()) {
-                rangeFailed(request, segment, ar.cause());
+                rangeFailed(cutter.unfinished(), segment, ar.cause());
                 return;
               }
               failedRanges.set(0);
-              ByteRanges got = ar.result();
-              // Hashing a few MiB would hold up the event loop: on a worker.
-              client
-                  .vertx()
-                  .executeBlocking(
-                      () -> {
-                        cut(request, got);
-                        return null;
-                      },
-                      false)
-                  .onFailure(
-                      e -> {
-                        for (Part p : request) {
-                          for (Wanted w : p.chunks) {
-                            if (!w.result().isDone()) {
-                              fromBlob(w);
-                            }
-                          }
-                        }
-                      });
+              // Every part arrived whole: a chunk still without its bytes is a bug's, not the
+              // registry's, yet it must not wait forever.
+              cutter.unfinished().forEach(this::fromBlob);
             });
   }
 
   /**
-   * Hands each chunk its bytes from the parts, when they hash to its digest; the others as blobs.
+   * Cuts the chunks of one range request out of its bytes as they arrive: each chunk as soon as its
+   * last byte is in, so that a read waiting for the first chunk of a long range does not wait for
+   * the rest. A chunk that does not hash to its digest comes as a blob instead.
    */
-  private void cut(List<Part> request, ByteRanges got) {
-    byte[] bytes = got.bytes();
-    for (int i = 0; i < request.size(); i++) {
-      Part p = request.get(i);
-      for (Wanted w : p.chunks) {
-        int from = got.at(i) + (int) (w.at().offset() - p.start);
-        if (Digest.sha256(bytes, from, w.at().length()).equals(w.chunk())) {
-          rangeChunks.increment();
-          w.result().complete(java.util.Arrays.copyOfRange(bytes, from, from + w.at().length()));
-        } else {
-          LOG.warn(
-              "chunk {} in pack segment {} of {}/{} is corrupt; fetching the chunk's own blob",
-              w.chunk(),
-              w.at().segment(),
-              client.registry(),
-              repository);
-          fromBlob(w);
+  private final class Cutter implements RangeSink {
+    private final Wanted[] chunks;
+    private final long[] starts;
+    private final byte[][] bytes;
+    private final int[] received;
+
+    /** Chunks whose bytes are all in: handed on to be hashed, or done. */
+    private final boolean[] cut;
+
+    Cutter(List<Wanted> wanted) {
+      chunks = wanted.toArray(new Wanted[0]);
+      java.util.Arrays.sort(chunks, Comparator.comparingLong(w -> w.at().offset()));
+      starts = new long[chunks.length];
+      for (int i = 0; i < chunks.length; i++) {
+        starts[i] = chunks[i].at().offset();
+      }
+      bytes = new byte[chunks.length][];
+      received = new int[chunks.length];
+      cut = new boolean[chunks.length];
+    }
+
+    // Synchronized, though all calls come from the event loop of the request: cheap, and safe
+    // should the request's end be reported on another thread.
+    @Override
+    public synchronized void arrived(long offset, Buffer data, int from, int length) {
+      long end = offset + length;
+      // The first chunk that ends past offset: chunks do not overlap, so they end in order too.
+      int i = java.util.Arrays.binarySearch(starts, offset);
+      i = i >= 0 ? i : Math.max(0, -i - 2);
+      List<Integer> whole = null;
+      for (; i < chunks.length && starts[i] < end; i++) {
+        ChunkPack.Location at = chunks[i].at();
+        long start = Math.max(offset, at.offset());
+        long stop = Math.min(end, at.offset() + at.length());
+        if (start >= stop || cut[i]) {
+          continue;
+        }
+        if (bytes[i] == null) {
+          bytes[i] = new byte[at.length()];
+        }
+        data.getBytes(
+            from + (int) (start - offset),
+            from + (int) (stop - offset),
+            bytes[i],
+            (int) (start - at.offset()));
+        received[i] += (int) (stop - start);
+        if (received[i] >= at.length()) {
+          cut[i] = true;
+          if (whole == null) {
+            whole = new ArrayList<>();
+          }
+          whole.add(i);
         }
       }
+      if (whole != null) {
+        List<Integer> done = whole;
+        // Hashing holds up the event loop: on a worker.
+        client
+            .vertx()
+            .executeBlocking(
+                () -> {
+                  for (int c : done) {
+                    hand(c);
+                  }
+                  return null;
+                },
+                false)
+            .onFailure(e -> done.forEach(c -> fromBlob(chunks[c])));
+      }
+    }
+
+    /** Hands chunk {@code c} its bytes when they hash to its digest; else fetches its blob. */
+    private void hand(int c) {
+      Wanted w = chunks[c];
+      byte[] b = bytes[c];
+      bytes[c] = null;
+      if (Digest.sha256(b, 0, b.length).equals(w.chunk())) {
+        rangeChunks.increment();
+        w.result().complete(b);
+      } else {
+        LOG.warn(
+            "chunk {} in pack segment {} of {}/{} is corrupt; fetching the chunk's own blob",
+            w.chunk(),
+            w.at().segment(),
+            client.registry(),
+            repository);
+        fromBlob(w);
+      }
+    }
+
+    /** The chunks not cut yet; none is cut after this. */
+    synchronized List<Wanted> unfinished() {
+      List<Wanted> out = new ArrayList<>();
+      for (int i = 0; i < chunks.length; i++) {
+        if (!cut[i]) {
+          cut[i] = true;
+          bytes[i] = null;
+          out.add(chunks[i]);
+        }
+      }
+      return out;
     }
   }
 
-  private void rangeFailed(List<Part> request, Digest segment, Throwable failure) {
+  private void rangeFailed(List<Wanted> unfinished, Digest segment, Throwable failure) {
     if (client.isClosed()) {
       // The mount is going away: its ranges fail for that, not for anything the registry did.
       LOG.debug("range request of pack segment {} ended: the client was closed", segment);
@@ -347,9 +419,7 @@ public final class PackedBlobFetcher implements BlobFetcher {
             failure.getMessage());
       }
     }
-    for (Part p : request) {
-      p.chunks.forEach(this::fromBlob);
-    }
+    unfinished.forEach(this::fromBlob);
   }
 
   private void fromBlob(Wanted w) {

@@ -6,7 +6,6 @@ import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClientResponse;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -17,11 +16,12 @@ import java.util.List;
  * them (or one part that covers them all, for a registry that joins them). Anything else is cut off
  * at once: a 200 (the registry ignores ranges) or another part fails with {@link
  * RangeNotSupportedException}, or with {@link MultiRangeNotSupportedException} when several parts
- * were asked for (the registry may still serve one at a time). The bytes are not verified here: a
- * part is not a blob of its own, so its caller checks what it cuts out of it. Never retried: its
- * caller fetches the chunks as blobs instead, which are.
+ * were asked for (the registry may still serve one at a time). The bytes go to a {@link RangeSink}
+ * as they arrive, and the operation succeeds once the answer has ended as it should. They are not
+ * verified here: a part is not a blob of its own, so its caller checks what it cuts out of it.
+ * Never retried: its caller fetches the chunks as blobs instead, which are.
  */
-final class RangePuller implements RegistryOperation<ByteRanges> {
+final class RangePuller implements RegistryOperation<Void> {
   private static final int MAX_ERROR_BYTES = 64 << 10;
 
   /** The most parts one request asks for (a header of about 1.5 KB; servers cap their count). */
@@ -37,8 +37,10 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
   private final Digest digest;
   private final List<Range> ranges;
   private final String where;
+  private final RangeSink sink;
 
-  RangePuller(RegistryHttp http, String repository, Digest digest, List<Range> ranges) {
+  RangePuller(
+      RegistryHttp http, String repository, Digest digest, List<Range> ranges, RangeSink sink) {
     if (ranges.isEmpty() || ranges.size() > MAX_RANGES) {
       throw new IllegalArgumentException("between 1 and " + MAX_RANGES + " ranges: " + ranges);
     }
@@ -51,6 +53,7 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
     this.digest = digest;
     this.ranges = List.copyOf(ranges);
     this.where = http.where(repository);
+    this.sink = sink;
   }
 
   @Override
@@ -87,7 +90,7 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
   }
 
   @Override
-  public Future<ByteRanges> attempt(RegistryHttp http) {
+  public Future<Void> attempt(RegistryHttp http) {
     StringBuilder header = new StringBuilder("bytes=");
     for (Range r : ranges) {
       header.append(header.length() > 6 ? "," : "").append(r);
@@ -103,7 +106,7 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
         : new MultiRangeNotSupportedException(message);
   }
 
-  private Future<ByteRanges> refuse(HttpClientResponse response, String what) {
+  private Future<Void> refuse(HttpClientResponse response, String what) {
     // Set before the reset: without a handler Vert.x logs the reset stream at ERROR.
     response.exceptionHandler(e -> {});
     response.handler(null);
@@ -111,7 +114,7 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
     return Future.failedFuture(unsupported(what));
   }
 
-  private Future<ByteRanges> receive(RegistryHttp http, HttpClientResponse response) {
+  private Future<Void> receive(RegistryHttp http, HttpClientResponse response) {
     int status = response.statusCode();
     if (status == 200) {
       return refuse(response, "the registry sent the whole blob (it ignores this Range request)");
@@ -129,8 +132,24 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
         return refuse(
             response, "the registry announced " + announced + " bytes for " + sum() + " asked for");
       }
-      return receiveBody(http, response, announced, most)
-          .compose(body -> fromMultipart(body, boundary));
+      MultipartStream parts = new MultipartStream(boundary, sink);
+      return receiveBody(
+          http,
+          response,
+          announced,
+          most,
+          new Body() {
+            @Override
+            public void take(Buffer data) {
+              parts.feed(data, 0, data.length());
+            }
+
+            @Override
+            public String end() {
+              parts.end();
+              return uncovered(parts.parts());
+            }
+          });
     }
     String contentRange = response.getHeader("Content-Range");
     long[] part = parseContentRange(contentRange);
@@ -142,61 +161,123 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
       return refuse(
           response, "the registry sent another part (Content-Range: " + contentRange + ")");
     }
-    int length = (int) (part[1] - part[0]);
-    return receiveBody(http, response, length, length)
-        .compose(
-            body -> {
-              int[] at = new int[ranges.size()];
-              for (int i = 0; i < at.length; i++) {
-                at[i] = (int) (ranges.get(i).offset() - part[0]);
-              }
-              return Future.succeededFuture(new ByteRanges(body, at));
-            });
+    long length = part[1] - part[0];
+    return receiveBody(
+        http,
+        response,
+        length,
+        length,
+        new Body() {
+          long next = part[0];
+
+          @Override
+          public void take(Buffer data) {
+            sink.arrived(next, data, 0, data.length());
+            next += data.length();
+          }
+
+          @Override
+          public String end() {
+            return null;
+          }
+        });
+  }
+
+  /** What a body's bytes go to, as they arrive. */
+  private interface Body {
+    /**
+     * Takes the next bytes.
+     *
+     * @throws IllegalArgumentException when the body is not what it claims to be
+     */
+    void take(Buffer data);
+
+    /**
+     * The body ended: why it is not whole, or null.
+     *
+     * @throws IllegalArgumentException when it ended before it should
+     */
+    String end();
+  }
+
+  /** Why the parts received do not hold every range asked for, or null when they do. */
+  private String uncovered(List<long[]> parts) {
+    for (Range r : ranges) {
+      boolean covered = false;
+      for (long[] p : parts) {
+        if (p[0] <= r.offset() && r.end() <= p[1]) {
+          covered = true;
+          break;
+        }
+      }
+      if (!covered) {
+        return "the registry's multipart/byteranges body lacks bytes " + r;
+      }
+    }
+    return null;
   }
 
   /**
-   * The body, into an array of {@code exact} bytes when that is known (not negative), else one that
-   * grows; more than {@code most} bytes, or fewer than {@code exact}, fail.
+   * Hands the body to {@code into} as it arrives; {@code exact} bytes when that is known (not
+   * negative), and more than {@code most} bytes, or fewer than {@code exact}, fail.
    */
-  private Future<byte[]> receiveBody(
-      RegistryHttp http, HttpClientResponse response, long exact, long most) {
-    Promise<byte[]> body = Promise.promise();
-    response.exceptionHandler(body::tryFail);
-    byte[][] buf = {new byte[(int) (exact >= 0 ? exact : Math.min(most, 64 << 10))]};
-    int[] received = {0};
+  private Future<Void> receiveBody(
+      RegistryHttp http, HttpClientResponse response, long exact, long most, Body into) {
+    Promise<Void> done = Promise.promise();
+    response.exceptionHandler(done::tryFail);
+    long[] received = {0};
     response.handler(
         data -> {
-          int n = data.length();
-          http.received(n);
-          if (received[0] + (long) n > most || (exact >= 0 && received[0] + n > exact)) {
-            body.tryFail(unsupported("the registry sent more than asked for"));
-            response.handler(null);
-            response.request().reset();
+          if (done.future().isComplete()) {
             return;
           }
-          if (received[0] + n > buf[0].length) {
-            int size = (int) Math.min(most, Math.max(2L * buf[0].length, received[0] + n));
-            buf[0] = java.util.Arrays.copyOf(buf[0], size);
+          int n = data.length();
+          http.received(n);
+          String wrong = null;
+          if (received[0] + n > most || (exact >= 0 && received[0] + n > exact)) {
+            wrong = "the registry sent more than asked for";
+          } else {
+            received[0] += n;
+            try {
+              into.take(data);
+            } catch (IllegalArgumentException e) {
+              wrong = malformed(e);
+            }
           }
-          data.getBytes(0, n, buf[0], received[0]);
-          received[0] += n;
+          if (wrong != null) {
+            done.tryFail(unsupported(wrong));
+            response.handler(null);
+            response.request().reset();
+          }
         });
     response.endHandler(
         v -> {
           if (exact >= 0 && received[0] != exact) {
-            body.tryFail(
+            done.tryFail(
                 unsupported("the registry sent " + received[0] + " of the " + exact + " bytes"));
+            return;
+          }
+          String wrong;
+          try {
+            wrong = into.end();
+          } catch (IllegalArgumentException e) {
+            wrong = malformed(e);
+          }
+          if (wrong != null) {
+            done.tryFail(unsupported(wrong));
           } else {
-            byte[] all = buf[0];
-            body.tryComplete(
-                all.length == received[0] ? all : java.util.Arrays.copyOf(all, received[0]));
+            done.tryComplete();
           }
         });
     response.resume();
-    return body.future();
+    return done.future();
   }
 
-  private Future<ByteRanges> receiveError(HttpClientResponse response) {
+  private static String malformed(IllegalArgumentException e) {
+    return "the registry sent a malformed multipart/byteranges body: " + e.getMessage();
+  }
+
+  private Future<Void> receiveError(HttpClientResponse response) {
     Promise<Void> body = Promise.promise();
     response.exceptionHandler(body::tryFail);
     Buffer error = Buffer.buffer(256);
@@ -214,34 +295,6 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
     response.resume();
     return body.future()
         .compose(v -> Future.failedFuture(UnexpectedStatus.of(response, error.getBytes())));
-  }
-
-  /** Where each range asked for starts in a multipart body; fails when one is not in it. */
-  private Future<ByteRanges> fromMultipart(byte[] body, String boundary) {
-    List<long[]> parts;
-    try {
-      parts = parseMultipart(body, boundary);
-    } catch (IllegalArgumentException e) {
-      return Future.failedFuture(
-          unsupported(
-              "the registry sent a malformed multipart/byteranges body: " + e.getMessage()));
-    }
-    int[] at = new int[ranges.size()];
-    for (int i = 0; i < at.length; i++) {
-      Range r = ranges.get(i);
-      at[i] = -1;
-      for (long[] p : parts) {
-        if (p[0] <= r.offset() && r.end() <= p[1]) {
-          at[i] = (int) (p[2] + r.offset() - p[0]);
-          break;
-        }
-      }
-      if (at[i] < 0) {
-        return Future.failedFuture(
-            unsupported("the registry's multipart/byteranges body lacks bytes " + r));
-      }
-    }
-    return Future.succeededFuture(new ByteRanges(body, at));
   }
 
   /** The boundary of a {@code multipart/byteranges} content type; null for any other type. */
@@ -292,90 +345,24 @@ final class RangePuller implements RegistryOperation<ByteRanges> {
   }
 
   /**
-   * The parts of a {@code multipart/byteranges} body, each as {start, end, where its bytes begin in
-   * {@code body}}. Each part's length comes from its {@code Content-Range}, and a delimiter must
-   * follow it.
+   * The parts of a whole {@code multipart/byteranges} body, each as {start, end, where its bytes
+   * begin in {@code body}} ({@link MultipartStream}).
    *
    * @throws IllegalArgumentException when the body is not that
    */
   static List<long[]> parseMultipart(byte[] body, String boundary) {
-    byte[] delimiter = ("--" + boundary).getBytes(StandardCharsets.ISO_8859_1);
-    int i = indexOf(body, delimiter, 0);
-    if (i < 0) {
-      throw new IllegalArgumentException("no boundary");
-    }
+    List<Long> starts = new ArrayList<>();
+    // Fed whole, the body gives each part in one piece.
+    MultipartStream stream =
+        new MultipartStream(boundary, (offset, data, from, length) -> starts.add((long) from));
+    stream.feed(Buffer.buffer(body), 0, body.length);
+    stream.end();
     List<long[]> parts = new ArrayList<>();
-    while (true) {
-      i += delimiter.length;
-      if (startsWith(body, i, "--")) {
-        return parts;
-      }
-      while (i < body.length && (body[i] == ' ' || body[i] == '\t')) {
-        i++;
-      }
-      if (!startsWith(body, i, "\r\n")) {
-        throw new IllegalArgumentException("no line end after a boundary");
-      }
-      i += 2;
-      long[] range = null;
-      while (true) {
-        int eol = indexOf(body, new byte[] {'\r', '\n'}, i);
-        if (eol < 0) {
-          throw new IllegalArgumentException("headers without an end");
-        }
-        if (eol == i) {
-          i += 2;
-          break;
-        }
-        String line = new String(body, i, eol - i, StandardCharsets.ISO_8859_1);
-        int colon = line.indexOf(':');
-        if (colon > 0 && line.substring(0, colon).trim().equalsIgnoreCase("Content-Range")) {
-          range = parseContentRange(line.substring(colon + 1));
-          if (range == null) {
-            throw new IllegalArgumentException("a part's Content-Range is " + line.trim());
-          }
-        }
-        i = eol + 2;
-      }
-      if (range == null) {
-        throw new IllegalArgumentException("a part without Content-Range");
-      }
-      long length = range[1] - range[0];
-      if (length > body.length - i) {
-        throw new IllegalArgumentException("a part longer than the body");
-      }
-      parts.add(new long[] {range[0], range[1], i});
-      i += (int) length;
-      if (!startsWith(body, i, "\r\n") || !startsWith(body, i + 2, delimiter)) {
-        throw new IllegalArgumentException("no boundary after a part");
-      }
-      i += 2;
+    for (int i = 0; i < stream.parts().size(); i++) {
+      long[] p = stream.parts().get(i);
+      parts.add(new long[] {p[0], p[1], starts.get(i)});
     }
-  }
-
-  private static boolean startsWith(byte[] body, int at, String s) {
-    return startsWith(body, at, s.getBytes(StandardCharsets.ISO_8859_1));
-  }
-
-  private static boolean startsWith(byte[] body, int at, byte[] s) {
-    if (at < 0 || at + s.length > body.length) {
-      return false;
-    }
-    for (int j = 0; j < s.length; j++) {
-      if (body[at + j] != s[j]) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  private static int indexOf(byte[] body, byte[] s, int from) {
-    for (int at = from; at + s.length <= body.length; at++) {
-      if (startsWith(body, at, s)) {
-        return at;
-      }
-    }
-    return -1;
+    return parts;
   }
 
   @Override

@@ -170,16 +170,24 @@ public final class RegistryClient implements AutoCloseable {
 
   /**
    * Parts {@code ranges} of blob {@code digest} (in order, not overlapping, at most {@link
-   * RangePuller#MAX_RANGES}), with one range request. Not verified (a part of a blob has no digest
-   * of its own): the caller checks what it cuts out of them. Fails with {@link
+   * RangePuller#MAX_RANGES}), with one range request, handed to {@code sink} as they arrive. Not
+   * verified (a part of a blob has no digest of its own): the caller checks what it cuts out of
+   * them. Succeeds once the answer has ended with every part; fails with {@link
    * RangeNotSupportedException} when the registry sends anything but those parts, a {@link
    * MultiRangeNotSupportedException} when several were asked for. Never retried (a time-out, a 5xx,
    * a dropped connection fail at once): the caller fetches the parts' chunks as blobs instead, and
    * a stalled range retried would use up the time a read has for that.
    */
+  public Future<Void> pullRanges(
+      String repository, Digest digest, java.util.List<ByteRanges.Range> ranges, RangeSink sink) {
+    return run(new RangePuller(http, repository, digest, ranges, sink));
+  }
+
+  /** As {@link #pullRanges(String, Digest, java.util.List, RangeSink)}, the parts in one array. */
   public Future<ByteRanges> pullRanges(
       String repository, Digest digest, java.util.List<ByteRanges.Range> ranges) {
-    return run(new RangePuller(http, repository, digest, ranges));
+    ByteRanges.Collector into = new ByteRanges.Collector(ranges);
+    return pullRanges(repository, digest, ranges, into).map(v -> into.collected());
   }
 
   /** The most parts {@link #pullRanges} asks for in one request. */

@@ -47,6 +47,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -641,6 +642,69 @@ class ChunkPackRegistryTest {
               }
             });
     assertEquals(List.of(), warned);
+  }
+
+  /**
+   * A range's chunks are handed over as their bytes arrive: from a registry that sends a range of
+   * six chunks in ten pieces over three seconds, the first chunk is there while the last is still
+   * on its way, and every chunk has its right bytes.
+   */
+  @Test
+  void rangeArrivingSlowly_itsFirstChunkIsHandedOverBeforeTheRangeEnds() throws Exception {
+    push("pack/slow", true);
+    RegistryClient direct = client(registry.hostPort());
+    ChunkPack pack = await(direct.findChunkPack("pack/slow", manifestDigest, sizes));
+    Digest segment = pack.locate(chunks.get(0)).segment();
+    List<Digest> run = new ArrayList<>();
+    for (Digest d : chunks) {
+      if (pack.locate(d).segment().equals(segment)) {
+        run.add(d);
+      }
+    }
+    run.sort(java.util.Comparator.comparingLong(d -> pack.locate(d).offset()));
+    run = run.subList(0, 6);
+    for (int i = 1; i < run.size(); i++) {
+      ChunkPack.Location before = pack.locate(run.get(i - 1));
+      assertEquals(before.offset() + before.length(), pack.locate(run.get(i)).offset());
+    }
+    long from = pack.locate(run.get(0)).offset();
+    ChunkPack.Location last = pack.locate(run.get(run.size() - 1));
+    long to = last.offset() + last.length();
+    // A segment holds its chunks' blobs one after the other (another test corrupts a segment in
+    // the registry's storage, which all repositories share).
+    java.io.ByteArrayOutputStream body = new java.io.ByteArrayOutputStream();
+    for (Digest d : run) {
+      body.write(layout.readBlob(d));
+    }
+    RegistryClient slow =
+        throughProxy(
+            urlEqualTo("/v2/pack/slow/blobs/" + segment),
+            "bytes=" + from + "-" + (to - 1),
+            aResponse()
+                .withStatus(206)
+                .withHeader("Content-Range", "bytes " + from + "-" + (to - 1) + "/*")
+                .withBody(body.toByteArray())
+                .withChunkedDribbleDelay(10, 3000));
+    PackedBlobFetcher fetcher = fetcher(slow, "pack/slow");
+    assertNotNull(fetcher.search().get());
+
+    List<CompletableFuture<byte[]>> got = new ArrayList<>();
+    for (Digest d : run) {
+      got.add(fetcher.fetch(d));
+    }
+    long[] doneAt = new long[run.size()];
+    for (int i = 0; i < run.size(); i++) {
+      int c = i;
+      got.get(i).whenComplete((b, e) -> doneAt[c] = System.nanoTime());
+    }
+    for (int i = 0; i < run.size(); i++) {
+      assertArrayEquals(layout.readBlob(run.get(i)), got.get(i).get(10, TimeUnit.SECONDS));
+    }
+    long apartMillis = (doneAt[run.size() - 1] - doneAt[0]) / 1_000_000;
+    // The pieces come 300 ms apart: the first chunk about 2.7 s before the last.
+    assertTrue(apartMillis > 1000, "first and last chunk " + apartMillis + " ms apart");
+    assertEquals(1L, fetcher.stats().get("packRanges"), fetcher.stats().toString());
+    assertEquals((long) run.size(), fetcher.stats().get("packChunks"));
   }
 
   @Test

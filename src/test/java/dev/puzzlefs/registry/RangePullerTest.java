@@ -101,4 +101,60 @@ class RangePullerTest {
       assertTrue(e.getMessage().contains(bad[0]), bad[0] + ": " + e.getMessage());
     }
   }
+
+  /**
+   * A body fed in pieces of any size, split anywhere (inside a delimiter, a header, a part), gives
+   * each part's bytes with where they lie in the blob, as soon as they are in; what is not a body
+   * fails as soon as it shows.
+   */
+  @Test
+  void multipartStream_fedInPiecesOfAnySize_givesTheSameBytesAsTheyArrive() {
+    byte[] body =
+        bytes(
+            "pre\r\n--XY\r\nContent-Type: a\r\ncontent-range: bytes 10-14/100\r\n\r\nhello"
+                + "\r\n--XY \r\nContent-Range: bytes 50-52/100\r\n\r\n--X\r\n--XY--\r\nepilogue");
+    java.util.Random random = new java.util.Random(3);
+    for (int trial = 0; trial < 300; trial++) {
+      byte[] blob = new byte[100];
+      StringBuilder order = new StringBuilder();
+      MultipartStream stream =
+          new MultipartStream(
+              "XY",
+              (offset, data, from, length) -> {
+                data.getBytes(from, from + length, blob, (int) offset);
+                order.append(offset).append('+').append(length).append(' ');
+              });
+      int at = 0;
+      while (at < body.length) {
+        int n = trial == 0 ? 1 : 1 + random.nextInt(trial % 40 + 1);
+        n = Math.min(n, body.length - at);
+        stream.feed(io.vertx.core.buffer.Buffer.buffer(body), at, n);
+        at += n;
+        if (at == body.length - "epilogue".length()) {
+          assertEquals(2, stream.parts().size(), "both parts whole before the epilogue");
+        }
+      }
+      stream.end();
+      assertEquals("hello", new String(blob, 10, 5, StandardCharsets.ISO_8859_1), order.toString());
+      assertEquals("--X", new String(blob, 50, 3, StandardCharsets.ISO_8859_1));
+      assertArrayEquals(new long[] {10, 15}, stream.parts().get(0));
+      assertArrayEquals(new long[] {50, 53}, stream.parts().get(1));
+    }
+    // A wrong byte fails where it comes, before the rest arrives.
+    MultipartStream wrong = new MultipartStream("B", (offset, data, from, length) -> {});
+    byte[] bad = bytes("--B\r\nContent-Range: bytes 0-1/9\r\n\r\nab\r\n-X");
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> wrong.feed(io.vertx.core.buffer.Buffer.buffer(bad), 0, bad.length));
+    assertTrue(e.getMessage().contains("no boundary after a part"), e.getMessage());
+    // Headers without an end are not kept past a bound.
+    MultipartStream endless = new MultipartStream("B", (offset, data, from, length) -> {});
+    byte[] head = bytes("--B\r\nX-Long: " + "y".repeat(MultipartStream.MAX_HEAD_BYTES));
+    e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> endless.feed(io.vertx.core.buffer.Buffer.buffer(head), 0, head.length));
+    assertTrue(e.getMessage().contains("headers without an end"), e.getMessage());
+  }
 }
