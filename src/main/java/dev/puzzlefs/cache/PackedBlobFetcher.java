@@ -308,6 +308,9 @@ public final class PackedBlobFetcher implements BlobFetcher {
       // The first chunk that ends past offset: chunks do not overlap, so they end in order too.
       int i = java.util.Arrays.binarySearch(starts, offset);
       i = i >= 0 ? i : Math.max(0, -i - 2);
+      while (i > 0 && starts[i - 1] == starts[i]) {
+        i--; // the same chunk asked for twice: both get its bytes
+      }
       List<Integer> whole = null;
       for (; i < chunks.length && starts[i] < end; i++) {
         ChunkPack.Location at = chunks[i].at();

@@ -242,6 +242,11 @@ final class RangePuller implements RegistryOperation<Void> {
               into.take(data);
             } catch (IllegalArgumentException e) {
               wrong = malformed(e);
+            } catch (RuntimeException e) { // the sink's: the request fails, rather than hangs
+              done.tryFail(e);
+              response.handler(null);
+              response.request().reset();
+              return;
             }
           }
           if (wrong != null) {
