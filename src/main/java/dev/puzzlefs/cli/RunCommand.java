@@ -269,9 +269,11 @@ final class RunCommand implements Callable<Integer> {
               }
               image.prefetchFiles(READ_BY_THE_RUNTIME);
               boolean started = image.prefetchProgram(candidates);
-              image.prefetchFiles(
-                  StartupFiles.of(args.get(0), env, ElfLinks.hostMachine()),
-                  StartupFiles.MAX_BYTES);
+              int machine = ElfLinks.hostMachine();
+              image.prefetchFiles(StartupFiles.cLibrary(machine));
+              List<String> small = new ArrayList<>(StartupFiles.of(args.get(0), env, machine));
+              small.addAll(StartupFiles.python(image, args.get(0)));
+              image.prefetchFiles(small, StartupFiles.MAX_BYTES);
               log.debug("fetching the program of {} ahead: {}", args.get(0), started);
               return null;
             });

@@ -1,16 +1,26 @@
 package dev.puzzlefs.cli;
 
+import dev.puzzlefs.format.DirEntry;
+import dev.puzzlefs.format.Inode;
+import dev.puzzlefs.format.InodeKind;
 import dev.puzzlefs.reader.ElfLinks;
+import dev.puzzlefs.reader.Image;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
- * Data files that the GNU C library reads while most programs start, named from the container's
- * environment: the dynamic loader's cache, the time zone, the character-set table of the locale and
- * the converters' cache. With no prefetch list, {@code run} fetches them (those the image has)
- * beside the command's program, so that the command does not wait on each in turn. Small files:
- * {@link #MAX_BYTES} at most each.
+ * Files most programs read while they start, beyond their own program and what its headers name:
+ * the GNU C library itself ({@link #cLibrary}), its data files ({@link #of}: the dynamic loader's
+ * cache, the time zone, and when a locale is in effect its character-set table and the converters'
+ * cache), and for Python the modules every start imports from its library ({@link #python}). With
+ * no prefetch list, {@code run} fetches them (those the image has) beside the command's program, so
+ * that the command does not wait on each in turn, nor on its program's headers before the C library
+ * is asked for. Data files and modules of at most {@link #MAX_BYTES} each.
  */
 final class StartupFiles {
   /** Larger files are left to be read on demand (a locale archive of many locales, say). */
@@ -22,6 +32,114 @@ final class StartupFiles {
   private static final String ZONES = "/usr/share/zoneinfo/";
 
   private StartupFiles() {}
+
+  /**
+   * The dynamic loader and C library of the GNU C library for ELF machine {@code machine}, which
+   * nearly every program of an image that has them loads: asked for with the program, not once its
+   * headers have been read.
+   */
+  static List<String> cLibrary(int machine) {
+    String triple = ElfLinks.multiarchTriple(machine);
+    if (triple == null) {
+      return List.of();
+    }
+    List<String> files = new ArrayList<>();
+    switch (machine) {
+      case 62 -> files.add("/lib64/ld-linux-x86-64.so.2");
+      case 183 -> files.add("/lib/ld-linux-aarch64.so.1");
+      default -> {}
+    }
+    files.add("/usr/lib/" + triple + "/libc.so.6");
+    files.add("/lib/" + triple + "/libc.so.6");
+    return files;
+  }
+
+  /** Where Python's library lies: {@code python3.N} under these (Debian's, and python.org's). */
+  private static final List<String> PYTHON_HOMES = List.of("/usr/lib/", "/usr/local/lib/");
+
+  private static final Pattern PYTHON_COMMAND = Pattern.compile("python(3(\\.[0-9]+)?)?");
+
+  private static final Pattern PYTHON_DIR = Pattern.compile("python3\\.([0-9]{1,3})");
+
+  /** The most Python versions of one image whose start-up modules are fetched. */
+  static final int MAX_PYTHONS = 2;
+
+  /** What every start of Python 3 imports from its library, 3.11 on (the rest is frozen in). */
+  private static final List<String> PYTHON_MODULES =
+      List.of("encodings/__init__", "encodings/aliases", "encodings/utf_8", "sitecustomize");
+
+  /** What Python 3.10 and earlier also import at every start. */
+  private static final List<String> OLDER_PYTHON_MODULES =
+      List.of(
+          "abc",
+          "codecs",
+          "io",
+          "os",
+          "stat",
+          "_collections_abc",
+          "posixpath",
+          "genericpath",
+          "site",
+          "_sitebuiltins");
+
+  /**
+   * For a {@code command} that is Python ({@code python}, {@code python3}, {@code python3.N}): the
+   * modules every start imports from its library directory, compiled and source (this format has no
+   * timestamps, so Python finds the compiled ones stale and reads the sources too). Of the versions
+   * in the image, the one {@code command} names, else the newest {@link #MAX_PYTHONS}.
+   */
+  static List<String> python(Image image, String command) {
+    String name = command.substring(command.lastIndexOf('/') + 1);
+    Matcher m = PYTHON_COMMAND.matcher(name);
+    if (!m.matches()) {
+      return List.of();
+    }
+    List<int[]> found = new ArrayList<>(); // {home, minor version}
+    for (int h = 0; h < PYTHON_HOMES.size(); h++) {
+      for (String dir : subdirectories(image, PYTHON_HOMES.get(h))) {
+        Matcher d = PYTHON_DIR.matcher(dir);
+        if (d.matches() && (m.group(2) == null || name.equals(dir))) {
+          found.add(new int[] {h, Integer.parseInt(d.group(1))});
+        }
+      }
+    }
+    found.sort((a, b) -> Integer.compare(b[1], a[1]));
+    List<String> files = new ArrayList<>();
+    for (int[] f : found.subList(0, Math.min(MAX_PYTHONS, found.size()))) {
+      String lib = PYTHON_HOMES.get(f[0]) + "python3." + f[1] + "/";
+      String tag = ".cpython-3" + f[1] + ".pyc";
+      List<String> modules = new ArrayList<>(PYTHON_MODULES);
+      if (f[1] <= 10) {
+        modules.addAll(OLDER_PYTHON_MODULES);
+      }
+      for (String module : modules) {
+        int slash = module.lastIndexOf('/');
+        String dir = lib + module.substring(0, slash + 1);
+        files.add(dir + "__pycache__/" + module.substring(slash + 1) + tag);
+        files.add(lib + module + ".py");
+      }
+    }
+    return files;
+  }
+
+  /** The names of the directories in directory {@code path} of the image (links followed). */
+  private static List<String> subdirectories(Image image, String path) {
+    List<String> out = new ArrayList<>();
+    try {
+      Inode dir = image.resolveFollowingLinks(path.getBytes(StandardCharsets.UTF_8));
+      if (dir.kind() != InodeKind.DIR) {
+        return out;
+      }
+      for (DirEntry e : image.entries(dir.ino())) {
+        if (image.inode(e.ino()).kind() == InodeKind.DIR) {
+          out.add(new String(e.name(), StandardCharsets.UTF_8));
+        }
+      }
+    } catch (IOException e) {
+      // no such directory, so no Python there
+    }
+    return out;
+  }
 
   /**
    * The files {@code command} will likely read at its start, in the order it reads them; {@code

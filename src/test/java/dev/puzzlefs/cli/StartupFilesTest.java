@@ -2,6 +2,7 @@ package dev.puzzlefs.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -72,5 +73,61 @@ class StartupFilesTest {
     assertEquals("/srv/zone", StartupFiles.timeZone(List.of("TZ=:/srv/zone")));
     assertEquals("/etc/localtime", StartupFiles.timeZone(List.of("TZ=../../etc/shadow")));
     assertEquals("/etc/localtime", StartupFiles.timeZone(List.of("TZ=EST5EDT,M3.2.0,M11.1.0")));
+  }
+
+  @Test
+  void cLibrary_loaderAndLibcOfTheMachine() {
+    assertEquals(
+        List.of(
+            "/lib64/ld-linux-x86-64.so.2",
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/x86_64-linux-gnu/libc.so.6"),
+        StartupFiles.cLibrary(X86_64));
+    assertEquals("/lib/ld-linux-aarch64.so.1", StartupFiles.cLibrary(183).get(0));
+    assertEquals(List.of(), StartupFiles.cLibrary(0));
+  }
+
+  /** Python's start-up modules, of the version the command names, else of the newest two. */
+  @Test
+  void python_modulesOfTheVersionsInTheImage() throws Exception {
+    dev.puzzlefs.testing.FakeImage fake = new dev.puzzlefs.testing.FakeImage(4096);
+    for (String d :
+        List.of(
+            "/usr",
+            "/usr/lib",
+            "/usr/lib/python3.9",
+            "/usr/lib/python3.11",
+            "/usr/lib/python3",
+            "/usr/local",
+            "/usr/local/lib",
+            "/usr/local/lib/python3.12")) {
+      fake.dir(d);
+    }
+    fake.file("/usr/lib/python3.10", new byte[1]); // a file, not a library directory
+    dev.puzzlefs.reader.Image image = fake.open();
+
+    List<String> named = StartupFiles.python(image, "/usr/bin/python3.11");
+    assertEquals(
+        List.of(
+            "/usr/lib/python3.11/encodings/__pycache__/__init__.cpython-311.pyc",
+            "/usr/lib/python3.11/encodings/__init__.py",
+            "/usr/lib/python3.11/encodings/__pycache__/aliases.cpython-311.pyc",
+            "/usr/lib/python3.11/encodings/aliases.py",
+            "/usr/lib/python3.11/encodings/__pycache__/utf_8.cpython-311.pyc",
+            "/usr/lib/python3.11/encodings/utf_8.py",
+            "/usr/lib/python3.11/__pycache__/sitecustomize.cpython-311.pyc",
+            "/usr/lib/python3.11/sitecustomize.py"),
+        named);
+    List<String> newest = StartupFiles.python(image, "python3");
+    assertEquals(16, newest.size(), newest.toString());
+    assertTrue(newest.get(0).startsWith("/usr/local/lib/python3.12/"), newest.get(0));
+    assertTrue(newest.get(8).startsWith("/usr/lib/python3.11/"), newest.get(8));
+    List<String> old = StartupFiles.python(image, "python3.9");
+    assertTrue(old.contains("/usr/lib/python3.9/__pycache__/site.cpython-39.pyc"), old.toString());
+    assertEquals(List.of(), StartupFiles.python(image, "python3.13"));
+    assertEquals(List.of(), StartupFiles.python(image, "pythonista"));
+    assertEquals(List.of(), StartupFiles.python(image, "sh"));
+    assertEquals(
+        List.of(), StartupFiles.python(new dev.puzzlefs.testing.FakeImage(4096).open(), "python"));
   }
 }
