@@ -795,56 +795,22 @@ public final class Image implements AutoCloseable {
   /** The largest Python source {@link #opened} fetches whole. */
   static final long MAX_SOURCE_BYTES = 1 << 20;
 
-  private static final byte[] PYC = ".pyc".getBytes(StandardCharsets.US_ASCII);
-
-  private static final byte[] PYCACHE = "/__pycache__/".getBytes(StandardCharsets.US_ASCII);
-
   /**
-   * File {@code path} was opened for reading. When it is a Python module's compiled form ({@code
-   * D/__pycache__/NAME.TAG.pyc}), starts fetching its source {@code D/NAME.py} whole, from a source
-   * that fetches runs cheaply: this format has no timestamps (every time reads as 0), so Python
-   * finds each compiled module stale against its source and reads the source next. Both then come
-   * in one round trip instead of two.
+   * File {@code path} was opened for reading. When it is a Python module's compiled form, starts
+   * fetching its source whole ({@link PythonSources}), from a source that fetches runs cheaply:
+   * this format has no timestamps (every time reads as 0), so Python finds each compiled module
+   * stale against its source and reads the source next. Both then come in one round trip instead of
+   * two.
    */
   public void opened(byte[] path) {
-    if (!endsWith(path, PYC) || !source.fetchesRunsCheaply()) {
+    if (!PythonSources.compiled(path) || !source.fetchesRunsCheaply()) {
       return;
     }
-    int slash = lastIndexOf(path, (byte) '/');
-    int cache = slash - PYCACHE.length + 1;
-    if (cache < 0 || !Arrays.equals(path, cache, slash + 1, PYCACHE, 0, PYCACHE.length)) {
-      return;
-    }
-    int dot = slash + 1;
-    while (path[dot] != '.') {
-      dot++;
-    }
-    if (dot == slash + 1) {
-      return; // .pyc, or a hidden file: no module
-    }
-    byte[] sourcePath = new byte[cache + 1 + (dot - slash - 1) + 3];
-    System.arraycopy(path, 0, sourcePath, 0, cache + 1);
-    System.arraycopy(path, slash + 1, sourcePath, cache + 1, dot - slash - 1);
-    System.arraycopy(
-        ".py".getBytes(StandardCharsets.US_ASCII), 0, sourcePath, cache + dot - slash, 3);
-    int index = fileIndex(sourcePath);
+    byte[] sourcePath = PythonSources.sourceOf(path);
+    int index = sourcePath == null ? -1 : fileIndex(sourcePath);
     if (index >= 0 && sizes[index] <= MAX_SOURCE_BYTES) {
       fetchWhole(index);
     }
-  }
-
-  private static boolean endsWith(byte[] path, byte[] suffix) {
-    return path.length >= suffix.length
-        && Arrays.equals(path, path.length - suffix.length, path.length, suffix, 0, suffix.length);
-  }
-
-  private static int lastIndexOf(byte[] path, byte b) {
-    for (int i = path.length - 1; i >= 0; i--) {
-      if (path[i] == b) {
-        return i;
-      }
-    }
-    return -1;
   }
 
   /** As {@link #prefetchFiles(List)}, for files no larger than {@code maxBytes}. */
