@@ -273,6 +273,7 @@ final class RunCommand implements Callable<Integer> {
               image.prefetchFiles(StartupFiles.cLibrary(machine));
               List<String> small = new ArrayList<>(StartupFiles.of(args.get(0), env, machine));
               small.addAll(StartupFiles.python(image, args.get(0)));
+              small.addAll(StartupFiles.arguments(args, workdir));
               image.prefetchFiles(small, StartupFiles.MAX_BYTES);
               log.debug("fetching the program of {} ahead: {}", args.get(0), started);
               return null;

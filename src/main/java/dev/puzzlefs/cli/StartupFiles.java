@@ -54,6 +54,26 @@ final class StartupFiles {
     return files;
   }
 
+  /** The most arguments of a command looked at as files it will read. */
+  static final int MAX_ARGUMENTS = 16;
+
+  /**
+   * The files a command's arguments may name (those after the program, at most {@link
+   * #MAX_ARGUMENTS}): {@code cat /etc/os-release} reads its argument, as {@code python3 app.py} or
+   * {@code sh script} do. Relative ones are taken from {@code workdir}; options are skipped. Those
+   * that are not files of the image are skipped when fetching.
+   */
+  static List<String> arguments(List<String> args, String workdir) {
+    List<String> files = new ArrayList<>();
+    for (String a : args.subList(1, Math.min(args.size(), MAX_ARGUMENTS + 1))) {
+      if (a.isEmpty() || a.startsWith("-") || a.indexOf('\0') >= 0) {
+        continue;
+      }
+      files.add(a.startsWith("/") ? a : (workdir.endsWith("/") ? workdir : workdir + "/") + a);
+    }
+    return files;
+  }
+
   /** Where Python's library lies: {@code python3.N} under these (Debian's, and python.org's). */
   private static final List<String> PYTHON_HOMES = List.of("/usr/lib/", "/usr/local/lib/");
 

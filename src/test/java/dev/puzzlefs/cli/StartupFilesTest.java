@@ -130,4 +130,19 @@ class StartupFilesTest {
     assertEquals(
         List.of(), StartupFiles.python(new dev.puzzlefs.testing.FakeImage(4096).open(), "python"));
   }
+
+  @Test
+  void arguments_pathsAfterTheProgram_relativeOnesFromTheWorkdir_noOptions() {
+    assertEquals(
+        List.of("/etc/os-release", "/srv/app/main.py", "/srv/app/x=1"),
+        StartupFiles.arguments(
+            List.of("cat", "/etc/os-release", "-n", "--", "", "main.py", "x=1"), "/srv/app"));
+    assertEquals(List.of("/a"), StartupFiles.arguments(List.of("sh", "a"), "/"));
+    assertEquals(List.of(), StartupFiles.arguments(List.of("sh"), "/"));
+    List<String> many = new java.util.ArrayList<>(List.of("cat"));
+    for (int i = 0; i < 100; i++) {
+      many.add("/f" + i);
+    }
+    assertEquals(StartupFiles.MAX_ARGUMENTS, StartupFiles.arguments(many, "/").size());
+  }
 }
