@@ -77,6 +77,16 @@ public final class PackedBlobFetcher implements BlobFetcher {
   private boolean flushScheduled;
 
   /** Ranges that failed since the last one that did not. */
+  /** Chunks cut from ranges that were corrupt, since the last one that was not. */
+  private final java.util.concurrent.atomic.AtomicInteger corruptInARow =
+      new java.util.concurrent.atomic.AtomicInteger();
+
+  /**
+   * Corrupt chunks in a row that turn the pack off: its segments are damaged (or the registry
+   * serves them wrongly), and each chunk would cost a range and then its blob.
+   */
+  static final int MAX_CORRUPT_IN_A_ROW = 8;
+
   private final java.util.concurrent.atomic.AtomicInteger failedRanges =
       new java.util.concurrent.atomic.AtomicInteger();
 
@@ -283,7 +293,9 @@ public final class PackedBlobFetcher implements BlobFetcher {
     private final Wanted[] chunks;
     private final long[] starts;
     private final byte[][] bytes;
-    private final int[] received;
+
+    /** Per chunk, the spans of its bytes that arrived (a registry may send some twice). */
+    private final Spans[] received;
 
     /** Chunks whose bytes are all in: handed on to be hashed, or done. */
     private final boolean[] cut;
@@ -296,7 +308,7 @@ public final class PackedBlobFetcher implements BlobFetcher {
         starts[i] = chunks[i].at().offset();
       }
       bytes = new byte[chunks.length][];
-      received = new int[chunks.length];
+      received = new Spans[chunks.length];
       cut = new boolean[chunks.length];
     }
 
@@ -321,14 +333,15 @@ public final class PackedBlobFetcher implements BlobFetcher {
         }
         if (bytes[i] == null) {
           bytes[i] = new byte[at.length()];
+          received[i] = new Spans();
         }
         data.getBytes(
             from + (int) (start - offset),
             from + (int) (stop - offset),
             bytes[i],
             (int) (start - at.offset()));
-        received[i] += (int) (stop - start);
-        if (received[i] >= at.length()) {
+        int covered = received[i].add((int) (start - at.offset()), (int) (stop - at.offset()));
+        if (covered == at.length()) {
           cut[i] = true;
           if (whole == null) {
             whole = new ArrayList<>();
@@ -358,18 +371,30 @@ public final class PackedBlobFetcher implements BlobFetcher {
       Wanted w = chunks[c];
       byte[] b = bytes[c];
       bytes[c] = null;
+      received[c] = null;
       if (Digest.sha256(b, 0, b.length).equals(w.chunk())) {
+        corruptInARow.set(0);
         rangeChunks.increment();
         w.result().complete(b);
-      } else {
+        return;
+      }
+      int corrupt = corruptInARow.incrementAndGet();
+      if (corrupt < MAX_CORRUPT_IN_A_ROW) {
         LOG.warn(
             "chunk {} in pack segment {} of {}/{} is corrupt; fetching the chunk's own blob",
             w.chunk(),
             w.at().segment(),
             client.registry(),
             repository);
-        fromBlob(w);
+      } else if (disabled.compareAndSet(false, true)) {
+        LOG.warn(
+            "not using the chunk pack of {}/{} any more: {} chunks in a row cut from it were"
+                + " corrupt; fetching chunks one by one",
+            client.registry(),
+            repository,
+            corrupt);
       }
+      fromBlob(w);
     }
 
     /** The chunks not cut yet; none is cut after this. */
@@ -379,6 +404,7 @@ public final class PackedBlobFetcher implements BlobFetcher {
         if (!cut[i]) {
           cut[i] = true;
           bytes[i] = null;
+          received[i] = null;
           out.add(chunks[i]);
         }
       }
@@ -467,5 +493,47 @@ public final class PackedBlobFetcher implements BlobFetcher {
   @Override
   public String source() {
     return blobs.source();
+  }
+
+  /** Spans {@code [from, to)} of a chunk's bytes, merged as they are added. */
+  static final class Spans {
+    private int[] spans = new int[0]; // from, to, from, to, ... sorted and apart
+    private int covered;
+
+    /** Adds {@code [from, to)}; returns how many bytes the spans now cover. */
+    int add(int from, int to) {
+      int[] out = new int[spans.length + 2];
+      int n = 0;
+      boolean placed = false;
+      for (int k = 0; k < spans.length; k += 2) {
+        int a = spans[k];
+        int b = spans[k + 1];
+        if (b < from) {
+          out[n++] = a;
+          out[n++] = b;
+        } else if (to < a) {
+          if (!placed) {
+            out[n++] = from;
+            out[n++] = to;
+            placed = true;
+          }
+          out[n++] = a;
+          out[n++] = b;
+        } else { // overlapping or touching: one span
+          from = Math.min(from, a);
+          to = Math.max(to, b);
+        }
+      }
+      if (!placed) {
+        out[n++] = from;
+        out[n++] = to;
+      }
+      spans = java.util.Arrays.copyOf(out, n);
+      covered = 0;
+      for (int k = 0; k < n; k += 2) {
+        covered += spans[k + 1] - spans[k];
+      }
+      return covered;
+    }
   }
 }

@@ -385,6 +385,12 @@ public final class MountSupport {
   /** Heap options of the child besides {@code -Xmx}: none for a mount, see {@link #sizeServer}. */
   private static volatile List<String> childHeapOptions = List.of();
 
+  /** Back to a mount's child options (for tests that sized a server). */
+  static void sizeChildAsAMount() {
+    childHeapOptions = List.of();
+    sizeChildFor(32L << 20, true);
+  }
+
   /** Fails saying whether {@code mountpoint} is missing or not a directory; passes a directory. */
   static void requireDirectory(Path mountpoint) throws java.io.IOException {
     if (!java.nio.file.Files.isDirectory(mountpoint)) {
@@ -409,11 +415,19 @@ public final class MountSupport {
     // old generation keeps 40% free after a collection: a run promotes the image's metadata and
     // the chunks in flight (10 to 20 MB that die when it ends), and with 10% free nearly every run
     // stopped every thread for a full collection or two (25 ms each; by hand, 10 full collections
-    // in 8 runs of python3 against 5). The peak RSS reading every file stayed 133 MiB (134 with
-    // 10% and 30%), and the idle collection still gives back what a run grew.
+    // in 8 runs of python3 against 5). The peak RSS reading every file locally stayed 133 MiB (134
+    // with 10% and 30%); reading every file lazily, it grew from 262 to about 310 MB. The heap
+    // shrinks to its target at once (not in steps over several full collections), so the idle
+    // collection gives back what mounts grew: idle RSS after three lazy reads 175 to 200 MB,
+    // against 235 to 245 with the old ratios and 275 to 295 with these in steps.
     List<String> options =
         new ArrayList<>(
-            List.of("-Xms48m", "-Xmn32m", "-XX:MinHeapFreeRatio=40", "-XX:MaxHeapFreeRatio=70"));
+            List.of(
+                "-Xms48m",
+                "-Xmn32m",
+                "-XX:MinHeapFreeRatio=40",
+                "-XX:MaxHeapFreeRatio=70",
+                "-XX:-ShrinkHeapInSteps"));
     // glibc keeps freed native memory (zstd contexts, I/O buffers) in its arenas; trimming them
     // now and then took 10 MB off the idle server. The option exists from 17.0.10 on.
     if (Runtime.version().compareTo(Runtime.Version.parse("17.0.10")) >= 0) {
@@ -438,6 +452,11 @@ public final class MountSupport {
    * PUZZLEFS_MOUNT_JAVA_OPTS}, which wins.
    */
   static List<String> childJvmOptions() {
+    return childJvmOptions(System.getenv("PUZZLEFS_MOUNT_JAVA_OPTS"));
+  }
+
+  /** As {@link #childJvmOptions()}, with {@code extra} for {@code PUZZLEFS_MOUNT_JAVA_OPTS}. */
+  static List<String> childJvmOptions(String extra) {
     List<String> options = new ArrayList<>();
     options.add("-XX:+UseSerialGC");
     // A JVM out of memory answers FUSE requests wrongly (libfuse's path table loses nodes, and
@@ -445,7 +464,15 @@ public final class MountSupport {
     // connected") and umount cleans it up.
     options.add("-XX:+ExitOnOutOfMemoryError");
     options.add("-Xmx" + (childHeapBytes >> 20) + "m");
-    options.addAll(childHeapOptions);
+    List<String> extras =
+        extra == null || extra.isBlank() ? List.of() : List.of(extra.trim().split("\\s+"));
+    boolean ownRatios = extras.stream().anyMatch(o -> o.matches("-XX:M(in|ax)HeapFreeRatio=.*"));
+    for (String o : childHeapOptions) {
+      // The JVM refuses a minimum free ratio above the maximum: one given replaces both of ours.
+      if (!(ownRatios && o.matches("-XX:M(in|ax)HeapFreeRatio=.*"))) {
+        options.add(o);
+      }
+    }
     // Shallower inlining: C2 otherwise spends over a second of CPU, while a fresh mount serves its
     // first big read, inlining whole CompletableFuture and Caffeine chains into the per-chunk glue
     // (CachingChunkSource.fetch alone took 230 ms to compile). The per-byte work is intrinsics
@@ -460,10 +487,7 @@ public final class MountSupport {
       options.add("-Xlog:cds=off");
       options.add("-Xlog:cds+dynamic=off");
     }
-    String extra = System.getenv("PUZZLEFS_MOUNT_JAVA_OPTS");
-    if (extra != null && !extra.isBlank()) {
-      options.addAll(List.of(extra.trim().split("\\s+")));
-    }
+    options.addAll(extras);
     return options;
   }
 

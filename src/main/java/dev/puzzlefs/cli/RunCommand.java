@@ -336,6 +336,9 @@ final class RunCommand implements Callable<Integer> {
             Mounter.mount(
                 opened.image(), layers.lower(), List.of(), Mounter.DEFAULT_READY_TIMEOUT)) {
       WritableMount.writeState(layers);
+      // A signal before the command starts: reads of the image that wait (the command's lookup
+      // reads its program's header) give up, rather than wait for a slow registry.
+      stopper.onCancel(opened.image()::abandonWaits);
       ReadRecorder recorder = null;
       if (recordPrefetchList != null) {
         recorder = new ReadRecorder();
@@ -357,6 +360,9 @@ final class RunCommand implements Callable<Integer> {
                 layers.mountpoint(), args, environment, workdir, ContainerSpec.HOSTNAME);
         CommandLookup.Verdict verdict =
             CommandLookup.check(layers.mountpoint(), args.get(0), environment, workdir);
+        if (stopper.cancelled()) {
+          return stopper.cancelStatus(); // the lookup may have failed for that
+        }
         if (!verdict.runs()) {
           System.err.println("puzzlefs run: " + verdict.message());
           return verdict.status();

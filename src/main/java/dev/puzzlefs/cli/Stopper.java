@@ -2,6 +2,7 @@ package dev.puzzlefs.cli;
 
 import java.io.IOException;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -66,7 +67,10 @@ final class Stopper implements AutoCloseable {
     }
     if (process == null) {
       log.debug("SIG{} before the command started: cancelling", name);
-      cancelledBy = name;
+      if (cancelledBy == null) {
+        cancelledBy = name;
+        onCancel.forEach(Runnable::run);
+      }
       return;
     }
     if (cancelledBy != null || !runtime.commandStarted(process)) {
@@ -103,6 +107,20 @@ final class Stopper implements AutoCloseable {
               "puzzlefs-run-killer");
       killer.setDaemon(true);
       killer.start();
+    }
+  }
+
+  private final List<Runnable> onCancel = new java.util.ArrayList<>();
+
+  /**
+   * Runs {@code action} when a signal cancels the run before its command started (at once if one
+   * has): to give up what the run waits on meanwhile, such as reads of a slow image.
+   */
+  synchronized void onCancel(Runnable action) {
+    if (cancelledBy != null && process == null) {
+      action.run();
+    } else {
+      onCancel.add(action);
     }
   }
 

@@ -13,13 +13,15 @@ import java.util.List;
  * {@code GET /v2/<repo>/blobs/<digest>} with {@code Range: bytes=A-B[,C-D]...}: parts of a blob,
  * exactly the ones asked for, in one request. The answer must be 206: for one part, with a {@code
  * Content-Range} of that part; for several, a {@code multipart/byteranges} body whose parts cover
- * them (or one part that covers them all, for a registry that joins them). Anything else is cut off
- * at once: a 200 (the registry ignores ranges) or another part fails with {@link
- * RangeNotSupportedException}, or with {@link MultiRangeNotSupportedException} when several parts
- * were asked for (the registry may still serve one at a time). The bytes go to a {@link RangeSink}
- * as they arrive, and the operation succeeds once the answer has ended as it should. They are not
- * verified here: a part is not a blob of its own, so its caller checks what it cuts out of it.
- * Never retried: its caller fetches the chunks as blobs instead, which are.
+ * them (or one part that covers them all, for a registry that joins them, as long as the answer
+ * holds no more than {@link #MULTIPART_BYTES_PER_PART} bytes per part beyond those asked for: a
+ * covering part with larger gaps is refused). Anything else is cut off at once: a 200 (the registry
+ * ignores ranges) or another part fails with {@link RangeNotSupportedException}, or with {@link
+ * MultiRangeNotSupportedException} when several parts were asked for (the registry may still serve
+ * one at a time). The bytes go to a {@link RangeSink} as they arrive, and the operation succeeds
+ * once the answer has ended as it should. They are not verified here: a part is not a blob of its
+ * own, so its caller checks what it cuts out of it. Never retried: its caller fetches the chunks as
+ * blobs instead, which are.
  */
 final class RangePuller implements RegistryOperation<Void> {
   private static final int MAX_ERROR_BYTES = 64 << 10;

@@ -445,6 +445,61 @@ class ChunkPackRegistryTest {
   }
 
   /**
+   * A registry may send bytes of a part twice (RFC 9110 lets it answer overlapping ranges as asked,
+   * or repeat them): each part here comes as its first 500 bytes, then whole. Every chunk is still
+   * cut from the range, none is taken for corrupt, and nothing is fetched again.
+   */
+  @Test
+  void partsWhoseBytesComeTwice_areCutOnceWhole_notTakenForCorrupt() throws Exception {
+    push("pack/twice", true, 64 << 20);
+    RegistryClient direct = client(registry.hostPort());
+    ChunkPack pack = await(direct.findChunkPack("pack/twice", manifestDigest, sizes));
+    List<Digest> wanted = scattered(pack).subList(0, 3);
+    StringBuilder range = new StringBuilder("bytes=");
+    java.io.ByteArrayOutputStream body = new java.io.ByteArrayOutputStream();
+    for (Digest d : wanted) {
+      ChunkPack.Location at = pack.locate(d);
+      long last = at.offset() + at.length() - 1;
+      range.append(range.length() > 6 ? "," : "").append(at.offset()).append('-').append(last);
+      byte[] chunk = layout.readBlob(d);
+      int head = Math.min(500, chunk.length);
+      body.write(
+          ("--XB\r\nContent-Range: bytes "
+                  + at.offset()
+                  + "-"
+                  + (at.offset() + head - 1)
+                  + "/*\r\n\r\n")
+              .getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+      body.write(chunk, 0, head);
+      body.write(
+          ("\r\n--XB\r\nContent-Range: bytes " + at.offset() + "-" + last + "/*\r\n\r\n")
+              .getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+      body.write(chunk);
+      body.write("\r\n".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+    }
+    body.write("--XB--\r\n".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+    Digest segment = pack.locate(wanted.get(0)).segment();
+    RegistryClient twice =
+        throughProxy(
+            urlEqualTo("/v2/pack/twice/blobs/" + segment),
+            java.util.regex.Pattern.quote(range.toString()),
+            aResponse()
+                .withStatus(206)
+                .withHeader("Content-Type", "multipart/byteranges; boundary=XB")
+                .withBody(body.toByteArray()));
+    PackedBlobFetcher fetcher = fetcher(twice, "pack/twice");
+    assertNotNull(fetcher.search().get());
+
+    List<String> warned =
+        warnings(PackedBlobFetcher.class, () -> fetchAndCheck(source(fetcher), wanted));
+
+    assertEquals(List.of(), warned);
+    Map<String, Long> stats = fetcher.stats();
+    assertEquals((long) wanted.size(), stats.get("packChunks"), stats.toString());
+    assertEquals(0L, stats.get("packChunksAsBlobs"), stats.toString());
+  }
+
+  /**
    * Checks that {@code client} (through a proxy that answers requests for several parts wrongly)
    * gets scattered chunks right, then asks for one part per request only: the pack stays on for
    * runs of neighbours.
@@ -644,6 +699,60 @@ class ChunkPackRegistryTest {
     assertEquals(List.of(), warned);
   }
 
+  /** The first {@code n} chunks of the first chunk's segment, one after the other in it. */
+  private static List<Digest> contiguous(ChunkPack pack, int n) {
+    Digest segment = pack.locate(chunks.get(0)).segment();
+    List<Digest> run = new ArrayList<>();
+    for (Digest d : chunks) {
+      if (pack.locate(d).segment().equals(segment)) {
+        run.add(d);
+      }
+    }
+    run.sort(java.util.Comparator.comparingLong(d -> pack.locate(d).offset()));
+    run = run.subList(0, n);
+    for (int i = 1; i < run.size(); i++) {
+      ChunkPack.Location before = pack.locate(run.get(i - 1));
+      assertEquals(before.offset() + before.length(), pack.locate(run.get(i)).offset());
+    }
+    return run;
+  }
+
+  /**
+   * A registry whose ranges hold nothing but corrupt chunks: after {@link
+   * PackedBlobFetcher#MAX_CORRUPT_IN_A_ROW} of them in a row the pack is turned off, with one
+   * warning each until then and one that says so; every chunk still has its right bytes.
+   */
+  @Test
+  void rangesOfCorruptChunksOnly_turnThePackOff_afterAFewInARow() throws Exception {
+    push("pack/rotten", true);
+    RegistryClient direct = client(registry.hostPort());
+    ChunkPack pack = await(direct.findChunkPack("pack/rotten", manifestDigest, sizes));
+    int n = PackedBlobFetcher.MAX_CORRUPT_IN_A_ROW + 4;
+    List<Digest> run = contiguous(pack, n);
+    long from = pack.locate(run.get(0)).offset();
+    ChunkPack.Location last = pack.locate(run.get(n - 1));
+    long to = last.offset() + last.length();
+    RegistryClient rotten =
+        throughProxy(
+            urlEqualTo("/v2/pack/rotten/blobs/" + pack.locate(run.get(0)).segment()),
+            "bytes=" + from + "-" + (to - 1),
+            aResponse()
+                .withStatus(206)
+                .withHeader("Content-Range", "bytes " + from + "-" + (to - 1) + "/*")
+                .withBody(new byte[(int) (to - from)]));
+    PackedBlobFetcher fetcher = fetcher(rotten, "pack/rotten");
+    assertNotNull(fetcher.search().get());
+
+    List<String> warned =
+        warnings(PackedBlobFetcher.class, () -> fetchAndCheck(source(fetcher), run));
+
+    assertEquals(PackedBlobFetcher.MAX_CORRUPT_IN_A_ROW, warned.size(), warned.toString());
+    assertTrue(
+        warned.get(warned.size() - 1).contains("not using the chunk pack"), warned.toString());
+    assertFalse(fetcher.fetchesRunsCheaply(), "the pack is off");
+    assertEquals((long) n, fetcher.stats().get("packChunksAsBlobs"));
+  }
+
   /**
    * A range's chunks are handed over as their bytes arrive: from a registry that sends a range of
    * six chunks in ten pieces over three seconds, the first chunk is there while the last is still
@@ -655,18 +764,7 @@ class ChunkPackRegistryTest {
     RegistryClient direct = client(registry.hostPort());
     ChunkPack pack = await(direct.findChunkPack("pack/slow", manifestDigest, sizes));
     Digest segment = pack.locate(chunks.get(0)).segment();
-    List<Digest> run = new ArrayList<>();
-    for (Digest d : chunks) {
-      if (pack.locate(d).segment().equals(segment)) {
-        run.add(d);
-      }
-    }
-    run.sort(java.util.Comparator.comparingLong(d -> pack.locate(d).offset()));
-    run = run.subList(0, 6);
-    for (int i = 1; i < run.size(); i++) {
-      ChunkPack.Location before = pack.locate(run.get(i - 1));
-      assertEquals(before.offset() + before.length(), pack.locate(run.get(i)).offset());
-    }
+    List<Digest> run = contiguous(pack, 6);
     long from = pack.locate(run.get(0)).offset();
     ChunkPack.Location last = pack.locate(run.get(run.size() - 1));
     long to = last.offset() + last.length();

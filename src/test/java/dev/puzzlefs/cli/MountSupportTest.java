@@ -210,6 +210,29 @@ class MountSupportTest {
     }
   }
 
+  /**
+   * The server's heap ratios give way to ratios in {@code PUZZLEFS_MOUNT_JAVA_OPTS}: the JVM
+   * refuses to start with a minimum free ratio above the maximum, so one of them given replaces
+   * both of ours.
+   */
+  @Test
+  void serverJvm_heapRatiosGivenInTheEnvironment_replaceOurs() {
+    try {
+      MountSupport.sizeServer(256L << 20);
+      List<String> ours = MountSupport.childJvmOptions(null);
+      assertTrue(ours.contains("-XX:MinHeapFreeRatio=40"), ours.toString());
+      assertTrue(ours.contains("-XX:MaxHeapFreeRatio=70"), ours.toString());
+      List<String> theirs = MountSupport.childJvmOptions(" -XX:MaxHeapFreeRatio=30  -Dx=1 ");
+      assertTrue(
+          theirs.stream().noneMatch(o -> o.startsWith("-XX:MinHeapFreeRatio")), theirs.toString());
+      assertEquals(1, theirs.stream().filter(o -> o.startsWith("-XX:MaxHeapFreeRatio")).count());
+      assertEquals("-Dx=1", theirs.get(theirs.size() - 1), "theirs come last, and win");
+      assertTrue(theirs.contains("-Xmn32m"), "the other heap options stay");
+    } finally {
+      MountSupport.sizeChildAsAMount();
+    }
+  }
+
   @Test
   void childJvm_heapFollowsTheMemoryCache_withTheSerialCollector() {
     try {

@@ -125,4 +125,32 @@ class StopperTest {
     }
     assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "init survived");
   }
+
+  /**
+   * A signal before the command started runs what was registered to give up the run's waits (the
+   * image's reads), once, and at once for what is registered after it; the run then reports the
+   * signal without starting the command.
+   */
+  @Test
+  void termBeforeTheCommandStarted_runsTheCancelActionsOnce() throws Exception {
+    java.util.concurrent.atomic.AtomicInteger before =
+        new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicInteger after =
+        new java.util.concurrent.atomic.AtomicInteger();
+    try (Stopper stopper = Stopper.detached(new RuncRuntime(Path.of("/nonexistent/runc")), 10)) {
+      stopper.onCancel(before::incrementAndGet);
+      assertEquals(0, before.get(), "nothing before a signal");
+      stopper.deliver("TERM");
+      stopper.deliver("INT");
+      assertEquals(1, before.get());
+      stopper.onCancel(after::incrementAndGet);
+      assertEquals(1, after.get(), "registered after the signal: at once");
+      assertEquals(
+          143,
+          stopper.run(
+              () -> {
+                throw new AssertionError("the command must not start");
+              }));
+    }
+  }
 }
