@@ -86,14 +86,26 @@ final class Overlay {
 
   /** Unmounts the overlay on {@code target}; refuses anything that is not an overlay. */
   static void unmount(Path target) throws IOException {
+    unmount(target, false);
+  }
+
+  /**
+   * {@link #unmount(Path)}, detaching lazily when {@code lazy}: the overlay leaves the tree at once
+   * and ends when the last process using it lets go.
+   */
+  static void unmount(Path target, boolean lazy) throws IOException {
     String type = MountTable.typeAt(target);
     if (!TYPE.equals(type)) {
       throw new IOException(target + " is not an overlay mount (it is " + type + ")");
     }
-    if (MountCalls.usable() && MountCalls.umount(target, false).ok()) {
+    if (MountCalls.usable() && MountCalls.umount(target, lazy).ok()) {
       return;
     }
-    String failed = run(List.of("umount", target.toString()));
+    String failed =
+        run(
+            lazy
+                ? List.of("umount", "-l", target.toString())
+                : List.of("umount", target.toString()));
     if (failed != null) {
       throw new IOException("could not unmount the overlay on " + target + ": " + failed);
     }

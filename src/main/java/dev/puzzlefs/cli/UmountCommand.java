@@ -35,7 +35,7 @@ final class UmountCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     if (WritableMount.isWritable(mountpoint)) {
-      WritableMount.unmount(mountpoint, System.err);
+      WritableMount.unmount(mountpoint, System.err, lazy);
       return 0;
     }
     try {

@@ -153,19 +153,42 @@ final class WritableMount {
    *     cannot, or the private directory cannot be removed; the state stays for another try
    */
   static void unmount(Path mountpoint, PrintStream err) throws IOException {
+    unmount(mountpoint, err, false);
+  }
+
+  /**
+   * {@link #unmount(Path, PrintStream)}; with {@code lazy}, an overlay still in use is detached
+   * instead (and the image mount under it): both leave the tree at once and end when the last
+   * process using them lets go, and the private directory, which the overlay still writes to, is
+   * kept and named on {@code err}.
+   */
+  static void unmount(Path mountpoint, PrintStream err, boolean lazy) throws IOException {
     Layers layers = readState(mountpoint.toAbsolutePath().normalize());
-    takeDown(layers, err);
+    takeDown(layers, err, lazy);
     Files.deleteIfExists(stateFile(layers.mountpoint()));
   }
 
   /** {@link #unmount} without the state file: for a mount this process made itself. */
   static void takeDown(Layers layers, PrintStream err) throws IOException {
+    takeDown(layers, err, false);
+  }
+
+  private static void takeDown(Layers layers, PrintStream err, boolean lazy) throws IOException {
     Path target = layers.mountpoint();
     String type = MountTable.typeAt(target);
     boolean overlayUp = Overlay.TYPE.equals(type);
     boolean lowerUp = MountTable.isMountPoint(layers.lower());
+    boolean detached = false;
     if (overlayUp) {
-      Overlay.unmount(target);
+      try {
+        Overlay.unmount(target);
+      } catch (IOException busy) {
+        if (!lazy) {
+          throw busy;
+        }
+        Overlay.unmount(target, true);
+        detached = true;
+      }
     } else {
       err.println(
           "puzzlefs umount: the overlay on "
@@ -183,7 +206,11 @@ final class WritableMount {
                 + ") no longer answers; its process died. Unmounting it");
       }
       try {
-        Mounter.umount(layers.lower());
+        if (detached) {
+          Mounter.umountLazily(layers.lower()); // the detached overlay still reads through it
+        } else {
+          Mounter.umount(layers.lower());
+        }
       } catch (dev.puzzlefs.fuse.UnmountException e) {
         // Gone meanwhile: the mount server's own unmount-on-exit may take it down at the same time.
         if (e.reason() != dev.puzzlefs.fuse.UnmountException.Reason.NOT_MOUNTED) {
@@ -197,6 +224,16 @@ final class WritableMount {
               + " ("
               + layers.lower()
               + ") was already gone");
+    }
+    if (detached) {
+      err.println(
+          "puzzlefs umount: the overlay on "
+              + target
+              + " was in use: detached; it ends when the last process using it lets go. Its"
+              + " private directory "
+              + layers.privateDir()
+              + " stays until then (remove it afterwards)");
+      return;
     }
     Overlay.deleteTree(layers.privateDir());
   }

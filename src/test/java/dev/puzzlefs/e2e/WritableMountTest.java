@@ -235,6 +235,51 @@ class WritableMountTest {
     cli.assertNothingLeft(mnt);
   }
 
+  /**
+   * {@code umount --lazy} of a writable mount in use detaches both layers at once; the process
+   * using it still reads the image and its own write, and the private directory, which holds that
+   * write, is named and kept. Without {@code --lazy} the busy mount is refused and stays.
+   */
+  @Test
+  void umountLazy_writableMountInUse_detachesBothLayers_andKeepsThePrivateDirectory()
+      throws Exception {
+    cli.ok("mount", "--writable", oci.toString(), "v1", mnt.toString());
+    String lower = lowerDir();
+    Files.writeString(mnt.resolve("etc/note"), "written\n");
+    Process user =
+        new ProcessBuilder("sh", "-c", "read x; cat etc/motd etc/note")
+            .directory(mnt.toFile())
+            .start();
+    try {
+      Processes.Result busy = cli.run("umount", mnt.toString());
+      assertNotEquals(0, busy.exit(), "busy, without --lazy");
+      assertEquals("overlay", mountType());
+
+      Processes.Result r = cli.ok("umount", "--lazy", mnt.toString());
+
+      assertNull(mountType(), "the overlay left the tree");
+      assertTrue(r.stderr().contains("detached"), r.stderr());
+      java.util.regex.Matcher kept =
+          java.util.regex.Pattern.compile("private directory (\\S+) stays").matcher(r.stderr());
+      assertTrue(kept.find(), r.stderr());
+      Path privateDir = Path.of(kept.group(1));
+      assertTrue(Files.isDirectory(privateDir), privateDir.toString());
+      assertFalse(
+          Files.readString(Path.of("/proc/self/mountinfo")).contains(" " + lower + " "),
+          "the image mount left the tree too");
+      user.getOutputStream().write('\n');
+      user.getOutputStream().close();
+      assertEquals(
+          "from the image\nwritten\n",
+          new String(
+              user.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8));
+      assertEquals(0, user.waitFor());
+      Processes.run(30, "rm", "-rf", privateDir.toString());
+    } finally {
+      user.destroyForcibly();
+    }
+  }
+
   private String lowerDir() throws Exception {
     String abs = mnt.toAbsolutePath().toString();
     for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
