@@ -34,12 +34,13 @@ import org.slf4j.LoggerFactory;
  * misses it joins the load of that digest already in flight, or starts one, so there is one fetch
  * per digest however many readers want it at once. The load reads {@code <cacheDir>/sha256/<hex>}
  * on the executor; an entry that does not hash to its name (or fails the fs-verity check) is
- * deleted, never served. On a miss it asks the fetcher, with a deadline, then verifies on the
- * executor (the sha256 once: not again when the fetcher has checked it, {@link
- * BlobFetcher#verifiesDigests}; never on the fetcher's thread, which may be an event loop, unless
- * the fetcher says its threads are workers: {@link BlobFetcher#completesOnWorkerThread}), writes
- * the disk entry, and only then puts the bytes in memory and completes the readers' future. A
- * failed load leaves nothing behind, so the next read tries again.
+ * deleted, never served. On a miss it asks the fetcher, with a deadline (unless asking again would
+ * not help: {@link BlobFetcher#retriesHelpAHang}), then verifies on the executor (the sha256 once:
+ * not again when the fetcher has checked it, {@link BlobFetcher#verifiesDigests}; never on the
+ * fetcher's thread, which may be an event loop, unless the fetcher says its threads are workers:
+ * {@link BlobFetcher#completesOnWorkerThread}), writes the disk entry, and only then puts the bytes
+ * in memory and completes the readers' future. A failed load leaves nothing behind, so the next
+ * read tries again.
  *
  * <p>Why not Caffeine's {@code AsyncCache}, which also shares in-flight loads: it logs every failed
  * load at WARNING with a stack trace (through {@code System.Logger}, bypassing SLF4J), which turns
@@ -334,9 +335,11 @@ public final class CachingChunkSource implements ChunkSource {
       fetched = CompletableFuture.failedFuture(e);
     }
     CompletableFuture<byte[]> bounded =
-        fetched
-            .thenApply(Function.identity()) // a stage of our own, so the deadline is ours alone
-            .orTimeout(fetchTimeoutMillis, TimeUnit.MILLISECONDS);
+        fetcher.retriesHelpAHang()
+            ? fetched
+                .thenApply(Function.identity()) // a stage of our own, so the deadline is ours alone
+                .orTimeout(fetchTimeoutMillis, TimeUnit.MILLISECONDS)
+            : fetched;
     if (fetcher.completesOnWorkerThread()) {
       // On the fetcher's worker (or this thread, if it has finished already): no hand-off.
       return bounded.handle((bytes, failure) -> checkAndStore(blob, bytes, failure));
@@ -577,7 +580,10 @@ public final class CachingChunkSource implements ChunkSource {
       return this;
     }
 
-    /** How long one fetch may take before reads waiting on it fail. Default 60 s. */
+    /**
+     * How long one fetch may take before it fails and the next read asks again, for fetchers that
+     * {@linkplain BlobFetcher#retriesHelpAHang may succeed when asked again}. Default 60 s.
+     */
     public Builder fetchTimeout(Duration timeout) {
       if (timeout == null || timeout.isZero() || timeout.isNegative()) {
         throw new IllegalArgumentException("fetchTimeout must be positive, got " + timeout);

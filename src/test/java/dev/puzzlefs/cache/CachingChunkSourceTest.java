@@ -418,6 +418,43 @@ class CachingChunkSourceTest {
   }
 
   @Test
+  void fetch_localFileReadSlowerThanDeadline_isWaitedForNotFailed() throws Exception {
+    // A local file read that hangs would hang again if asked again: no deadline of the cache's own
+    // (the readers keep theirs), and the bytes count whenever the read ends.
+    Digest d = chunk(4);
+    CompletableFuture<byte[]> read = new CompletableFuture<>();
+    BlobFetcher local =
+        new BlobFetcher() {
+          @Override
+          public CompletableFuture<byte[]> fetch(Digest blob) {
+            return read;
+          }
+
+          @Override
+          public String source() {
+            return "a stuck disk";
+          }
+
+          @Override
+          public boolean retriesHelpAHang() {
+            return false;
+          }
+        };
+    CachingChunkSource source =
+        CachingChunkSource.builder(local).fetchTimeout(Duration.ofMillis(100)).executor(io).build();
+    sources.add(source);
+
+    CompletableFuture<byte[]> fetched = source.fetch(d);
+    Thread.sleep(600);
+
+    assertFalse(
+        fetched.isDone(), "failed at the cache's deadline although asking again won't help");
+    read.complete(bytes(d));
+    assertArrayEquals(bytes(d), await(fetched));
+    assertFalse(new LayoutBlobFetcher(image.layout(), io).retriesHelpAHang());
+  }
+
+  @Test
   void fetch_verityMismatch_failsAndKeepsNothing() throws Exception {
     assertVerityMismatchRefused(new LayoutBlobFetcher(image.layout(), io));
   }
