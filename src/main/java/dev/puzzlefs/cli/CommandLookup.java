@@ -115,12 +115,7 @@ final class CommandLookup {
   }
 
   private static String searchPath(List<String> env) {
-    String path = null;
-    for (String e : env) {
-      if (e.startsWith("PATH=")) {
-        path = e.substring("PATH=".length()); // the last one wins, as in the runtime's environment
-      }
-    }
+    String path = ContainerSpec.value(env, "PATH");
     return path != null ? path : ContainerSpec.DEFAULT_PATH.substring("PATH=".length());
   }
 

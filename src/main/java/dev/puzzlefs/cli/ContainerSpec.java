@@ -41,6 +41,20 @@ record ContainerSpec(
     return out;
   }
 
+  /**
+   * The value {@code env} ({@code K=V} entries) gives {@code key}, or null: the last entry wins, as
+   * in a process's environment.
+   */
+  static String value(List<String> env, String key) {
+    String found = null;
+    for (String e : env) {
+      if (e.length() > key.length() && e.charAt(key.length()) == '=' && e.startsWith(key)) {
+        found = e.substring(key.length() + 1);
+      }
+    }
+    return found;
+  }
+
   private static void put(Map<String, String> env, String entry) {
     int eq = entry.indexOf('=');
     if (eq <= 0) {

@@ -194,12 +194,12 @@ final class StartupFiles {
    * null for the C locale (which has no files) and for a name that is not a locale's.
    */
   static String ctypeLocale(List<String> env) {
-    String name = value(env, "LC_ALL");
+    String name = ContainerSpec.value(env, "LC_ALL");
     if (name == null || name.isEmpty()) {
-      name = value(env, "LC_CTYPE");
+      name = ContainerSpec.value(env, "LC_CTYPE");
     }
     if (name == null || name.isEmpty()) {
-      name = value(env, "LANG");
+      name = ContainerSpec.value(env, "LANG");
     }
     if (name == null
         || name.isEmpty()
@@ -241,7 +241,7 @@ final class StartupFiles {
 
   /** The time zone file: the one {@code TZ} names, else {@code /etc/localtime}. */
   static String timeZone(List<String> env) {
-    String tz = value(env, "TZ");
+    String tz = ContainerSpec.value(env, "TZ");
     if (tz == null || tz.isEmpty()) {
       return "/etc/localtime";
     }
@@ -253,16 +253,5 @@ final class StartupFiles {
     }
     // A zone's name (the C library tries one for a rule such as EST5EDT too).
     return tz.matches("[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*") ? ZONES + tz : "/etc/localtime";
-  }
-
-  /** The value of {@code key} in {@code env} (the last one wins, as in a process's environment). */
-  private static String value(List<String> env, String key) {
-    String found = null;
-    for (String e : env) {
-      if (e.length() > key.length() && e.charAt(key.length()) == '=' && e.startsWith(key)) {
-        found = e.substring(key.length() + 1);
-      }
-    }
-    return found;
   }
 }
