@@ -92,14 +92,24 @@ final class Overlay {
   /**
    * {@link #unmount(Path)}, detaching lazily when {@code lazy}: the overlay leaves the tree at once
    * and ends when the last process using it lets go.
+   *
+   * @throws dev.puzzlefs.fuse.UnmountException with reason {@code BUSY} when the overlay is in use
+   *     (and not {@code lazy})
    */
   static void unmount(Path target, boolean lazy) throws IOException {
     String type = MountTable.typeAt(target);
     if (!TYPE.equals(type)) {
       throw new IOException(target + " is not an overlay mount (it is " + type + ")");
     }
-    if (MountCalls.usable() && MountCalls.umount(target, lazy).ok()) {
-      return;
+    if (MountCalls.usable()) {
+      MountCalls.Result done = MountCalls.umount(target, lazy);
+      if (done.ok()) {
+        return;
+      }
+      if (done.is(jnr.constants.platform.Errno.EBUSY)) {
+        throw dev.puzzlefs.fuse.UnmountException.busy(
+            target, "could not unmount the overlay on " + target + ": " + done.describe());
+      }
     }
     String failed =
         run(

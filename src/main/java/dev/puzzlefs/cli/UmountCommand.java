@@ -35,7 +35,11 @@ final class UmountCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     if (WritableMount.isWritable(mountpoint)) {
-      WritableMount.unmount(mountpoint, System.err, lazy);
+      try {
+        WritableMount.unmount(mountpoint, System.err, lazy);
+      } catch (UnmountException e) {
+        throw new IOException(advice(e));
+      }
       return 0;
     }
     try {

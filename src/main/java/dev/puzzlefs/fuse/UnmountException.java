@@ -28,6 +28,14 @@ public final class UnmountException extends IOException {
     this.mountpoint = mountpoint;
   }
 
+  /**
+   * The kernel refused to unmount {@code mountpoint} (absolute), a mount of another kind than
+   * puzzlefs's own (the overlay of a writable mount), with EBUSY.
+   */
+  public static UnmountException busy(Path mountpoint, String message) {
+    return new UnmountException(Reason.BUSY, mountpoint, message);
+  }
+
   /** Why. */
   public Reason reason() {
     return reason;

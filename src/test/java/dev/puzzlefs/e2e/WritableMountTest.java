@@ -253,6 +253,12 @@ class WritableMountTest {
     try {
       Processes.Result busy = cli.run("umount", mnt.toString());
       assertNotEquals(0, busy.exit(), "busy, without --lazy");
+      assertTrue(
+          busy.stderr()
+                  .contains(
+                      "it is busy (EBUSY): used by sh (pid " + user.pid() + ", working directory)")
+              && busy.stderr().contains("'puzzlefs umount --lazy " + mnt),
+          busy.stderr());
       assertEquals("overlay", mountType());
 
       Processes.Result r = cli.ok("umount", "--lazy", mnt.toString());
