@@ -146,6 +146,7 @@ public final class Image implements AutoCloseable {
       new java.util.concurrent.atomic.AtomicLong();
   private volatile java.util.function.Supplier<Map<String, Long>> extraStats = Map::of;
   private volatile ReadRecorder recorder;
+  private final StreamAhead stream;
 
   private Image(
       long[] inos,
@@ -165,6 +166,7 @@ public final class Image implements AutoCloseable {
     this.recent =
         new RecentChunks(source, RECENT_CHUNKS, RECENT_CHUNKS + 3 * MAX_STREAM_AHEAD_RUN_CHUNKS);
     this.deadlineNanos = readDeadline.toNanos();
+    this.stream = new StreamAhead(inodes, source, recent, readaheadChunks);
     long total = 0;
     for (int i = 0; i < inodes.length; i++) {
       Inode inode = inodes[i];
@@ -604,7 +606,7 @@ public final class Image implements AutoCloseable {
     for (int c = first; c <= last; c++) {
       FileChunk chunk = chunks.get(c);
       if (sequential) {
-        continueStream(chunk.blob());
+        stream.reached(chunk.blob());
       }
       byte[] stored = await(ino, chunk, futures[c - first], deadline, toEnd, requester);
       long chunkStart = ends[c] - chunk.len();
@@ -854,7 +856,7 @@ public final class Image implements AutoCloseable {
       readStalls.increment();
       readsWaiting.incrementAndGet();
       if (streamAhead) {
-        streamAhead(blob);
+        stream.afterStall(blob);
       }
     }
     try {
@@ -905,49 +907,6 @@ public final class Image implements AutoCloseable {
     }
   }
 
-  /**
-   * After a read had to wait for {@code blob}: starts fetching the chunks that follow it in the
-   * image's data stream ({@link StreamOrder}).
-   */
-  private void streamAhead(Digest blob) {
-    int size =
-        streamWindow.after(
-            blob,
-            source.fetchesRunsCheaply() ? MAX_STREAM_AHEAD_RUN_CHUNKS : MAX_STREAM_AHEAD_CHUNKS);
-    // With the chunk that follows it: a stall there means the reader ran off the window's end.
-    List<Digest> window = streamOrder().after(blob, size + 1);
-    streamWindow.asked(window);
-    for (Digest next : window.subList(0, Math.min(size, window.size()))) {
-      recent.fetch(next);
-      readaheadChunks.increment();
-    }
-  }
-
-  /**
-   * When a sequential read reaches the marker of the last stream window: fetches the next window,
-   * the chunks after that one's end, while the reader reads the rest of it. Only from a source that
-   * fetches runs cheaply (a registry image with a chunk pack): there a walk waits on round trips,
-   * and a lazy read of every file of minbase took a fifth less time, with a fifth of the stalls and
-   * half the registry requests. A local image keeps waiting for a stall: fetching on was slower
-   * there (more work competing with the reads, bench/FINDINGS.md).
-   */
-  private void continueStream(Digest blob) {
-    if (!source.fetchesRunsCheaply()) {
-      return;
-    }
-    Digest end = streamWindow.reached(blob);
-    if (end == null) {
-      return;
-    }
-    int size = streamWindow.size();
-    List<Digest> window = streamOrder().after(end, size + 1);
-    streamWindow.continued(window);
-    for (Digest next : window.subList(0, Math.min(size, window.size()))) {
-      recent.fetch(next);
-      readaheadChunks.increment();
-    }
-  }
-
   /** Completed when the mount is being taken down: every read waiting then gives up. */
   private final CompletableFuture<Void> abandonWaits = new CompletableFuture<>();
 
@@ -962,26 +921,6 @@ public final class Image implements AutoCloseable {
     int waiting = readsWaiting.get();
     abandonWaits.complete(null);
     return waiting;
-  }
-
-  private final StreamWindow streamWindow =
-      new StreamWindow(STREAM_AHEAD_CHUNKS, MAX_STREAM_AHEAD_CHUNKS);
-
-  private volatile StreamOrder streamOrder;
-
-  /** The data stream's order, built on first use. */
-  private StreamOrder streamOrder() {
-    StreamOrder order = streamOrder;
-    if (order == null) {
-      synchronized (this) {
-        order = streamOrder;
-        if (order == null) {
-          order = new StreamOrder(inodes);
-          streamOrder = order;
-        }
-      }
-    }
-    return order;
   }
 
   private void readAhead(List<FileChunk> chunks, int next) {
