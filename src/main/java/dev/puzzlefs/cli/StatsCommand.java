@@ -29,6 +29,9 @@ final class StatsCommand implements Callable<Integer> {
   /** The virtual attribute of a mount's root that holds its counters (without "user."). */
   static final String ATTRIBUTE = "puzzlefs.stats";
 
+  /** Room to spare when reading the counters, for them to grow meanwhile. */
+  private static final int GROWTH_ROOM = 4096;
+
   @Parameters(index = "0", paramLabel = "MOUNTPOINT", description = "a puzzlefs mount")
   Path mountpoint;
 
@@ -64,6 +67,28 @@ final class StatsCommand implements Callable<Integer> {
             + "' cleans it up");
   }
 
+  /**
+   * The attribute's value. The counters change while they are read (a prefetch counts on), so the
+   * value may have grown between asking its size and reading it (ERANGE): the buffer has room to
+   * spare, and a read that still finds it too small asks again.
+   */
+  static String readGrowing(UserDefinedFileAttributeView view) throws IOException {
+    for (int attempt = 1; ; attempt++) {
+      ByteBuffer buf = ByteBuffer.allocate(view.size(ATTRIBUTE) + GROWTH_ROOM);
+      try {
+        view.read(ATTRIBUTE, buf);
+      } catch (FileSystemException e) {
+        String reason = String.valueOf(e.getReason());
+        if (attempt < 5 && reason.contains("Insufficient space in buffer")) {
+          continue;
+        }
+        throw e;
+      }
+      buf.flip();
+      return StandardCharsets.UTF_8.decode(buf).toString();
+    }
+  }
+
   /** The counters of the mount on {@code mountpoint}, as JSON text. */
   static String read(Path mountpoint) throws IOException {
     java.nio.file.attribute.BasicFileAttributes attributes;
@@ -85,11 +110,7 @@ final class StatsCommand implements Callable<Integer> {
     UserDefinedFileAttributeView view =
         Files.getFileAttributeView(mountpoint, UserDefinedFileAttributeView.class);
     try {
-      int size = view.size(ATTRIBUTE);
-      ByteBuffer buf = ByteBuffer.allocate(size);
-      view.read(ATTRIBUTE, buf);
-      buf.flip();
-      return StandardCharsets.UTF_8.decode(buf).toString();
+      return readGrowing(view);
     } catch (FileSystemException e) {
       String reason = e.getReason() != null ? e.getReason() : String.valueOf(e.getMessage());
       if (reason.contains("not connected")) {
