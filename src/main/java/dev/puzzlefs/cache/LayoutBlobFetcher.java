@@ -1,6 +1,8 @@
 package dev.puzzlefs.cache;
 
 import dev.puzzlefs.format.Digest;
+import dev.puzzlefs.oci.Descriptor;
+import dev.puzzlefs.oci.ImageManifest;
 import dev.puzzlefs.oci.OciException;
 import dev.puzzlefs.oci.OciLayout;
 import java.io.IOException;
@@ -8,6 +10,8 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.StandardOpenOption;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
@@ -20,16 +24,48 @@ import java.util.concurrent.Executor;
  * second time and makes several times the blob in garbage).
  */
 public final class LayoutBlobFetcher implements BlobFetcher {
-  /** A blob larger than this is no chunk (chunks are at most a few hundred KiB). */
-  private static final long MAX_BLOB_BYTES = Integer.MAX_VALUE - 16;
+  /**
+   * A blob larger than this is no chunk: the format cuts chunks of at most 256 KiB and stores a
+   * chunk raw when compressing it would not make it smaller. Read whole into memory, a huge file in
+   * a damaged layout would fill the heap of the mount server, and every mount it serves would die.
+   */
+  public static final long MAX_CHUNK_BLOB_BYTES = 1 << 20;
 
   private final OciLayout layout;
   private final Executor executor;
+  private final Map<Digest, Long> sizes;
 
-  /** Reads from {@code layout}, doing the file I/O on {@code executor}. */
-  public LayoutBlobFetcher(OciLayout layout, Executor executor) {
+  /**
+   * Reads from {@code layout}, doing the file I/O on {@code executor}; a blob whose size the
+   * manifest gives in {@code sizes} must have that size.
+   */
+  public LayoutBlobFetcher(OciLayout layout, Executor executor, Map<Digest, Long> sizes) {
     this.layout = layout;
     this.executor = executor;
+    this.sizes = Map.copyOf(sizes);
+  }
+
+  /** Reads from {@code layout}, doing the file I/O on {@code executor}; sizes are not known. */
+  public LayoutBlobFetcher(OciLayout layout, Executor executor) {
+    this(layout, executor, Map.of());
+  }
+
+  /**
+   * The size of each blob {@code manifest} lists with a sha256 digest (a chunk is named by one; a
+   * layer named otherwise is none of ours, and the rootfs check reports what matters).
+   */
+  public static Map<Digest, Long> sizesOf(ImageManifest manifest) {
+    Map<Digest, Long> out = new HashMap<>();
+    if (manifest.layers() != null) {
+      for (Descriptor d : manifest.layers()) {
+        try {
+          out.put(d.digestValue(), d.size());
+        } catch (IllegalArgumentException notSha256) {
+          // not a chunk
+        }
+      }
+    }
+    return out;
   }
 
   @Override
@@ -56,8 +92,26 @@ public final class LayoutBlobFetcher implements BlobFetcher {
     }
     try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
       long size = channel.size();
-      if (size > MAX_BLOB_BYTES) {
-        throw new IOException("blob " + blob + " is " + size + " bytes, too large for a chunk");
+      Long listed = sizes.get(blob);
+      if (listed != null && size != listed) {
+        throw new OciException(
+            "blob "
+                + path
+                + " is "
+                + size
+                + " bytes, but the manifest says "
+                + listed
+                + "; the layout is damaged");
+      }
+      if (size > MAX_CHUNK_BLOB_BYTES) {
+        throw new OciException(
+            "blob "
+                + path
+                + " is "
+                + size
+                + " bytes, more than any chunk ("
+                + MAX_CHUNK_BLOB_BYTES
+                + "); the layout is damaged");
       }
       byte[] bytes = new byte[(int) size];
       ByteBuffer into = ByteBuffer.wrap(bytes);

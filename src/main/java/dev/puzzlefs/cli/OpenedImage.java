@@ -110,7 +110,11 @@ final class OpenedImage implements AutoCloseable {
     Rootfs rootfs = decode(layout.readBlob(rootfsDesc), rootfsDesc, s);
     ExecutorService io = Executors.newFixedThreadPool(4, daemon("puzzlefs-io"));
     CachingChunkSource source =
-        cache(new LayoutBlobFetcher(layout, io), rootfs, s, /* disk= */ false);
+        cache(
+            new LayoutBlobFetcher(layout, io, LayoutBlobFetcher.sizesOf(manifest)),
+            rootfs,
+            s,
+            /* disk= */ false);
     try {
       return new OpenedImage(open(rootfs, rootfsDesc, source, s), io::shutdownNow);
     } catch (IOException e) {

@@ -303,9 +303,33 @@ public final class OciLayout {
     }
   }
 
+  /**
+   * The largest {@code index.json} read: about 60,000 tags. A mount server serves every mount from
+   * one JVM, so a damaged layout must not get to fill its heap.
+   */
+  static final long MAX_INDEX_BYTES = 16 << 20;
+
   /** The parsed {@code index.json}. */
   public ImageIndex index() throws IOException {
     Path path = root.resolve("index.json");
+    BasicFileAttributes attrs;
+    try {
+      attrs = Files.readAttributes(path, BasicFileAttributes.class);
+    } catch (NoSuchFileException e) {
+      throw new OciException(root + " is not an OCI image layout: it has no index.json", e);
+    }
+    if (!attrs.isRegularFile()) {
+      throw new OciException(path + " is not a regular file; the layout is damaged");
+    }
+    if (attrs.size() > MAX_INDEX_BYTES) {
+      throw new OciException(
+          path
+              + " is "
+              + attrs.size()
+              + " bytes, more than the "
+              + MAX_INDEX_BYTES
+              + " an index is allowed; the layout is damaged");
+    }
     ImageIndex index = Json.read(Files.readAllBytes(path), ImageIndex.class, path.toString());
     if (index.manifests() == null) {
       throw new OciException(path + " has no \"manifests\" list");

@@ -191,6 +191,33 @@ class DamagedImageTest {
     assertTrue(line.contains("EIO") && line.contains("is corrupt"), line);
   }
 
+  /**
+   * A chunk blob replaced by a huge (sparse) file: read whole, it would fill the mount's heap and
+   * kill it (with the mount server, every mount it serves). Its size is checked against the
+   * manifest's before a byte is read: EIO for the reads that need it, and the mount stays up.
+   */
+  @Test
+  void mount_chunkBlobReplacedByAHugeFile_eioAndTheMountStaysUp() throws Exception {
+    Path src = tmp.resolve("src");
+    buildTwoFiles(src);
+    Digest bad = chunkOnlyOfA();
+    Path blob = OciLayout.open(oci).blobPath(bad);
+    Files.delete(blob);
+    try (RandomAccessFile f = new RandomAccessFile(blob.toFile(), "rw")) {
+      f.setLength(1L << 30);
+    }
+    Path log = tmp.resolve("mount.log");
+
+    Cli.ok("mount", "--log-file", log.toString(), oci.toString(), "v1", mnt.toString());
+
+    IOException e = assertThrows(IOException.class, () -> Files.readAllBytes(mnt.resolve("a")));
+    assertTrue(String.valueOf(e.getMessage()).contains("Input/output error"), e.toString());
+    assertTrue(mounted(), "the mount is still up");
+    assertArrayEquals(Files.readAllBytes(src.resolve("b")), Files.readAllBytes(mnt.resolve("b")));
+    String line = awaitLogLine(log, bad.toString());
+    assertTrue(line.contains("1073741824 bytes, but the manifest says"), line);
+  }
+
   /** The first line of {@code log} holding {@code text}, waiting a little for it to be written. */
   private static String awaitLogLine(Path log, String text) throws Exception {
     long deadline = System.nanoTime() + 10_000_000_000L;

@@ -134,6 +134,31 @@ class OciLayoutManifestTest {
     assertEquals(d, layout.resolveTag("t").digestValue());
   }
 
+  @Test
+  void index_hugeIndexJson_isRefusedBeforeItIsRead() throws Exception {
+    OciLayout layout = tagged(tmp.resolve("oci"), "t", manifest(2, MediaTypes.ROOTFS));
+    Path index = layout.root().resolve("index.json");
+    try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(index.toFile(), "rw")) {
+      f.setLength(1L << 32); // sparse: 4 GiB of NULs after the document, no disk
+    }
+
+    OciException e = assertThrows(OciException.class, () -> layout.resolveTag("t"));
+
+    assertTrue(
+        e.getMessage().contains(index + " is 4294967296 bytes, more than the"), e.getMessage());
+  }
+
+  @Test
+  void index_junkAfterTheDocument_isRefusedNamingTheFile() throws Exception {
+    OciLayout layout = tagged(tmp.resolve("oci"), "t", manifest(2, MediaTypes.ROOTFS));
+    Path index = layout.root().resolve("index.json");
+    Files.write(index, new byte[] {0, 0, 0}, java.nio.file.StandardOpenOption.APPEND);
+
+    OciException e = assertThrows(OciException.class, () -> layout.resolveTag("t"));
+
+    assertTrue(e.getMessage().startsWith(index + " is not a valid ImageIndex"), e.getMessage());
+  }
+
   private static Descriptor descriptor(OciLayout layout, byte[] manifest, String tag)
       throws Exception {
     Digest d = layout.putBlob(manifest);
