@@ -239,6 +239,11 @@ public final class Main {
     if (cause instanceof java.nio.file.FileSystemException fse && fse.getReason() != null) {
       return msg.contains(fse.getReason());
     }
+    if (cause instanceof com.fasterxml.jackson.core.JsonProcessingException json
+        && json.getOriginalMessage() != null) {
+      // Its message adds where in the text and how Jackson got there: noise to a person.
+      return msg.contains(json.getOriginalMessage());
+    }
     return msg.contains(cause.getMessage());
   }
 

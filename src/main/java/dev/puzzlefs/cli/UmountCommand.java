@@ -34,6 +34,10 @@ final class UmountCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    // Only a path known to be missing (a dead mount's path answers ENOTCONN: it is cleaned up).
+    if (java.nio.file.Files.notExists(mountpoint, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      throw new IOException(mountpoint + " does not exist");
+    }
     if (WritableMount.isWritable(mountpoint)) {
       try {
         WritableMount.unmount(mountpoint, System.err, lazy);

@@ -373,6 +373,16 @@ class CliUxTest {
   }
 
   @Test
+  void umount_ofAPathThatDoesNotExist_failsSayingSo() throws Exception {
+    Path missing = tmp.resolve("no-such-dir");
+
+    Processes.Result r = Cli.run("umount", missing.toString());
+
+    assertEquals(1, r.exit());
+    assertEquals("puzzlefs umount: " + missing + " does not exist\n", r.stderr());
+  }
+
+  @Test
   void sigterm_toTheBackgroundDaemon_unmountsAndLogsTheCounters() throws Exception {
     Processes.Result r =
         run(Map.of("PUZZLEFS_SYSLOG_SOCKET", ""), "mount", oci.toString(), "v1", mnt.toString());
