@@ -298,7 +298,7 @@ public final class CachingChunkSource implements ChunkSource {
     byte[] bytes;
     try {
       bytes = disk.read(blob);
-    } catch (DiskCache.NotRegularFileException e) {
+    } catch (DiskCache.UnusableEntryException e) {
       corruptDiskEntries.increment();
       LOG.warn("{}; fetching it again", e.getMessage());
       return null;

@@ -103,7 +103,7 @@ final class DiskCache {
   /**
    * The entry's bytes, or null when there is none. Marks the entry as recently used. Something
    * other than a regular file in the entry's place is deleted (itself, not what a link points to)
-   * and reported with {@link NotRegularFileException}.
+   * and reported with {@link UnusableEntryException}.
    */
   byte[] read(Digest blob) throws IOException {
     Path path = path(blob);
@@ -116,7 +116,13 @@ final class DiskCache {
           Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
       if (!attributes.isRegularFile()) {
         deleteNotRegular(path);
-        throw new NotRegularFileException(path);
+        throw new UnusableEntryException(path, "was not a regular file");
+      }
+      if (attributes.size() > LayoutBlobFetcher.MAX_CHUNK_BLOB_BYTES) {
+        // No chunk is that large, and reading it whole could fill the heap of a mount server.
+        Files.deleteIfExists(path);
+        throw new UnusableEntryException(
+            path, "was " + attributes.size() + " bytes, larger than any chunk");
       }
       try (InputStream in =
           Files.newInputStream(path, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
@@ -360,12 +366,12 @@ final class DiskCache {
     return total;
   }
 
-  /** A cache entry was not a regular file; it has been deleted. */
-  static final class NotRegularFileException extends IOException {
+  /** A cache entry could not be used (not a regular file, or too large); it has been deleted. */
+  static final class UnusableEntryException extends IOException {
     private static final long serialVersionUID = 1L;
 
-    NotRegularFileException(Path path) {
-      super("cache entry " + path + " was not a regular file; deleted it");
+    UnusableEntryException(Path path, String why) {
+      super("cache entry " + path + " " + why + "; deleted it");
     }
   }
 

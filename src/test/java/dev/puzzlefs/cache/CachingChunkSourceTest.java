@@ -267,6 +267,24 @@ class CachingChunkSourceTest {
   }
 
   @Test
+  void fetch_hugeDiskEntry_isDeletedUnreadAndFetchedAgain() throws Exception {
+    // Read whole, a huge file in the cache's place of a chunk would fill the heap.
+    Digest d = chunk(2);
+    Files.createDirectories(diskEntry(d).getParent());
+    try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(diskEntry(d).toFile(), "rw")) {
+      f.setLength(1L << 32);
+    }
+    // A budget it fits in: a smaller one evicts it before any read.
+    CachingChunkSource source = source(new LayoutBlobFetcher(image.layout(), io), 1L << 40);
+
+    assertArrayEquals(bytes(d), await(source.fetch(d)));
+
+    assertEquals(1, source.corruptDiskEntries());
+    assertEquals(1, source.fetches());
+    assertArrayEquals(bytes(d), Files.readAllBytes(diskEntry(d)));
+  }
+
+  @Test
   @Timeout(30)
   void fetch_fifoDiskEntry_doesNotHangAndFetchesAgain() throws Exception {
     Digest d = chunk(4);

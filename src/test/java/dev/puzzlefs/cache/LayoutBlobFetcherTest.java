@@ -54,4 +54,42 @@ class LayoutBlobFetcherTest {
     }
     assertArrayEquals(good, fetcher.fetch(Digest.sha256(good)).get(5, TimeUnit.SECONDS));
   }
+
+  @Test
+  void blobOfAnotherSizeThanTheManifestSays_failsUnread() throws Exception {
+    byte[] chunk = "a chunk".getBytes(StandardCharsets.UTF_8);
+    OciLayout layout = OciLayout.openOrCreate(tmp.resolve("oci"));
+    Digest d = layout.putBlob(chunk);
+    LayoutBlobFetcher fetcher =
+        new LayoutBlobFetcher(layout, io, java.util.Map.of(d, (long) chunk.length + 1));
+
+    ExecutionException e =
+        assertThrows(ExecutionException.class, () -> fetcher.fetch(d).get(5, TimeUnit.SECONDS));
+
+    assertInstanceOf(OciException.class, e.getCause());
+    assertTrue(
+        e.getCause()
+            .getMessage()
+            .equals(
+                "blob "
+                    + layout.blobPath(d)
+                    + " is 7 bytes, but the manifest says 8; the layout is damaged"),
+        e.getCause().getMessage());
+  }
+
+  @Test
+  void blobLargerThanAnyChunk_failsUnreadEvenUnlisted() throws Exception {
+    OciLayout layout = OciLayout.openOrCreate(tmp.resolve("oci"));
+    Digest d = layout.putBlob("x".getBytes(StandardCharsets.UTF_8));
+    try (java.io.RandomAccessFile f =
+        new java.io.RandomAccessFile(layout.blobPath(d).toFile(), "rw")) {
+      f.setLength(LayoutBlobFetcher.MAX_CHUNK_BLOB_BYTES + 1);
+    }
+    LayoutBlobFetcher fetcher = new LayoutBlobFetcher(layout, io);
+
+    ExecutionException e =
+        assertThrows(ExecutionException.class, () -> fetcher.fetch(d).get(5, TimeUnit.SECONDS));
+
+    assertTrue(e.getCause().getMessage().contains("more than any chunk"), e.getMessage());
+  }
 }
