@@ -88,7 +88,7 @@ public final class LayoutBlobFetcher implements BlobFetcher {
       throw new CompletionException(
           new OciException("blob " + blob + " is missing from " + layout.root(), e));
     } catch (IOException e) {
-      throw new CompletionException(e);
+      throw new CompletionException(unreadable(path, e));
     }
     try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
       long size = channel.size();
@@ -125,9 +125,33 @@ public final class LayoutBlobFetcher implements BlobFetcher {
     } catch (NoSuchFileException e) {
       throw new CompletionException(
           new OciException("blob " + blob + " is missing from " + layout.root(), e));
-    } catch (IOException e) {
+    } catch (OciException e) {
       throw new CompletionException(e);
+    } catch (IOException e) {
+      throw new CompletionException(unreadable(path, e));
     }
+  }
+
+  /**
+   * {@code failure} to read the blob at {@code path}, said with its cause: a file error's message
+   * is often its path alone (permission denied, a path through something that is not a directory),
+   * which names no cause at all.
+   */
+  private static IOException unreadable(java.nio.file.Path path, IOException failure) {
+    String why;
+    if (failure instanceof java.nio.file.FileSystemException fse) {
+      why =
+          fse.getReason() != null
+              ? fse.getReason()
+              : failure instanceof java.nio.file.AccessDeniedException
+                  ? "permission denied"
+                  : failure instanceof java.nio.file.NotDirectoryException
+                      ? "a part of its path is not a directory"
+                      : failure.getClass().getSimpleName();
+    } else {
+      why = String.valueOf(failure.getMessage());
+    }
+    return new IOException("cannot read blob " + path + ": " + why, failure);
   }
 
   /** The executor's threads read files; verifying there saves a hand-off per chunk. */

@@ -92,4 +92,23 @@ class LayoutBlobFetcherTest {
 
     assertTrue(e.getCause().getMessage().contains("more than any chunk"), e.getMessage());
   }
+
+  @Test
+  void blobLinkedThroughAFile_failsSayingWhy() throws Exception {
+    OciLayout layout = OciLayout.openOrCreate(tmp.resolve("oci"));
+    Digest d = layout.putBlob("x".getBytes(StandardCharsets.UTF_8));
+    Path file = Files.writeString(tmp.resolve("file"), "not a directory");
+    Files.delete(layout.blobPath(d));
+    Files.createSymbolicLink(layout.blobPath(d), file.resolve("x"));
+    LayoutBlobFetcher fetcher = new LayoutBlobFetcher(layout, io);
+
+    ExecutionException e =
+        assertThrows(ExecutionException.class, () -> fetcher.fetch(d).get(5, TimeUnit.SECONDS));
+
+    assertTrue(
+        e.getCause()
+            .getMessage()
+            .equals("cannot read blob " + layout.blobPath(d) + ": Not a directory"),
+        e.getCause().getMessage());
+  }
 }
