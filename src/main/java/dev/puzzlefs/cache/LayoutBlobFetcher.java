@@ -1,8 +1,6 @@
 package dev.puzzlefs.cache;
 
 import dev.puzzlefs.format.Digest;
-import dev.puzzlefs.oci.Descriptor;
-import dev.puzzlefs.oci.ImageManifest;
 import dev.puzzlefs.oci.OciException;
 import dev.puzzlefs.oci.OciLayout;
 import java.io.IOException;
@@ -10,7 +8,6 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.StandardOpenOption;
-import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -48,24 +45,6 @@ public final class LayoutBlobFetcher implements BlobFetcher {
   /** Reads from {@code layout}, doing the file I/O on {@code executor}; sizes are not known. */
   public LayoutBlobFetcher(OciLayout layout, Executor executor) {
     this(layout, executor, Map.of());
-  }
-
-  /**
-   * The size of each blob {@code manifest} lists with a sha256 digest (a chunk is named by one; a
-   * layer named otherwise is none of ours, and the rootfs check reports what matters).
-   */
-  public static Map<Digest, Long> sizesOf(ImageManifest manifest) {
-    Map<Digest, Long> out = new HashMap<>();
-    if (manifest.layers() != null) {
-      for (Descriptor d : manifest.layers()) {
-        try {
-          out.put(d.digestValue(), d.size());
-        } catch (IllegalArgumentException notSha256) {
-          // not a chunk
-        }
-      }
-    }
-    return out;
   }
 
   @Override

@@ -156,7 +156,9 @@ final class EnableVerityCommand implements Callable<Integer> {
         ImageManifest.parse(
             manifestBytes,
             "manifest " + manifestDesc.digest() + " (tag " + tag + " of " + ociDir + ")");
-    Descriptor rootfsDesc = OpenedImage.rootfsOf(manifest, manifestDesc.digest());
+    Descriptor rootfsDesc =
+        OpenedImage.rootfsOf(
+            manifest, manifestDesc.digest() + " (tag " + tag + " of " + ociDir + ")");
     String annotated = rootfsDesc.annotation(MediaTypes.VERITY_ROOT_HASH);
     if (annotated == null || !annotated.matches("[0-9a-f]{64}")) {
       throw new IOException(

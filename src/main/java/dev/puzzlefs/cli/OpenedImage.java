@@ -106,15 +106,12 @@ final class OpenedImage implements AutoCloseable {
     ImageManifest manifest =
         ImageManifest.parse(
             manifestBytes, "manifest " + desc.digest() + " (tag " + tag + " of " + dir + ")");
-    Descriptor rootfsDesc = rootfsOf(manifest, desc.digest());
+    Descriptor rootfsDesc = rootfsOf(manifest, desc.digest() + " (tag " + tag + " of " + dir + ")");
     Rootfs rootfs = decode(layout.readBlob(rootfsDesc), rootfsDesc, s);
     ExecutorService io = Executors.newFixedThreadPool(4, daemon("puzzlefs-io"));
     CachingChunkSource source =
         cache(
-            new LayoutBlobFetcher(layout, io, LayoutBlobFetcher.sizesOf(manifest)),
-            rootfs,
-            s,
-            /* disk= */ false);
+            new LayoutBlobFetcher(layout, io, layerSizes(manifest)), rootfs, s, /* disk= */ false);
     try {
       return new OpenedImage(open(rootfs, rootfsDesc, source, s), io::shutdownNow);
     } catch (IOException e) {
@@ -160,7 +157,7 @@ final class OpenedImage implements AutoCloseable {
         }
       }
       checkManifest(pulled.bytes(), s, pulled.digest() + " (" + ref + ")");
-      Descriptor rootfsDesc = rootfsOf(pulled.manifest(), pulled.digest().toString());
+      Descriptor rootfsDesc = rootfsOf(pulled.manifest(), pulled.digest() + " (" + ref + ")");
       Map<Digest, Long> sizes = layerSizes(pulled.manifest());
       List<BlobFetcher> fetchers = new ArrayList<>();
       PackedBlobFetcher packed = null;
@@ -305,7 +302,7 @@ final class OpenedImage implements AutoCloseable {
     ImageManifest manifest =
         ImageManifest.parse(
             manifestBytes, "manifest " + desc.digest() + " (tag " + tag + " of " + dir + ")");
-    Descriptor rootfsDesc = rootfsOf(manifest, desc.digest());
+    Descriptor rootfsDesc = rootfsOf(manifest, desc.digest() + " (tag " + tag + " of " + dir + ")");
     Rootfs rootfs = decode(layout.readBlob(rootfsDesc), rootfsDesc, NO_CHECKS);
     return new Metadata(desc.digest(), manifestBytes.length, manifest, rootfsDesc, rootfs);
   }
@@ -315,7 +312,7 @@ final class OpenedImage implements AutoCloseable {
       throws IOException, InterruptedException {
     ImagePuller puller = new ImagePuller(client);
     PulledImage pulled = Futures.await(puller.fetchManifest(ref), "fetch of " + ref);
-    Descriptor rootfsDesc = rootfsOf(pulled.manifest(), pulled.digest().toString());
+    Descriptor rootfsDesc = rootfsOf(pulled.manifest(), pulled.digest() + " (" + ref + ")");
     byte[] blob =
         Futures.await(
             puller.fetchBlob(ref.repository(), rootfsDesc.digestValue(), rootfsDesc.size()),
@@ -361,8 +358,11 @@ final class OpenedImage implements AutoCloseable {
     }
   }
 
-  /** The rootfs layer of {@code manifest}, found by media type. */
-  static Descriptor rootfsOf(ImageManifest manifest, String manifestDigest) throws OciException {
+  /**
+   * The rootfs layer of {@code manifest}, found by media type; {@code what} names the manifest in
+   * the error (its digest, and the tag or reference it was reached by).
+   */
+  static Descriptor rootfsOf(ImageManifest manifest, String what) throws OciException {
     if (manifest.layers() != null) {
       for (Descriptor d : manifest.layers()) {
         if (MediaTypes.ROOTFS.equals(d.mediaType())) {
@@ -372,7 +372,7 @@ final class OpenedImage implements AutoCloseable {
     }
     throw new OciException(
         "manifest "
-            + manifestDigest
+            + what
             + " is not a PuzzleFS image: it has no layer of type "
             + MediaTypes.ROOTFS);
   }
