@@ -138,6 +138,8 @@ public final class Image implements AutoCloseable {
 
   private final java.util.concurrent.atomic.LongAdder readStalls =
       new java.util.concurrent.atomic.LongAdder();
+  private final java.util.concurrent.atomic.LongAdder readTimeouts =
+      new java.util.concurrent.atomic.LongAdder();
   private final java.util.concurrent.atomic.LongAdder readaheadChunks =
       new java.util.concurrent.atomic.LongAdder();
   private final java.util.concurrent.atomic.LongAdder wholeFiles =
@@ -289,13 +291,16 @@ public final class Image implements AutoCloseable {
 
   /**
    * What this mount has done so far: the chunk source's counters plus {@code imageBytes} (the bytes
-   * of every chunk the image references, uncompressed) and {@code inodes}.
+   * of every chunk the image references, uncompressed), {@code inodes}, and the reads' own: {@code
+   * readStalls} (reads that waited for a chunk) and {@code readTimeouts} (reads that gave up
+   * waiting at the read deadline, each an EIO).
    */
   public Map<String, Long> stats() {
     Map<String, Long> out = new java.util.TreeMap<>(source.stats());
     out.put("imageBytes", chunkBytes());
     out.put("inodes", inodeCount());
     out.put("readStalls", readStalls.sum());
+    out.put("readTimeouts", readTimeouts.sum());
     out.put("readaheadChunks", readaheadChunks.sum());
     out.put("wholeFiles", wholeFiles.sum());
     out.put("linkedFiles", programs.linkedFiles());
@@ -885,6 +890,7 @@ public final class Image implements AutoCloseable {
       CompletableFuture<byte[]> stale = (CompletableFuture<byte[]>) future;
       recent.forget(blob, stale);
       recentTimeouts.timedOut(blob);
+      readTimeouts.increment();
       throw new ChunkReadException(
           blob,
           ino,

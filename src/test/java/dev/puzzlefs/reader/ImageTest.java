@@ -334,6 +334,7 @@ class ImageTest {
     millis = (System.nanoTime() - start) / 1_000_000;
     assertTrue(e.getMessage().contains("timed out again"), e.getMessage());
     assertTrue(millis < 250, "took " + millis + " ms");
+    assertEquals(2L, image.stats().get("readTimeouts"), "each read that gave up is counted");
   }
 
   @Test
