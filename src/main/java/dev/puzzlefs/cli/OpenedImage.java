@@ -3,6 +3,7 @@ package dev.puzzlefs.cli;
 import dev.puzzlefs.cache.BlobFetcher;
 import dev.puzzlefs.cache.CachingChunkSource;
 import dev.puzzlefs.cache.FallbackBlobFetcher;
+import dev.puzzlefs.cache.HangTolerantExecutor;
 import dev.puzzlefs.cache.LayoutBlobFetcher;
 import dev.puzzlefs.cache.PackedBlobFetcher;
 import dev.puzzlefs.cache.RegistryBlobFetcher;
@@ -33,8 +34,6 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 
 /**
  * Opens an image for mounting, from a local layout or a registry: the manifest and the rootfs blob
@@ -108,7 +107,9 @@ final class OpenedImage implements AutoCloseable {
             manifestBytes, "manifest " + desc.digest() + " (tag " + tag + " of " + dir + ")");
     Descriptor rootfsDesc = rootfsOf(manifest, desc.digest() + " (tag " + tag + " of " + dir + ")");
     Rootfs rootfs = decode(layout.readBlob(rootfsDesc), rootfsDesc, s);
-    ExecutorService io = Executors.newFixedThreadPool(4, daemon("puzzlefs-io"));
+    // Four threads read the blobs, and one more for each read that hangs (storage that stopped
+    // answering): the others go on being read.
+    HangTolerantExecutor io = new HangTolerantExecutor(4, 64, LOCAL_READ_HUNG_NANOS, "puzzlefs-io");
     CachingChunkSource source =
         cache(
             new LayoutBlobFetcher(layout, io, layerSizes(manifest)), rootfs, s, /* disk= */ false);
@@ -435,13 +436,12 @@ final class OpenedImage implements AutoCloseable {
     return b.build();
   }
 
-  private static java.util.concurrent.ThreadFactory daemon(String name) {
-    return r -> {
-      Thread t = new Thread(r, name);
-      t.setDaemon(true);
-      return t;
-    };
-  }
+  /**
+   * A local blob read that has taken this long is taken to hang: one takes well under a millisecond
+   * from the page cache, and tens from a busy disk.
+   */
+  private static final long LOCAL_READ_HUNG_NANOS =
+      java.util.concurrent.TimeUnit.SECONDS.toNanos(1);
 
   @Override
   public void close() {
