@@ -126,6 +126,9 @@ public final class ImageBuilder {
       chunks = writer.finish();
     } finally {
       workers.shutdownNow();
+      // After a failure (or a signal) chunks may still be on their way to disk: let their writes
+      // end, each removing its temporary file, before the caller reports and exits.
+      awaitQuietly(workers);
     }
 
     Map<Long, List<FileChunk>> fileChunks = assignChunks(files, lengths, chunks);
@@ -289,6 +292,16 @@ public final class ImageBuilder {
       }
     }
     return whiteouts;
+  }
+
+  private static void awaitQuietly(ExecutorService workers) {
+    try {
+      if (!workers.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS)) {
+        return; // a write stuck on its disk: nothing more to do here
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   /** The OCI empty descriptor, with its bytes inlined as the spec shows it. */

@@ -159,7 +159,10 @@ public final class OciLayout {
       Files.createDirectories(dir);
       tmp = Files.createTempFile(dir, ".tmp-" + digest.hex().substring(0, 12), "");
       UNFINISHED.add(tmp);
-      try (var out = Files.newOutputStream(tmp)) {
+      // Not created again if gone: the exit hook may have removed it while this thread ran on.
+      try (var out =
+          Files.newOutputStream(
+              tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
         out.write(data, 0, len);
       }
       Files.setPosixFilePermissions(tmp, READABLE);

@@ -61,6 +61,62 @@ class CliTest {
     return r.stderr();
   }
 
+  /**
+   * SIGTERM stops a build into an existing layout: its chunk writes end and remove their temporary
+   * files, it says that the tag was not made, and exits 143; no tag names a partial image, and the
+   * layout's other tags stay.
+   */
+  @Test
+  void build_stoppedBySigterm_saysSoLeavesNoTemporaryFileAndNoTag() throws Exception {
+    Path big = Files.createDirectories(tmp.resolve("big"));
+    byte[] random = new byte[24 << 20];
+    new java.util.Random(5).nextBytes(random);
+    Files.write(big.resolve("a-random"), random);
+    try (java.io.RandomAccessFile f =
+        new java.io.RandomAccessFile(big.resolve("b-sparse").toFile(), "rw")) {
+      f.setLength(64L << 30); // read for many seconds: the signal comes while it is
+    }
+    Path blobs = oci.resolve("blobs/sha256");
+    Process build =
+        new ProcessBuilder(Cli.command("build", big.toString(), oci.toString(), "v2"))
+            .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+            .redirectError(tmp.resolve("err").toFile())
+            .start();
+    try {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (count(blobs) < 100 && build.isAlive() && System.nanoTime() < deadline) {
+        Thread.sleep(5);
+      }
+      assertTrue(build.isAlive(), "still building");
+      build.destroy(); // SIGTERM
+      assertTrue(build.waitFor(60, TimeUnit.SECONDS), "build ends");
+    } finally {
+      build.destroyForcibly();
+    }
+
+    String err = Files.readString(tmp.resolve("err"));
+    assertEquals(128 + 15, build.exitValue(), err);
+    assertTrue(err.contains("puzzlefs build: stopped by SIGTERM; v2 was not tagged"), err);
+    try (var files = Files.list(blobs)) {
+      assertEquals(
+          List.of(),
+          files.map(p -> p.getFileName().toString()).filter(n -> n.startsWith(".")).toList());
+    }
+    assertTrue(
+        OciLayout.open(oci).findTag("v2").isEmpty(),
+        "no tag: " + Files.readString(oci.resolve("index.json")));
+    assertTrue(OciLayout.open(oci).findTag("v1").isPresent(), "the layout's other tags stay");
+  }
+
+  private static long count(Path dir) throws java.io.IOException {
+    if (!Files.isDirectory(dir)) {
+      return 0;
+    }
+    try (var files = Files.list(dir)) {
+      return files.count();
+    }
+  }
+
   @Test
   void mount_background_returnsOnlyWhenReady() throws Exception {
     Cli.ok("mount", oci.toString(), "v1", mnt.toString());
