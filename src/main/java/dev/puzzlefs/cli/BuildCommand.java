@@ -6,18 +6,14 @@ import dev.puzzlefs.builder.ImageBuilder;
 import dev.puzzlefs.oci.OciLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.TypeConversionException;
-import sun.misc.Signal;
-import sun.misc.SignalHandler;
 
 /** {@code puzzlefs build ROOTFS OCI_DIR TAG}. */
 @Command(
@@ -151,24 +147,6 @@ final class BuildCommand implements Callable<Integer> {
     return null;
   }
 
-  /** The signal (SIGINT or SIGTERM) that asked the build to stop, or null. */
-  private volatile Signal stoppedBy;
-
-  private void stopIfAsked() {
-    if (stoppedBy != null) {
-      throw new Stopped();
-    }
-  }
-
-  /** Thrown from the progress listener once a signal came: the build stops at its next read. */
-  private static final class Stopped extends RuntimeException {
-    private static final long serialVersionUID = 1L;
-
-    Stopped() {
-      super("stopped by a signal", null, false, false);
-    }
-  }
-
   @Override
   public Integer call() throws Exception {
     if (!Files.isDirectory(rootfs)) {
@@ -202,41 +180,29 @@ final class BuildCommand implements Callable<Integer> {
     BuildResult r;
     Progress progress = output.progress("build", "files");
     // SIGINT and SIGTERM stop the build at its next read, and its chunk writes end (each removing
-    // its temporary file) before it says so and exits: the JVM's own exit would leave them
-    // half-written beside the blobs.
-    Map<Signal, SignalHandler> previous = new HashMap<>();
-    Thread building = Thread.currentThread();
-    for (String name : new String[] {"INT", "TERM"}) {
-      Signal sig = new Signal(name);
-      previous.put(
-          sig,
-          Signal.handle(
-              sig,
-              caught -> {
-                stoppedBy = caught;
-                building.interrupt(); // out of a wait for a writer, too
-              }));
-    }
-    try (progress) {
+    // its temporary file) before it says so and exits.
+    SignalStop signals = SignalStop.install(Thread.currentThread());
+    try (signals;
+        progress) {
       r =
           new ImageBuilder(threads, compression)
               .listener(
                   new ImageBuilder.Listener() {
                     @Override
                     public void planned(long files, long bytes) {
-                      stopIfAsked();
+                      signals.check();
                       progress.total(files, bytes);
                     }
 
                     @Override
                     public void read(long files, long bytes) {
-                      stopIfAsked();
+                      signals.check();
                       progress.add(files, bytes);
                     }
                   })
               .build(rootfs, layout, tag, baseTag);
     } catch (java.io.IOException | RuntimeException e) {
-      Signal stop = stoppedBy;
+      sun.misc.Signal stop = signals.caught();
       if (stop == null) {
         throw e;
       }
@@ -249,9 +215,6 @@ final class BuildCommand implements Callable<Integer> {
               + ociDir
               + ", and the next build reuses them)");
       return 128 + stop.getNumber();
-    } finally {
-      previous.forEach(Signal::handle);
-      Thread.interrupted(); // a signal after the build: nothing left to stop
     }
     progress.finish(
         String.format(

@@ -11,10 +11,8 @@ import java.nio.file.SimpleFileVisitor;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -24,7 +22,6 @@ import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 import sun.misc.Signal;
-import sun.misc.SignalHandler;
 
 /**
  * {@code puzzlefs extract [--digest HEX] (OCI_DIR TAG | docker://REF) DIR}.
@@ -96,28 +93,15 @@ final class ExtractCommand implements Callable<Integer> {
             0);
     Extractor.Summary s;
     Progress progress = output.progress("extract", "files");
-    Map<Signal, SignalHandler> previous = new HashMap<>();
-    Thread extracting = Thread.currentThread();
-    for (String name : new String[] {"INT", "TERM"}) {
-      Signal sig = new Signal(name);
-      previous.put(
-          sig,
-          Signal.handle(
-              sig,
-              caught -> {
-                stoppedBy = caught;
-                extracting.interrupt(); // out of a wait for a chunk, too
-              }));
-    }
-    try (OpenedImage opened = open(image, config, settings);
+    signals = SignalStop.install(Thread.currentThread());
+    try (SignalStop taken = signals;
+        OpenedImage opened = open(image, config, settings);
         progress) {
       Extractor extractor =
           new Extractor(opened.image())
               .listener(
                   (files, bytes) -> {
-                    if (stoppedBy != null) {
-                      throw new Stopped();
-                    }
+                    signals.check();
                     progress.add(files, bytes);
                   });
       progress.total(regularFiles(opened.image()), opened.image().totalBytes());
@@ -128,7 +112,7 @@ final class ExtractCommand implements Callable<Integer> {
       }
       s = inPlace ? extractInPlace(extractor) : extractAndRename(extractor);
     } catch (IOException | RuntimeException | InterruptedException e) {
-      Signal stop = stoppedBy;
+      Signal stop = signals.caught();
       if (stop == null) {
         throw e;
       }
@@ -138,9 +122,6 @@ final class ExtractCommand implements Callable<Integer> {
                   ? "stopped by SIG" + stop.getName() + " before writing anything"
                   : e.getMessage()));
       return 128 + stop.getNumber();
-    } finally {
-      previous.forEach(Signal::handle);
-      Thread.interrupted(); // a signal after the extraction: nothing left to stop
     }
     progress.finish(
         String.format(
@@ -160,18 +141,8 @@ final class ExtractCommand implements Callable<Integer> {
     return 0;
   }
 
-  /** The signal (SIGINT or SIGTERM) that asked the extraction to stop, or null. */
-  private volatile Signal stoppedBy;
-
-  /**
-   * Thrown from the progress listener once a signal came: the extraction stops at its next write
-   * and what it wrote is removed, as after any failure.
-   */
-  private static final class Stopped extends RuntimeException {
-    Stopped() {
-      super("stopped by a signal", null, false, false);
-    }
-  }
+  /** SIGINT and SIGTERM, taken while the extraction runs. */
+  private SignalStop signals;
 
   private OpenedImage open(ImageArgs image, Config config, OpenedImage.Settings settings)
       throws Exception {
@@ -244,7 +215,7 @@ final class ExtractCommand implements Callable<Integer> {
     } catch (IOException cleanup) {
       note = "could not remove the partly extracted tree " + dir + ": " + cleanup;
     }
-    Signal stop = stoppedBy;
+    Signal stop = signals.caught();
     String msg =
         stop != null
             ? "stopped by SIG" + stop.getName()
