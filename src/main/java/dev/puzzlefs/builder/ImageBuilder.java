@@ -296,9 +296,8 @@ public final class ImageBuilder {
 
   private static void awaitQuietly(ExecutorService workers) {
     try {
-      if (!workers.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS)) {
-        return; // a write stuck on its disk: nothing more to do here
-      }
+      // false when a write is stuck on its disk: nothing more can be done for it here
+      workers.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }

@@ -101,11 +101,10 @@ final class OpenedImage implements AutoCloseable {
     OciLayout layout = OciLayout.open(dir);
     Descriptor desc = layout.resolveTag(tag);
     byte[] manifestBytes = layout.readBlob(desc);
-    checkManifest(manifestBytes, s, desc.digest() + " (tag " + tag + " of " + dir + ")");
-    ImageManifest manifest =
-        ImageManifest.parse(
-            manifestBytes, "manifest " + desc.digest() + " (tag " + tag + " of " + dir + ")");
-    Descriptor rootfsDesc = rootfsOf(manifest, desc.digest() + " (tag " + tag + " of " + dir + ")");
+    String named = named(desc, tag, dir);
+    checkManifest(manifestBytes, s, named);
+    ImageManifest manifest = ImageManifest.parse(manifestBytes, "manifest " + named);
+    Descriptor rootfsDesc = rootfsOf(manifest, named);
     Rootfs rootfs = decode(layout.readBlob(rootfsDesc), rootfsDesc, s);
     // Four threads read the blobs, and one more for each read that hangs (storage that stopped
     // answering): the others go on being read.
@@ -295,15 +294,21 @@ final class OpenedImage implements AutoCloseable {
       Descriptor rootfsBlob,
       Rootfs rootfs) {}
 
+  /**
+   * How errors name the manifest {@code desc}: its digest, then the tag and layout it came from.
+   */
+  private static String named(Descriptor desc, String tag, Path dir) {
+    return desc.digest() + " (tag " + tag + " of " + dir + ")";
+  }
+
   /** The metadata of tag {@code tag} of the layout in {@code dir}. */
   static Metadata localMetadata(Path dir, String tag) throws IOException {
     OciLayout layout = OciLayout.open(dir);
     Descriptor desc = layout.resolveTag(tag);
     byte[] manifestBytes = layout.readBlob(desc);
-    ImageManifest manifest =
-        ImageManifest.parse(
-            manifestBytes, "manifest " + desc.digest() + " (tag " + tag + " of " + dir + ")");
-    Descriptor rootfsDesc = rootfsOf(manifest, desc.digest() + " (tag " + tag + " of " + dir + ")");
+    String named = named(desc, tag, dir);
+    ImageManifest manifest = ImageManifest.parse(manifestBytes, "manifest " + named);
+    Descriptor rootfsDesc = rootfsOf(manifest, named);
     Rootfs rootfs = decode(layout.readBlob(rootfsDesc), rootfsDesc, NO_CHECKS);
     return new Metadata(desc.digest(), manifestBytes.length, manifest, rootfsDesc, rootfs);
   }
