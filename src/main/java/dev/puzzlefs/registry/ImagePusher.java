@@ -266,6 +266,7 @@ public final class ImagePusher {
       byte[] bytes = layout.readBlob(descriptor);
       ImageManifest manifest =
           ImageManifest.parse(bytes, "manifest " + descriptor.digest() + " of " + tag);
+      checkManifestSize(layout, tag, bytes.length, manifest);
       Map<String, Descriptor> blobs = new LinkedHashMap<>();
       if (manifest.config() != null) {
         blobs.put(manifest.config().digest(), manifest.config());
@@ -284,6 +285,33 @@ public final class ImagePusher {
       List<Descriptor> inOrder =
           rootfs == null ? null : checkChunksListed(layout, tag, rootfs, layers);
       return new LocalImage(descriptor, bytes, List.copyOf(blobs.values()), inOrder);
+    }
+
+    /**
+     * Refuses, before any blob is sent, an image whose manifest is larger than registries accept
+     * (and than a mount fetches): PuzzleFS lists every chunk as a layer, so an image of more than
+     * about 27,000 chunks (some 1.7 GB of file data) has a manifest over 4 MiB.
+     */
+    private static void checkManifestSize(
+        OciLayout layout, String tag, int bytes, ImageManifest manifest) throws OciException {
+      if (bytes <= ManifestPuller.MAX_MANIFEST_BYTES) {
+        return;
+      }
+      int layers = manifest.layers() == null ? 0 : manifest.layers().size();
+      throw new OciException(
+          "image "
+              + tag
+              + " in "
+              + layout.root()
+              + " has a manifest of "
+              + bytes
+              + " bytes ("
+              + layers
+              + " layers, one per chunk), more than the "
+              + ManifestPuller.MAX_MANIFEST_BYTES
+              + " bytes registries accept for a manifest (and that a mount fetches); nothing was"
+              + " pushed. Mount it from the layout, or push the tree as images of fewer chunks"
+              + " (split it into parts of under about 1.5 GB)");
     }
 
     /**

@@ -33,8 +33,12 @@ final class ManifestPuller implements RegistryOperation<PulledManifest> {
 
   private static final ObjectMapper MAPPER = new ObjectMapper();
 
-  /** Manifests are small; the distribution spec suggests registries accept at least 4 MiB. */
-  private static final long MAX_MANIFEST_BYTES = 4L << 20;
+  /**
+   * The largest manifest fetched. The distribution spec asks registries to accept at least 4 MiB,
+   * and most (docker-registry among them) refuse a larger one, so {@link ImagePusher} refuses to
+   * push one: what can be pushed can be mounted.
+   */
+  static final long MAX_MANIFEST_BYTES = 4L << 20;
 
   private final String repository;
   private final String reference;

@@ -11,13 +11,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.oci.Descriptor;
 import dev.puzzlefs.oci.ImageIndex;
+import dev.puzzlefs.oci.ImageManifest;
 import dev.puzzlefs.oci.Json;
 import dev.puzzlefs.oci.MediaTypes;
 import dev.puzzlefs.testing.TestImages;
 import dev.puzzlefs.testing.TestRegistry;
 import io.vertx.core.Vertx;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
@@ -231,5 +234,40 @@ class RegistryRoundTripTest {
         failure(new ImagePusher(client).push(image.layout(), "nope", ref("roundtrip/x:v1")));
 
     assertTrue(e.getMessage().contains("tag 'nope' does not exist"), e.getMessage());
+  }
+
+  @Test
+  void push_manifestOverFourMiB_isRefusedBeforeAnyBlobIsSent() throws Exception {
+    TestImages.Image image = TestImages.create(tmp.resolve("oci"), "v1", 1, 100, 7);
+    ImageManifest small = image.layout().manifest("v1");
+    // An image of 30,000 chunks lists 30,000 layers: about 4.6 MB of manifest.
+    List<Descriptor> layers = new ArrayList<>(small.layers());
+    for (int i = 0; layers.size() < 30_000; i++) {
+      layers.add(
+          Descriptor.of(
+              MediaTypes.FILEDATA,
+              Digest.sha256(("chunk " + i).getBytes(StandardCharsets.UTF_8)),
+              65536));
+    }
+    byte[] big =
+        Json.write(
+            new ImageManifest(
+                small.schemaVersion(), small.mediaType(), small.config(), layers, null));
+    assertTrue(big.length > 4 << 20, "the manifest is over 4 MiB: " + big.length);
+    Digest digest = image.layout().putBlob(big);
+    image.layout().tag("big", Descriptor.of(MediaTypes.MANIFEST, digest, big.length));
+
+    Throwable e =
+        failure(new ImagePusher(client).push(image.layout(), "big", ref("roundtrip/big:v1")));
+
+    assertTrue(
+        e.getMessage().contains("has a manifest of " + big.length + " bytes (30000 layers"),
+        e.getMessage());
+    assertTrue(e.getMessage().contains("nothing was pushed"), e.getMessage());
+    for (Descriptor layer : small.layers()) {
+      assertFalse(await(client.hasBlob("roundtrip/big", layer.digestValue())), layer.digest());
+    }
+    // The same layout's small image still pushes.
+    await(new ImagePusher(client).push(image.layout(), "v1", ref("roundtrip/big:v1")));
   }
 }
