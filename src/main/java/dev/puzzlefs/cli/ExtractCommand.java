@@ -164,6 +164,14 @@ final class ExtractCommand implements Callable<Integer> {
    */
   private static boolean checkTarget(Path dir) throws IOException {
     if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
+      // The nearest existing directory above: what is made below it is the user's own.
+      Path above = dir.toAbsolutePath().normalize().getParent();
+      while (above != null && !Files.exists(above)) {
+        above = above.getParent();
+      }
+      if (above != null) {
+        Extractor.requireTrusted(above, dir);
+      }
       return false;
     }
     if (!Files.isDirectory(dir)) {
@@ -181,6 +189,7 @@ final class ExtractCommand implements Callable<Integer> {
                 + "); give a new or empty directory");
       }
     }
+    Extractor.requireTrusted(dir);
     return true;
   }
 

@@ -47,7 +47,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Symlinks are never followed: every directory on a path was made by this walk, names that could
  * leave it ({@code ..}, or any with a {@code /}) are refused, and so is a directory listed twice
- * (which would make the walk loop).
+ * (which would make the walk loop). That holds only while no one else can change the paths, so a
+ * target another user could write to, or one below such a directory, is refused ({@link
+ * #requireTrusted}).
  */
 public final class Extractor {
   private static final Logger log = LoggerFactory.getLogger(Extractor.class);
@@ -118,9 +120,65 @@ public final class Extractor {
    */
   public Summary extractInto(Path dir) throws IOException {
     requireEmptyDirectory(dir);
+    requireTrusted(dir);
     Charset jnu = Charset.forName(System.getProperty("sun.jnu.encoding", "UTF-8"));
     Walk walk = new Walk(dir.toAbsolutePath().toString().getBytes(jnu));
     return walk.run();
+  }
+
+  /**
+   * Refuses {@code dir} when a user other than root and the one extracting could change it, or any
+   * directory above it, while the tree is written: that user could put a symlink in place of a
+   * directory the walk made, and the walk's later calls on paths below it would change files
+   * outside {@code dir} (with root's rights, when root extracts). So every directory from {@code /}
+   * down to {@code dir} (symlinks resolved) must belong to root or to the user extracting, and must
+   * not be writable by every user unless its sticky bit keeps them from renaming what others own;
+   * when root extracts, not by a group other than root's either.
+   */
+  public static void requireTrusted(Path dir) throws IOException {
+    requireTrusted(dir, dir, Posix.geteuid());
+  }
+
+  /**
+   * The same check for a {@code target} that does not exist yet, on {@code dir}, the nearest
+   * directory above it that does: the directories made in between are the extracting user's own.
+   */
+  public static void requireTrusted(Path dir, Path target) throws IOException {
+    requireTrusted(dir, target, Posix.geteuid());
+  }
+
+  static void requireTrusted(Path dir, Path target, int euid) throws IOException {
+    Path real = dir.toRealPath();
+    for (Path p = real; p != null; p = p.getParent()) {
+      int owner = (Integer) Files.getAttribute(p, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+      int group = (Integer) Files.getAttribute(p, "unix:gid", LinkOption.NOFOLLOW_LINKS);
+      int mode = (Integer) Files.getAttribute(p, "unix:mode", LinkOption.NOFOLLOW_LINKS);
+      boolean sticky = (mode & 01000) != 0;
+      String why = null;
+      if (owner != 0 && owner != euid) {
+        why = "belongs to user " + owner;
+      } else if ((mode & 002) != 0 && !sticky) {
+        why = "is writable by every user";
+      } else if (euid == 0 && group != 0 && (mode & 020) != 0 && !sticky) {
+        why = "is writable by group " + group;
+      }
+      if (why != null) {
+        String who = euid == 0 ? "root" : "you (or root)";
+        throw new IOException(
+            "cannot extract into "
+                + target
+                + ": "
+                + (p.equals(real) && dir.equals(target) ? "it" : "the directory " + p + " above it")
+                + " "
+                + why
+                + ", who could swap a directory of the tree for a symlink while it is written and"
+                + " have files outside it changed"
+                + (euid == 0 ? " with root's rights" : "")
+                + "; extract into a directory that only "
+                + who
+                + " can write, then move the tree");
+      }
+    }
   }
 
   private static void requireEmptyDirectory(Path dir) throws IOException {

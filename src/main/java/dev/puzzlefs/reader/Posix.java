@@ -37,7 +37,7 @@ final class Posix {
 
     int lchown(@In byte[] path, int uid, int gid);
 
-    int chmod(@In byte[] path, int mode);
+    int fchmodat(int dirfd, @In byte[] path, int mode, int flags);
 
     int lsetxattr(@In byte[] path, @In byte[] name, @In byte[] value, long size, int flags);
 
@@ -61,6 +61,7 @@ final class Posix {
   private static final int PATH_MAX = 4096;
 
   private static final int AT_FDCWD = -100;
+  private static final int AT_SYMLINK_NOFOLLOW = 0x100;
 
   private static final LibC LIBC = LibraryLoader.create(LibC.class).load("c");
   private static final jnr.ffi.Runtime RUNTIME = jnr.ffi.Runtime.getRuntime(LIBC);
@@ -142,8 +143,10 @@ final class Posix {
     check(reach(path, p -> LIBC.lchown(p, uid, gid)), "change the owner of", path);
   }
 
+  /** Sets the permissions without following a symlink (there is none on a symlink to set). */
   static void chmod(byte[] path, int mode) throws IOException {
-    check(reach(path, p -> LIBC.chmod(p, mode)), "change the permissions of", path);
+    int r = reach(path, p -> LIBC.fchmodat(AT_FDCWD, p, mode, AT_SYMLINK_NOFOLLOW));
+    check(r, "change the permissions of", path);
   }
 
   static void lsetxattr(byte[] path, byte[] key, byte[] value) throws IOException {

@@ -153,6 +153,47 @@ class ExtractTest {
   }
 
   @Test
+  void extract_asRootIntoADirAnotherUserOwns_isRefusedBeforeAnythingIsWritten() throws Exception {
+    smallTree();
+    build("v1");
+    // That user could swap a directory of the tree for a symlink mid-way, and root's later
+    // chown and chmod calls on paths below it would land outside the target.
+    Path theirs = Files.createDirectory(tmp.resolve("theirs"));
+    Files.setAttribute(theirs, "unix:uid", 65534);
+
+    String err = fail("extract", oci.toString(), "v1", theirs.toString());
+
+    assertTrue(
+        err.contains(
+            "cannot extract into " + theirs + ": it belongs to user 65534, who could swap"),
+        err);
+    assertTrue(err.contains("extract into a directory that only root can write"), err);
+    try (var entries = Files.list(theirs)) {
+      assertEquals(0, entries.count());
+    }
+
+    // A new DIR under a directory every user can write (and no sticky bit) is refused as well,
+    // before a hidden sibling is made there.
+    Path open = Files.createDirectory(tmp.resolve("open"));
+    Files.setPosixFilePermissions(open, PosixFilePermissions.fromString("rwxrwxrwx"));
+    String err2 = fail("extract", oci.toString(), "v1", open.resolve("new/tree").toString());
+    assertTrue(
+        err2.contains(
+            "cannot extract into "
+                + open.resolve("new/tree")
+                + ": the directory "
+                + open
+                + " above it is writable by every user"),
+        err2);
+    assertEquals(Set.of(), namesIn(open));
+
+    // With the sticky bit (as /tmp has), no one can rename what root made there: allowed.
+    Files.setAttribute(open, "unix:mode", 01777);
+    Cli.ok("extract", oci.toString(), "v1", open.resolve("new/tree").toString());
+    assertEquals("", TreeSnapshot.of(src).diff(TreeSnapshot.of(open.resolve("new/tree")), 20));
+  }
+
+  @Test
   void extract_targetIsAFile_failsAndLeavesIt() throws Exception {
     smallTree();
     build("v1");

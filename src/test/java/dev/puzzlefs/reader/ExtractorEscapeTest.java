@@ -13,6 +13,7 @@ import dev.puzzlefs.format.Rootfs;
 import dev.puzzlefs.testing.MapChunkSource;
 import dev.puzzlefs.testing.Processes;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
@@ -214,5 +215,52 @@ class ExtractorEscapeTest {
     assertNothingEscaped();
     // JUnit's cleanup cannot delete paths that long.
     Processes.run(30, "rm", "-rf", out.toString());
+  }
+
+  @Test
+  void requireTrusted_targetOfAnotherUser_isRefusedNamingTheOwner() throws Exception {
+    if (Posix.geteuid() == 0) {
+      Files.setAttribute(out, "unix:uid", 65534); // root's own directories are always trusted
+    }
+    int owner = (Integer) Files.getAttribute(out, "unix:uid");
+    int someoneElse = Posix.geteuid() == 0 ? 0 : owner + 1;
+
+    IOException e =
+        assertThrows(IOException.class, () -> Extractor.requireTrusted(out, out, someoneElse));
+
+    assertTrue(
+        e.getMessage().contains("it belongs to user " + owner + ", who could swap"),
+        e.getMessage());
+    Extractor.requireTrusted(out, out, owner); // its own user may
+  }
+
+  @Test
+  void requireTrusted_worldWritableDirAbove_isRefusedUnlessSticky() throws Exception {
+    Path shared = Files.createDirectory(tmp.resolve("shared"));
+    Path target = Files.createDirectory(shared.resolve("target"));
+    Files.setAttribute(shared, "unix:mode", 0777);
+    int euid = Posix.geteuid();
+
+    IOException e =
+        assertThrows(IOException.class, () -> Extractor.requireTrusted(target, target, euid));
+    assertTrue(
+        e.getMessage().contains("the directory " + shared + " above it is writable by every user"),
+        e.getMessage());
+
+    Files.setAttribute(shared, "unix:mode", 01777);
+    Extractor.requireTrusted(target, target, euid);
+  }
+
+  @Test
+  void chmod_onASymlink_failsAndLeavesItsTargetAlone() throws Exception {
+    Path victim = outside.resolve("victim");
+    Files.setAttribute(victim, "unix:mode", 0600);
+    Path link = Files.createSymbolicLink(out.resolve("link"), victim);
+
+    assertThrows(
+        IOException.class,
+        () -> Posix.chmod(Posix.cString(link.toString().getBytes(StandardCharsets.UTF_8)), 04777));
+
+    assertEquals(0600, ((Integer) Files.getAttribute(victim, "unix:mode")) & 07777);
   }
 }
