@@ -41,10 +41,11 @@ public interface BlobFetcher {
   /**
    * True (the default) when a fetch that hangs may well succeed if asked again (a registry that
    * stopped answering one request): the cache fails a fetch still pending after its fetch timeout
-   * with a {@link ChunkTimeoutException}, so that the next read of the chunk asks again. False when
-   * asking again would hang the same way (a file read from a stuck disk holds its thread whatever
-   * becomes of the fetch): the cache then sets no deadline of its own, which saves a timer entry
-   * and a stage per chunk, and the readers still give up at their own deadlines.
+   * with a {@link dev.puzzlefs.reader.ChunkTimeoutException}, so that the next read of the chunk
+   * asks again. False when asking again would hang the same way (a file read from a stuck disk
+   * holds its thread whatever becomes of the fetch): the cache then sets no deadline of its own,
+   * which saves a timer entry and a stage per chunk, and the readers still give up at their own
+   * deadlines.
    */
   default boolean retriesHelpAHang() {
     return true;

@@ -4,6 +4,7 @@ import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
 import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.reader.ChunkSource;
+import dev.puzzlefs.reader.ChunkTimeoutException;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Clock;

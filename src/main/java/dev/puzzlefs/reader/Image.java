@@ -900,6 +900,12 @@ public final class Image implements AutoCloseable {
           e);
     } catch (ExecutionException e) {
       Throwable cause = e.getCause() == null ? e : e.getCause();
+      if (cause instanceof ChunkTimeoutException) {
+        // The source's own deadline came first: a time-out all the same, so the kernel's
+        // immediate retry fails at once instead of waiting a second full deadline.
+        recentTimeouts.timedOut(blob);
+        readTimeouts.increment();
+      }
       throw new ChunkReadException(blob, ino, String.valueOf(cause.getMessage()), cause);
     } catch (CancellationException e) {
       throw new ChunkReadException(blob, ino, "fetch was cancelled", e);

@@ -17,6 +17,7 @@ import com.github.tomakehurst.wiremock.core.WireMockConfiguration;
 import dev.puzzlefs.format.Digest;
 import dev.puzzlefs.oci.OciException;
 import dev.puzzlefs.oci.OciLayout;
+import dev.puzzlefs.reader.ChunkTimeoutException;
 import dev.puzzlefs.registry.BlobDigestMismatchException;
 import dev.puzzlefs.registry.RegistryClient;
 import dev.puzzlefs.registry.RegistryClientOptions;

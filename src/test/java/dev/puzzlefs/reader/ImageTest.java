@@ -29,6 +29,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
@@ -334,6 +335,38 @@ class ImageTest {
     millis = (System.nanoTime() - start) / 1_000_000;
     assertTrue(e.getMessage().contains("timed out again"), e.getMessage());
     assertTrue(millis < 250, "took " + millis + " ms");
+    assertEquals(2L, image.stats().get("readTimeouts"), "each read that gave up is counted");
+  }
+
+  @Test
+  void read_sourceDeadlineBeforeTheReads_theRetryFailsAtOnceToo() throws Exception {
+    // The cache's own fetch deadline (as long as the read's) may fire first; the read that gets
+    // it must count as timed out, or the kernel's retry waits a second full deadline.
+    FakeImage fake = new FakeImage(100);
+    long file = fake.file("/f", random(50, 10));
+    Image image =
+        fake.open(
+            b ->
+                CompletableFuture.supplyAsync(
+                    () -> {
+                      throw new java.util.concurrent.CompletionException(
+                          new ChunkTimeoutException("could not fetch chunk " + b + " in time", b));
+                    },
+                    CompletableFuture.delayedExecutor(400, TimeUnit.MILLISECONDS)),
+            Duration.ofSeconds(30));
+
+    ChunkReadException e =
+        assertThrows(ChunkReadException.class, () -> image.read(file, 0, new byte[50], 0, 50));
+    assertTrue(e.getMessage().contains("in time"), e.getMessage());
+
+    long start = System.nanoTime();
+    e = assertThrows(ChunkReadException.class, () -> image.read(file, 0, new byte[50], 0, 50));
+    long millis = (System.nanoTime() - start) / 1_000_000;
+    // Either "timed out again", or the same failure still held for the chunk: at once, both.
+    assertTrue(
+        e.getMessage().contains("timed out again") || e.getMessage().contains("in time"),
+        e.getMessage());
+    assertTrue(millis < 350, "took " + millis + " ms");
     assertEquals(2L, image.stats().get("readTimeouts"), "each read that gave up is counted");
   }
 

@@ -1,9 +1,12 @@
-package dev.puzzlefs.cache;
+package dev.puzzlefs.reader;
 
 import dev.puzzlefs.format.Digest;
 import java.io.IOException;
 
-/** A chunk did not arrive within the cache's fetch deadline. */
+/**
+ * A chunk did not arrive within its source's fetch deadline. A read that gets it counts it as its
+ * own time-out (the kernel's immediate retry then fails at once, see {@link RecentTimeouts}).
+ */
 public class ChunkTimeoutException extends IOException {
   private static final long serialVersionUID = 1L;
 
