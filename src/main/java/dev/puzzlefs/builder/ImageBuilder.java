@@ -294,12 +294,29 @@ public final class ImageBuilder {
     return whiteouts;
   }
 
-  private static void awaitQuietly(ExecutorService workers) {
+  /**
+   * Waits up to 30 s for the workers to end, even when this thread was interrupted (a signal stops
+   * a build by interrupting it): returning early would let the JVM exit while a write still runs,
+   * and its temporary file could outlive the exit hook that removes such files.
+   */
+  static void awaitQuietly(ExecutorService workers) {
+    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
+    boolean interrupted = false;
     try {
-      // false when a write is stuck on its disk: nothing more can be done for it here
-      workers.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
+      while (true) {
+        try {
+          // false when a write is stuck on its disk: nothing more can be done for it here
+          workers.awaitTermination(
+              Math.max(0, deadline - System.nanoTime()), java.util.concurrent.TimeUnit.NANOSECONDS);
+          return;
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
     }
   }
 

@@ -157,12 +157,20 @@ public final class OciLayout {
     Path tmp = null;
     try {
       Files.createDirectories(dir);
-      tmp = Files.createTempFile(dir, ".tmp-" + digest.hex().substring(0, 12), "");
+      // Listed before it exists, so the exit hook never misses it; made only if the hook has not
+      // run yet (or it would outlive the JVM).
+      tmp =
+          dir.resolve(
+              ".tmp-"
+                  + digest.hex().substring(0, 12)
+                  + Long.toUnsignedString(
+                      java.util.concurrent.ThreadLocalRandom.current().nextLong(), 36));
       UNFINISHED.add(tmp);
-      // Not created again if gone: the exit hook may have removed it while this thread ran on.
       try (var out =
-          Files.newOutputStream(
-              tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+          Files.newOutputStream(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        if (exiting) {
+          throw new IOException("the JVM is exiting");
+        }
         out.write(data, 0, len);
       }
       Files.setPosixFilePermissions(tmp, READABLE);
@@ -198,11 +206,15 @@ public final class OciLayout {
     return set;
   }
 
+  /** Set by the exit hook before it removes the unfinished files: no new one is written then. */
+  private static volatile boolean exiting;
+
   private static void addHook(java.util.Set<Path> set) {
     Runtime.getRuntime()
         .addShutdownHook(
             new Thread(
                 () -> {
+                  exiting = true;
                   for (Path p : set) {
                     try {
                       Files.deleteIfExists(p);

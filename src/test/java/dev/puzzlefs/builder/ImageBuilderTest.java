@@ -408,4 +408,32 @@ class ImageBuilderTest {
       assertTrue(blobs.noneMatch(p -> p.getFileName().toString().startsWith(".")), "temp files");
     }
   }
+
+  @Test
+  void awaitQuietly_onAnInterruptedThread_stillWaitsForTheWritesUnderWay() throws Exception {
+    // A signal stops a build by interrupting its thread; the chunk writes still running must end
+    // (removing their temporary files) before the build reports and the JVM exits.
+    java.util.concurrent.ExecutorService workers =
+        java.util.concurrent.Executors.newFixedThreadPool(1);
+    java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(1);
+    workers.execute(
+        () -> {
+          started.countDown();
+          long end = System.nanoTime() + 300_000_000L;
+          while (System.nanoTime() < end) {
+            Thread.onSpinWait(); // a write that does not stop when interrupted
+          }
+        });
+    started.await();
+    workers.shutdownNow();
+    Thread.currentThread().interrupt();
+    try {
+      ImageBuilder.awaitQuietly(workers);
+
+      assertTrue(workers.isTerminated(), "returned before the write ended");
+      assertTrue(Thread.currentThread().isInterrupted(), "the interrupt is kept");
+    } finally {
+      Thread.interrupted();
+    }
+  }
 }
