@@ -17,7 +17,7 @@ final class ServerOutput extends OutputStream {
   private final OutputStream fallback;
   private final boolean err;
 
-  private ServerOutput(OutputStream fallback, boolean err) {
+  ServerOutput(OutputStream fallback, boolean err) {
     this.fallback = fallback;
     this.err = err;
   }
@@ -42,7 +42,20 @@ final class ServerOutput extends OutputStream {
 
   private OutputStream target() {
     Sink s = SINK.get();
-    return s == null || s.closed ? fallback : err ? s.err : s.out;
+    if (s == null || s.closed || shared(Thread.currentThread())) {
+      return fallback;
+    }
+    return err ? s.err : s.out;
+  }
+
+  /**
+   * True for a thread that works for every mount: those of the one Vert.x instance the server's
+   * registry clients share. Whichever mount first needed one started it, so it carries that mount's
+   * sink; what it logs (registry retries, refused or damaged chunks, for any mount) goes to the
+   * server's own log instead.
+   */
+  private static boolean shared(Thread t) {
+    return t.getName().startsWith("vert.x-");
   }
 
   @Override
