@@ -59,6 +59,9 @@ final class ExtractCommand implements Callable<Integer> {
 
   private Path target;
 
+  /** A new DIR's path, resolved once by {@link #resolveNew}. */
+  private Path newTarget;
+
   @Option(
       names = "--digest",
       paramLabel = "HEX",
@@ -162,16 +165,9 @@ final class ExtractCommand implements Callable<Integer> {
    * True when {@code dir} is an existing empty directory, false when it does not exist; a clear
    * error for anything else, before anything is written.
    */
-  private static boolean checkTarget(Path dir) throws IOException {
+  private boolean checkTarget(Path dir) throws IOException {
     if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
-      // The nearest existing directory above: what is made below it is the user's own.
-      Path above = dir.toAbsolutePath().normalize().getParent();
-      while (above != null && !Files.exists(above)) {
-        above = above.getParent();
-      }
-      if (above != null) {
-        Extractor.requireTrusted(above, dir);
-      }
+      newTarget = resolveNew(dir);
       return false;
     }
     if (!Files.isDirectory(dir)) {
@@ -193,6 +189,37 @@ final class ExtractCommand implements Callable<Integer> {
     return true;
   }
 
+  /**
+   * Where the new directory {@code dir} goes: the real path of the nearest directory above it that
+   * exists (checked with {@link Extractor#requireTrusted}), then the names below it. Resolved once,
+   * here: a symlink on the path as typed, re-pointed while the tree is written, cannot redirect the
+   * walk, the rename or the clean-up.
+   */
+  static Path resolveNew(Path dir) throws IOException {
+    Path above = dir.toAbsolutePath();
+    java.util.ArrayDeque<String> below = new java.util.ArrayDeque<>();
+    while (above.getParent() != null && !Files.exists(above)) {
+      String name = above.getFileName().toString();
+      if (name.equals("..")) {
+        throw new IOException(
+            "cannot extract into "
+                + dir
+                + ": it goes up ('..') from a directory that does not exist yet; give a path"
+                + " without it");
+      }
+      if (!name.equals(".")) {
+        below.push(name);
+      }
+      above = above.getParent();
+    }
+    Path real = above.toRealPath();
+    Extractor.requireTrusted(real, dir);
+    for (String name : below) {
+      real = real.resolve(name);
+    }
+    return real;
+  }
+
   private Extractor.Summary extractInPlace(Extractor extractor) throws IOException {
     Path dir = target.toRealPath();
     try {
@@ -203,7 +230,7 @@ final class ExtractCommand implements Callable<Integer> {
   }
 
   private Extractor.Summary extractAndRename(Extractor extractor) throws IOException {
-    Path dest = target.toAbsolutePath().normalize();
+    Path dest = newTarget;
     Path parent = Files.createDirectories(dest.getParent());
     Path partial = Files.createTempDirectory(parent, "." + dest.getFileName() + ".extracting-");
     try {

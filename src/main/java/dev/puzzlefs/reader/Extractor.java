@@ -168,7 +168,9 @@ public final class Extractor {
             "cannot extract into "
                 + target
                 + ": "
-                + (p.equals(real) && dir.equals(target) ? "it" : "the directory " + p + " above it")
+                + (!p.equals(real) || !dir.equals(target)
+                    ? "the directory " + p + " above it"
+                    : real.equals(dir.toAbsolutePath().normalize()) ? "it" : "it (" + real + ")")
                 + " "
                 + why
                 + ", who could swap a directory of the tree for a symlink while it is written and"
