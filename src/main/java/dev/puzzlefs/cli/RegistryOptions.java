@@ -138,7 +138,8 @@ final class RegistryOptions {
             .maxAttempts(Math.max(1, orDefault(retries, c.retries)))
             .maxRetryTime(Duration.ofSeconds(Math.max(1, orDefault(retryTime, c.retryTimeSeconds))))
             .maxConcurrentRequests(c.maxConnections)
-            .credentials(DockerConfigCredentials.fromEnvironment(auth));
+            .credentials(DockerConfigCredentials.fromEnvironment(auth))
+            .warnings(ServerOutput.toCallerOfThisThread());
     if (!patientWhenRefused) {
       options.refusedPatience(Duration.ZERO);
     }

@@ -26,7 +26,7 @@ import picocli.CommandLine.Option;
           + " runs as without a server, as does everything with PUZZLEFS_NO_SERVER=1 or after the"
           + " jar was rebuilt. For run, the launcher starts the container's command itself (your"
           + " terminal and standard streams) and passes SIGINT and SIGTERM on. Mounts log to their"
-          + " usual log file, but for registry client messages, which go to the server's log;"
+          + " usual log file (registry warnings other than retries go to the server's log);"
           + " 'puzzlefs umount' works as for any mount. Stopping the server"
           + " unmounts what it serves.",
       "Without -f it returns once the server listens; --stop ends it (SIGTERM) and waits."

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.util.function.UnaryOperator;
 
 /**
  * {@code System.out} and {@code System.err} of the server, routed by thread: a request's output
@@ -41,18 +42,43 @@ final class ServerOutput extends OutputStream {
   }
 
   private OutputStream target() {
-    Sink s = SINK.get();
-    if (s == null || s.closed || shared(Thread.currentThread())) {
-      return fallback;
+    Sink s = shared(Thread.currentThread()) ? FOR_CALLER.get() : SINK.get();
+    return s == null || s.closed ? fallback : err ? s.err : s.out;
+  }
+
+  /** The sink a shared thread writes to while it logs for one caller (see below). */
+  private static final ThreadLocal<Sink> FOR_CALLER = new ThreadLocal<>();
+
+  /**
+   * What a registry client made on this thread (a request's or a mount's) wraps its warnings in:
+   * they then go where this thread's output goes, though the client's shared threads log them.
+   * Outside the server, and on a thread with no sink, the warnings are left as they are.
+   */
+  static UnaryOperator<Runnable> toCallerOfThisThread() {
+    Sink caller = SINK.get();
+    if (caller == null) {
+      return UnaryOperator.identity();
     }
-    return err ? s.err : s.out;
+    return warning ->
+        () -> {
+          Sink before = FOR_CALLER.get();
+          FOR_CALLER.set(caller);
+          try {
+            warning.run();
+          } finally {
+            if (before == null) {
+              FOR_CALLER.remove();
+            } else {
+              FOR_CALLER.set(before);
+            }
+          }
+        };
   }
 
   /**
    * True for a thread that works for every mount: those of the one Vert.x instance the server's
    * registry clients share. Whichever mount first needed one started it, so it carries that mount's
-   * sink; what it logs (registry retries, refused or damaged chunks, for any mount) goes to the
-   * server's own log instead.
+   * sink; what it writes goes to the server's own log unless it writes for one caller.
    */
   private static boolean shared(Thread t) {
     return t.getName().startsWith("vert.x-");

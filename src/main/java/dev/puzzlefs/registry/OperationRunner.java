@@ -167,15 +167,23 @@ final class OperationRunner {
         result.fail(translate(operation, cause, attemptsText() + "; " + whyStop(cause, wait)));
         return;
       }
-      LOG.warn(
-          "retrying {} in {} ms after {} ({} {})",
-          operation.description(),
-          wait,
-          reason(cause),
-          attempts + 1,
-          attempts < options.maxAttempts()
-              ? "of " + options.maxAttempts()
-              : "while refused, for up to " + seconds(options.refusedPatience().toMillis()));
+      String why = reason(cause);
+      String attempt =
+          (attempts + 1)
+              + (attempts < options.maxAttempts()
+                  ? " of " + options.maxAttempts()
+                  : " while refused, for up to " + seconds(options.refusedPatience().toMillis()));
+      options
+          .warnings()
+          .apply(
+              () ->
+                  LOG.warn(
+                      "retrying {} in {} ms after {} ({})",
+                      operation.description(),
+                      wait,
+                      why,
+                      attempt))
+          .run();
       retries.increment();
       vertx.setTimer(Math.max(1, wait), id -> attempt(authorization, true));
     }

@@ -21,6 +21,8 @@ public final class RegistryClientOptions {
   private Duration maxRetryTime = Duration.ofMinutes(2);
   private Duration refusedPatience = Duration.ofSeconds(5);
   private CredentialSource credentials = CredentialSource.NONE;
+  private java.util.function.UnaryOperator<Runnable> warnings =
+      java.util.function.UnaryOperator.identity();
 
   /** A copy of {@code other}. */
   public RegistryClientOptions copy() {
@@ -38,6 +40,7 @@ public final class RegistryClientOptions {
     c.maxRetryTime = maxRetryTime;
     c.refusedPatience = refusedPatience;
     c.credentials = credentials;
+    c.warnings = warnings;
     return c;
   }
 
@@ -185,6 +188,21 @@ public final class RegistryClientOptions {
   }
 
   /** Sets the credential source. Default {@link CredentialSource#NONE}: anonymous only. */
+  /**
+   * Wraps each warning the client logs from its own threads (a retry): {@code wrap} gets the
+   * logging call and returns what to run in its place, for a process serving many callers to log it
+   * where the caller who made this client sees it. Default: the call itself.
+   */
+  public RegistryClientOptions warnings(java.util.function.UnaryOperator<Runnable> wrap) {
+    this.warnings = java.util.Objects.requireNonNull(wrap, "wrap");
+    return this;
+  }
+
+  /** See {@link #warnings(java.util.function.UnaryOperator)}. */
+  public java.util.function.UnaryOperator<Runnable> warnings() {
+    return warnings;
+  }
+
   public RegistryClientOptions credentials(CredentialSource value) {
     this.credentials = java.util.Objects.requireNonNull(value, "credentials");
     return this;
